@@ -1,0 +1,42 @@
+#!/bin/sh
+# Starts Switchyard for ../shared/bench/run.py (see its README for the
+# contract): reads LISTEN, UPSTREAMS, SCENARIO, WORKERS, CERT, KEY, writes a
+# config for the scenario and execs the release binary in the foreground.
+#
+#   sudo python3 ../shared/bench/run.py --candidate 'exec bench/candidate.sh' \
+#        --candidate-name switchyard --scenario all
+#
+# Extra scenarios beyond the harness's: SCENARIO=websocket (WebSocket
+# upgrades proxied to UPSTREAMS) and SCENARIO=grpc (upstreams speak gRPC
+# over h2c). SWITCHYARD_BIN overrides the binary.
+set -eu
+here=$(cd "$(dirname "$0")/.." && pwd)
+bin=${SWITCHYARD_BIN:-$here/target/release/switchyard}
+if [ ! -x "$bin" ]; then
+  (cd "$here" && cargo build --release --locked -p switchyard >&2)
+fi
+: "${LISTEN:?LISTEN is required (127.0.0.1:PORT)}"
+: "${UPSTREAMS:?UPSTREAMS is required (host:port,host:port)}"
+scenario=${SCENARIO:-plain}
+workers=${WORKERS:-1}
+dir=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-bench.XXXXXX")
+cfg=$dir/switchyard.toml
+
+servers=$(printf '%s' "$UPSTREAMS" | awk -F, '{for (i = 1; i <= NF; i++) printf "%s\"%s\"", (i > 1 ? ", " : ""), $i}')
+protocol=http1
+[ "$scenario" = grpc ] && protocol=h2c
+
+{
+  printf '[admin]\nenabled = false\n\n'
+  printf '[runtime]\nworkers = %s\nwatch_config = false\nlog_level = "warn"\ndrain_timeout = "1s"\n\n' "$workers"
+  printf '[listeners.bench]\naddress = "%s"\n' "$LISTEN"
+  if [ "$scenario" = tls ]; then
+    : "${CERT:?CERT is required for tls}" "${KEY:?KEY is required for tls}"
+    printf '[listeners.bench.tls]\ncertificates = [{ cert = "%s", key = "%s" }]\n' "$CERT" "$KEY"
+  fi
+  printf '\n[[routes]]\nname = "bench"\nupstream = "origins"\n\n'
+  printf '[upstreams.origins]\nbalancer = "round_robin"\nprotocol = "%s"\nservers = [%s]\n' "$protocol" "$servers"
+  printf '[upstreams.origins.pool]\nmax_idle_per_server = 256\n'
+} > "$cfg"
+
+exec "$bin" run -c "$cfg"

@@ -1,0 +1,123 @@
+//! The `switchyard` binary: command line, logging, quickstart, and handing
+//! the validated configuration to `sy-server`. Thin on purpose.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod quickstart;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Switchyard: load balancer, edge cache, API gateway and service-mesh
+/// sidecar in one binary.
+#[derive(Parser, Debug)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Switchyard: an HTTP reverse proxy and load balancer",
+    long_about = "Switchyard is an HTTP/1.1 and HTTP/2 reverse proxy and load balancer \
+                  configured by one TOML file.\n\nWith no command it runs the built-in \
+                  quickstart: a proxy on 127.0.0.1:8080 over two demo upstreams and the \
+                  admin API on 127.0.0.1:9901.",
+    after_help = "Examples:\n  switchyard                      run the quickstart\n  \
+                  switchyard run -c switchyard.toml\n  switchyard check -c switchyard.toml\n\n\
+                  Docs: docs/configuration.md, docs/admin-api.md, docs/metrics.md"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the proxy (the quickstart demo when no config file is given).
+    Run {
+        /// Configuration file (TOML).
+        #[arg(short = 'c', long = "config", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Validate a configuration file and report every error; exit 1 if any.
+    Check {
+        /// Configuration file (TOML).
+        #[arg(short = 'c', long = "config", value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+fn init_logging(level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let json = std::env::var("SWITCHYARD_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Check { config }) => check(&config),
+        Some(Command::Run { config: Some(path) }) => run_file(path),
+        Some(Command::Run { config: None }) | None => quickstart::run(),
+    }
+}
+
+fn check(path: &PathBuf) -> ExitCode {
+    match sy_config::load(path) {
+        Ok(cfg) => {
+            println!(
+                "{}: ok ({} listeners, {} routes, {} upstreams)",
+                path.display(),
+                cfg.listeners.len(),
+                cfg.routes.len(),
+                cfg.upstreams.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(diags) => {
+            eprintln!("{diags}");
+            eprintln!("{}: {} error(s)", path.display(), diags.errors.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_file(path: PathBuf) -> ExitCode {
+    let cfg = match sy_config::load(&path) {
+        Ok(c) => c,
+        Err(diags) => {
+            eprintln!("{diags}");
+            eprintln!("{}: {} error(s); not starting", path.display(), diags.errors.len());
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(&cfg.runtime.log_level);
+    serve(cfg, Some(path))
+}
+
+/// Runs a validated config until a signal stops it.
+pub(crate) fn serve(cfg: sy_config::model::Config, path: Option<PathBuf>) -> ExitCode {
+    let handle = match sy_server::start(
+        cfg,
+        sy_server::Options {
+            config_path: path,
+            handle_signals: true,
+        },
+    ) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    handle.wait();
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,341 @@
+//! The validated domain model: what the rest of Switchyard consumes.
+//!
+//! Everything here has been checked: durations and sizes parsed, addresses
+//! parsed, regexes compiled once for validation, names cross-referenced. No
+//! value here can make the server panic. Field docs name the TOML key.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+/// A whole validated configuration file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `[admin]`: the admin listener (health, metrics, reload).
+    pub admin: Admin,
+    /// `[runtime]`: process-wide settings.
+    pub runtime: Runtime,
+    /// `[listeners.NAME]`, in name order.
+    pub listeners: Vec<Listener>,
+    /// `[[routes]]`, in file order (file order breaks precedence ties).
+    pub routes: Vec<Route>,
+    /// `[upstreams.NAME]`, in name order.
+    pub upstreams: Vec<Upstream>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admin {
+    /// `address`, default `127.0.0.1:9901`. `None` when `enabled = false`.
+    pub address: Option<SocketAddr>,
+}
+
+/// `[runtime]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Runtime {
+    /// `workers`: worker threads, each with its own event loop and
+    /// SO_REUSEPORT listener sockets. Default 0 = one per CPU.
+    pub workers: usize,
+    /// `drain_timeout`: on shutdown, how long in-flight requests may take
+    /// before the process exits anyway. Default 30s.
+    pub drain_timeout: Duration,
+    /// `watch_config`: reload when the config file changes. Default true.
+    pub watch_config: bool,
+    /// `log_level`: default tracing filter when RUST_LOG is unset. Default "info".
+    pub log_level: String,
+}
+
+/// `[listeners.NAME]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listener {
+    /// The table name.
+    pub name: String,
+    /// `address`, e.g. "127.0.0.1:8080".
+    pub address: SocketAddr,
+    /// `[listeners.NAME.tls]`; None = plaintext (HTTP/1.1 and h2c by prior knowledge).
+    pub tls: Option<ListenerTls>,
+    /// `request_header_timeout`: time to receive a complete request head
+    /// (slowloris defence). Default 10s.
+    pub request_header_timeout: Duration,
+    /// `idle_timeout`: keep-alive connection idle time. Default 60s.
+    pub idle_timeout: Duration,
+    /// `max_request_header_bytes`: total size of the request head; larger
+    /// gets 431. Default 64KiB.
+    pub max_request_header_bytes: u64,
+    /// `max_request_headers`: number of request header fields; more gets
+    /// 431. Default 100.
+    pub max_request_headers: usize,
+    /// `max_connections`: concurrent connections; 0 = unlimited. Default 0.
+    pub max_connections: usize,
+    /// `http2`: accept HTTP/2 (h2c prior knowledge on plaintext, ALPN "h2"
+    /// on TLS). Default true.
+    pub http2: bool,
+    /// `[listeners.NAME.forwarded]`.
+    pub forwarded: Forwarded,
+}
+
+/// `[listeners.NAME.tls]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerTls {
+    /// `certificates`: at least one; chosen by SNI against `server_names`.
+    pub certificates: Vec<Certificate>,
+    /// `default_certificate`: index into `certificates` used when SNI is
+    /// absent or matches nothing. From the key `default_certificate` (a
+    /// certificate's `name`); default: the first certificate.
+    pub default_certificate: usize,
+    /// `min_version`: "1.2" (default) or "1.3".
+    pub min_version: TlsVersion,
+}
+
+/// One entry of `certificates`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Certificate {
+    /// `name`: optional label; default "cert-N" (N = index).
+    pub name: String,
+    /// `cert`: PEM chain path (relative paths resolve against the config
+    /// file's directory). Re-read on every reload.
+    pub cert: PathBuf,
+    /// `key`: PEM private key path.
+    pub key: PathBuf,
+    /// `server_names`: exact names or `*.example.com` wildcards this
+    /// certificate serves. May be empty for a default-only certificate.
+    pub server_names: Vec<String>,
+}
+
+/// A TLS protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.2 (and 1.3).
+    V1_2,
+    /// TLS 1.3 only.
+    V1_3,
+}
+
+/// `[listeners.NAME.forwarded]`: how X-Forwarded-* and `Forwarded` are set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forwarded {
+    /// `trusted_proxies`: CIDRs whose incoming X-Forwarded-For / Forwarded
+    /// are kept and appended to. From anyone else they are replaced.
+    /// Default empty (trust nobody).
+    pub trusted_proxies: Vec<IpNet>,
+    /// `x_forwarded`: set X-Forwarded-For/-Proto/-Host. Default true.
+    pub x_forwarded: bool,
+    /// `forwarded`: set the RFC 7239 `Forwarded` header. Default false.
+    pub rfc7239: bool,
+    /// `via`: add a `Via` header (request and response). Default true.
+    pub via: bool,
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// `name`: required, unique.
+    pub name: String,
+    /// `listeners`: listener names this route serves; empty = all.
+    pub listeners: Vec<String>,
+    /// `[routes.match]`.
+    pub matcher: Match,
+    /// The action: exactly one of `upstream`, `respond`, `redirect`.
+    pub action: Action,
+    /// `timeout`: total deadline for the whole exchange up to the end of
+    /// the response headers. Default none (the upstream's timeouts apply).
+    pub timeout: Option<Duration>,
+    /// `max_request_body`: larger bodies get 413. Default none (unlimited).
+    pub max_request_body: Option<u64>,
+    /// `host_rewrite`: None keeps the client's Host; Some(h) sends h.
+    pub host_rewrite: Option<String>,
+}
+
+/// `[routes.match]`. All given conditions must hold.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Match {
+    /// `hosts`: exact names or `*.suffix` wildcards (case-insensitive, port
+    /// ignored). Empty = any host.
+    pub hosts: Vec<String>,
+    /// `path` (prefix), `path_exact` or `path_regex`; at most one. None = any path.
+    pub path: Option<PathMatch>,
+    /// `methods`: upper-case method names. Empty = any.
+    pub methods: Vec<String>,
+    /// `headers`: header name (lower-cased) -> condition.
+    pub headers: Vec<(String, ValueMatch)>,
+    /// `query`: query parameter name -> condition.
+    pub query: Vec<(String, ValueMatch)>,
+}
+
+/// A path condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PathMatch {
+    /// `path_exact = "/x"`.
+    Exact(String),
+    /// `path = "/api"`: matches "/api", "/api/..." and "/api?...", not "/apix".
+    /// A prefix ending in "/" matches anything under it.
+    Prefix(String),
+    /// `path_regex = "^/v[0-9]+/"` (Rust regex syntax, unanchored unless the
+    /// pattern anchors itself).
+    Regex(String),
+}
+
+/// A header or query-parameter condition. In TOML, a string is `Exact`,
+/// `{ present = true }` is `Present`, `{ regex = "..." }` is `Regex`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValueMatch {
+    /// The value equals this string.
+    Exact(String),
+    /// The value matches this regex.
+    Regex(String),
+    /// The header/parameter is present, whatever its value.
+    Present,
+}
+
+/// What a route does with a matching request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// `upstream = "NAME"`: proxy to that upstream.
+    Upstream(String),
+    /// `respond = { status = 200, body = "...", content_type = "text/plain" }`.
+    Respond {
+        /// HTTP status.
+        status: u16,
+        /// Body text.
+        body: String,
+        /// Content-Type; default "text/plain; charset=utf-8".
+        content_type: String,
+    },
+    /// `redirect = { location = "https://...", status = 302, keep_path = false }`.
+    Redirect {
+        /// 301, 302 (default), 303, 307 or 308.
+        status: u16,
+        /// Target URL. With `keep_path`, the request path and query are appended.
+        location: String,
+        /// Append the request's path and query to `location`.
+        keep_path: bool,
+    },
+}
+
+/// `[upstreams.NAME]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    /// The table name.
+    pub name: String,
+    /// `servers`: at least one. Each is `"host:port"` or
+    /// `{ address = "host:port", weight = 1 }`.
+    pub servers: Vec<Server>,
+    /// `balancer`, default round_robin.
+    pub balancer: BalancerKind,
+    /// `[upstreams.NAME.hash]`: required when `balancer = "consistent_hash"`.
+    pub hash: Option<HashPolicy>,
+    /// `protocol`: how to speak to the servers. Default http1.
+    pub protocol: UpstreamProtocol,
+    /// `connect_timeout`, default 5s.
+    pub connect_timeout: Duration,
+    /// `response_timeout`: from request sent to response headers. Default 60s.
+    pub response_timeout: Duration,
+    /// `[upstreams.NAME.pool]`.
+    pub pool: Pool,
+    /// `[upstreams.NAME.tls]`; None = plaintext.
+    pub tls: Option<UpstreamTls>,
+}
+
+/// One server of an upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    /// `address`: "ip:port" or "hostname:port" (resolved at connect time).
+    pub address: String,
+    /// `weight`: 1..=10000, default 1.
+    pub weight: u32,
+}
+
+/// `balancer = "..."`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BalancerKind {
+    /// "round_robin": each healthy server in turn, weights ignored.
+    RoundRobin,
+    /// "weighted_round_robin": nginx's smooth weighted round robin.
+    WeightedRoundRobin,
+    /// "least_connections": fewest in-flight requests divided by weight.
+    LeastConnections,
+    /// "random": uniformly random, weighted.
+    Random,
+    /// "p2c_ewma": power of two choices over peak-EWMA latency x load.
+    P2cEwma,
+    /// "consistent_hash": see `[upstreams.NAME.hash]`.
+    ConsistentHash,
+}
+
+/// `[upstreams.NAME.hash]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HashPolicy {
+    /// `key`: "client_ip", "path", "header:NAME" or "cookie:NAME".
+    pub key: HashKey,
+    /// `algorithm`: "maglev" (default) or "ring".
+    pub algorithm: HashAlgorithm,
+}
+
+/// What a consistent hash is computed over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    /// The client's IP (the trusted X-Forwarded-For client when the peer is
+    /// a trusted proxy).
+    ClientIp,
+    /// The request path (without query).
+    Path,
+    /// A request header's value (name lower-cased).
+    Header(String),
+    /// A cookie's value.
+    Cookie(String),
+}
+
+/// Consistent-hash table construction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashAlgorithm {
+    /// Google's Maglev lookup table (65537 entries).
+    Maglev,
+    /// A ketama-style ring with 160 points per unit of weight.
+    Ring,
+}
+
+/// `protocol = "..."`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// "http1": HTTP/1.1 with keep-alive pools.
+    Http1,
+    /// "h2c": HTTP/2 over cleartext, prior knowledge, multiplexed.
+    H2c,
+    /// "h2": HTTP/2 over TLS (requires `[tls]`), ALPN h2.
+    H2,
+    /// "auto": with TLS, ALPN offers h2 and http/1.1 and uses what the
+    /// server picks; without TLS, HTTP/1.1.
+    Auto,
+}
+
+/// `[upstreams.NAME.pool]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pool {
+    /// `max_idle_per_server`: idle keep-alive connections kept per server
+    /// (per worker). Default 64.
+    pub max_idle_per_server: usize,
+    /// `idle_timeout`: an idle pooled connection is closed after this.
+    /// Default 90s.
+    pub idle_timeout: Duration,
+}
+
+/// `[upstreams.NAME.tls]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamTls {
+    /// `server_name`: SNI and the name verified; default: the host part of
+    /// each server's address.
+    pub server_name: Option<String>,
+    /// `ca`: PEM file of trusted roots; default: the system roots.
+    pub ca: Option<PathBuf>,
+    /// `verify`: verify the server certificate. Default true.
+    pub verify: bool,
+}
+
+impl Config {
+    /// The upstream named `name`.
+    pub fn upstream(&self, name: &str) -> Option<&Upstream> {
+        self.upstreams.iter().find(|u| u.name == name)
+    }
+}

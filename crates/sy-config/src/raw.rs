@@ -1,0 +1,296 @@
+//! The file as written: a serde model that mirrors the TOML keys one to one.
+//!
+//! Nothing here is checked beyond TOML types; every key is optional so that a
+//! missing one is reported by validation with a position instead of by serde.
+//! `Spanned` keeps byte ranges for the diagnostics. `schema.rs` lists the same
+//! keys and must stay in step with this file.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use toml::Spanned;
+
+/// A string value with its position.
+pub(crate) type Text = Spanned<String>;
+/// An integer value with its position.
+pub(crate) type Int = Spanned<i64>;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub admin: Option<Spanned<RawAdmin>>,
+    pub runtime: Option<RawRuntime>,
+    #[serde(default)]
+    pub listeners: BTreeMap<Text, Spanned<RawListener>>,
+    #[serde(default)]
+    pub routes: Vec<Spanned<RawRoute>>,
+    #[serde(default)]
+    pub upstreams: BTreeMap<Text, Spanned<RawUpstream>>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    pub address: Option<Text>,
+    pub enabled: Option<bool>,
+}
+
+/// `[runtime]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRuntime {
+    pub workers: Option<Int>,
+    pub drain_timeout: Option<Text>,
+    pub watch_config: Option<bool>,
+    pub log_level: Option<Text>,
+}
+
+/// `[listeners.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawListener {
+    pub address: Option<Text>,
+    pub request_header_timeout: Option<Text>,
+    pub idle_timeout: Option<Text>,
+    pub max_request_header_bytes: Option<Spanned<RawSize>>,
+    pub max_request_headers: Option<Int>,
+    pub max_connections: Option<Int>,
+    pub http2: Option<bool>,
+    pub forwarded: Option<RawForwarded>,
+    pub tls: Option<Spanned<RawListenerTls>>,
+}
+
+/// `[listeners.NAME.forwarded]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawForwarded {
+    pub trusted_proxies: Option<Vec<Text>>,
+    pub x_forwarded: Option<bool>,
+    pub forwarded: Option<bool>,
+    pub via: Option<bool>,
+}
+
+/// `[listeners.NAME.tls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawListenerTls {
+    pub min_version: Option<Text>,
+    pub default_certificate: Option<Text>,
+    pub certificates: Option<Spanned<Vec<Spanned<RawCertificate>>>>,
+}
+
+/// One entry of `certificates`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCertificate {
+    pub name: Option<Text>,
+    pub cert: Option<Text>,
+    pub key: Option<Text>,
+    pub server_names: Option<Vec<Text>>,
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub name: Option<Text>,
+    pub listeners: Option<Vec<Text>>,
+    #[serde(rename = "match")]
+    pub matcher: Option<RawMatch>,
+    pub upstream: Option<Text>,
+    pub respond: Option<Spanned<RawRespond>>,
+    pub redirect: Option<Spanned<RawRedirect>>,
+    pub timeout: Option<Text>,
+    pub max_request_body: Option<Spanned<RawSize>>,
+    pub host_rewrite: Option<Text>,
+}
+
+/// `[routes.match]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMatch {
+    pub hosts: Option<Vec<Text>>,
+    pub path: Option<Text>,
+    pub path_exact: Option<Text>,
+    pub path_regex: Option<Text>,
+    pub methods: Option<Vec<Text>>,
+    pub headers: Option<BTreeMap<Text, Spanned<RawCondition>>>,
+    pub query: Option<BTreeMap<Text, Spanned<RawCondition>>>,
+}
+
+/// `respond = { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRespond {
+    pub status: Option<Int>,
+    pub body: Option<String>,
+    pub content_type: Option<Text>,
+}
+
+/// `redirect = { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRedirect {
+    pub location: Option<Text>,
+    pub status: Option<Int>,
+    pub keep_path: Option<bool>,
+}
+
+/// `[upstreams.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstream {
+    pub servers: Option<Spanned<Vec<Spanned<RawServer>>>>,
+    pub balancer: Option<Text>,
+    pub hash: Option<Spanned<RawHash>>,
+    pub protocol: Option<Text>,
+    pub connect_timeout: Option<Text>,
+    pub response_timeout: Option<Text>,
+    pub pool: Option<RawPool>,
+    pub tls: Option<Spanned<RawUpstreamTls>>,
+}
+
+/// `[upstreams.NAME.hash]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHash {
+    pub key: Option<Text>,
+    pub algorithm: Option<Text>,
+}
+
+/// `[upstreams.NAME.pool]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPool {
+    pub max_idle_per_server: Option<Int>,
+    pub idle_timeout: Option<Text>,
+}
+
+/// `[upstreams.NAME.tls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstreamTls {
+    pub server_name: Option<Text>,
+    pub ca: Option<Text>,
+    pub verify: Option<bool>,
+}
+
+/// A size: `"64KiB"` or a plain integer number of bytes.
+#[derive(Debug)]
+pub(crate) enum RawSize {
+    Text(String),
+    Bytes(i64),
+}
+
+impl<'de> Deserialize<'de> for RawSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SizeVisitor;
+        impl Visitor<'_> for SizeVisitor {
+            type Value = RawSize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size string or an integer")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawSize, E> {
+                Ok(RawSize::Text(v.to_owned()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawSize, E> {
+                Ok(RawSize::Bytes(v))
+            }
+        }
+        deserializer.deserialize_any(SizeVisitor)
+    }
+}
+
+/// One entry of `servers`: `"host:port"` or `{ address, weight }`.
+#[derive(Debug)]
+pub(crate) enum RawServer {
+    Address(String),
+    Table(RawServerTable),
+}
+
+/// The table form of a server entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServerTable {
+    pub address: Option<Text>,
+    pub weight: Option<Int>,
+}
+
+/// A header or query condition: `"exact"` or `{ present = true }` /
+/// `{ regex = "..." }`.
+#[derive(Debug)]
+pub(crate) enum RawCondition {
+    Exact(String),
+    Table(RawConditionTable),
+}
+
+/// The table form of a condition.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConditionTable {
+    pub present: Option<Spanned<bool>>,
+    pub regex: Option<Text>,
+}
+
+/// Deserializes "a string, or a table of type T" without serde's untagged
+/// enums, which buffer the input and so lose the `Spanned` positions inside.
+fn string_or_table<'de, D, T, R>(
+    deserializer: D,
+    from_str: fn(String) -> R,
+    from_table: fn(T) -> R,
+    expecting: &'static str,
+) -> Result<R, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Either<T, R> {
+        from_str: fn(String) -> R,
+        from_table: fn(T) -> R,
+        expecting: &'static str,
+    }
+    impl<'de, T: Deserialize<'de>, R> Visitor<'de> for Either<T, R> {
+        type Value = R;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<R, E> {
+            Ok((self.from_str)(v.to_owned()))
+        }
+        fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<R, M::Error> {
+            T::deserialize(MapAccessDeserializer::new(map)).map(self.from_table)
+        }
+    }
+    deserializer.deserialize_any(Either {
+        from_str,
+        from_table,
+        expecting,
+    })
+}
+
+impl<'de> Deserialize<'de> for RawServer {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        string_or_table(
+            deserializer,
+            RawServer::Address,
+            RawServer::Table,
+            "a server address or { address, weight } table",
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for RawCondition {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        string_or_table(
+            deserializer,
+            RawCondition::Exact,
+            RawCondition::Table,
+            "a string or { present = true } / { regex = \"...\" } table",
+        )
+    }
+}

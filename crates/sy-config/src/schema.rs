@@ -1,0 +1,353 @@
+//! The shape of the file, checked on the spanned document before serde sees it.
+//!
+//! serde stops at the first unknown key or wrong type; a user fixing a file
+//! wants all of them at once. So the parsed document is first walked against
+//! this table of known keys and value kinds: every unknown key and type
+//! mismatch is reported with its position, and the offending entry is removed
+//! so that the typed [`crate::raw`] model can still be deserialized from the
+//! rest and checked semantically. The table must mirror `raw.rs`; the golden
+//! and property tests fail loudly (an "internal" diagnostic) if they drift.
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::diagnostic::{Report, did_you_mean, index, join, list};
+
+/// What a key accepts.
+pub(crate) enum Kind {
+    /// A string.
+    Str,
+    /// A string holding a duration ("5s").
+    Duration,
+    /// A size: a string ("64KiB") or a non-negative integer (bytes).
+    Size,
+    /// An integer that fits in an i64.
+    Int,
+    /// `true` or `false`.
+    Bool,
+    /// An array whose elements all have the given kind.
+    Array(&'static Kind),
+    /// A table with a fixed set of keys.
+    Table(&'static [Field]),
+    /// A table with user-chosen keys (names), each value of the given kind.
+    Map(&'static Kind),
+    /// A string, or a table with the given keys; the texts describe one
+    /// such value and several of them.
+    StrOrTable(&'static [Field], &'static str, &'static str),
+}
+
+/// One known key of a table.
+pub(crate) struct Field {
+    name: &'static str,
+    kind: Kind,
+}
+
+const fn f(name: &'static str, kind: Kind) -> Field {
+    Field { name, kind }
+}
+
+use Kind::{Array, Bool, Duration, Int, Map, Size, Str, StrOrTable, Table};
+
+/// The whole file.
+pub(crate) static ROOT: &[Field] = &[
+    f("admin", Table(ADMIN)),
+    f("runtime", Table(RUNTIME)),
+    f("listeners", Map(&Table(LISTENER))),
+    f("routes", Array(&Table(ROUTE))),
+    f("upstreams", Map(&Table(UPSTREAM))),
+];
+
+static ADMIN: &[Field] = &[f("address", Str), f("enabled", Bool)];
+
+static RUNTIME: &[Field] = &[
+    f("workers", Int),
+    f("drain_timeout", Duration),
+    f("watch_config", Bool),
+    f("log_level", Str),
+];
+
+static LISTENER: &[Field] = &[
+    f("address", Str),
+    f("request_header_timeout", Duration),
+    f("idle_timeout", Duration),
+    f("max_request_header_bytes", Size),
+    f("max_request_headers", Int),
+    f("max_connections", Int),
+    f("http2", Bool),
+    f("forwarded", Table(FORWARDED)),
+    f("tls", Table(LISTENER_TLS)),
+];
+
+static FORWARDED: &[Field] = &[
+    f("trusted_proxies", Array(&Str)),
+    f("x_forwarded", Bool),
+    f("forwarded", Bool),
+    f("via", Bool),
+];
+
+static LISTENER_TLS: &[Field] = &[
+    f("min_version", Str),
+    f("default_certificate", Str),
+    f("certificates", Array(&Table(CERTIFICATE))),
+];
+
+static CERTIFICATE: &[Field] = &[
+    f("name", Str),
+    f("cert", Str),
+    f("key", Str),
+    f("server_names", Array(&Str)),
+];
+
+static ROUTE: &[Field] = &[
+    f("name", Str),
+    f("listeners", Array(&Str)),
+    f("match", Table(MATCH)),
+    f("upstream", Str),
+    f("respond", Table(RESPOND)),
+    f("redirect", Table(REDIRECT)),
+    f("timeout", Duration),
+    f("max_request_body", Size),
+    f("host_rewrite", Str),
+];
+
+static CONDITION: Kind = StrOrTable(
+    &[f("present", Bool), f("regex", Str)],
+    "a string (exact value) or a table { present = true } / { regex = \"...\" }",
+    "strings or { present = true } / { regex = \"...\" } tables",
+);
+
+static MATCH: &[Field] = &[
+    f("hosts", Array(&Str)),
+    f("path", Str),
+    f("path_exact", Str),
+    f("path_regex", Str),
+    f("methods", Array(&Str)),
+    f("headers", Map(&CONDITION)),
+    f("query", Map(&CONDITION)),
+];
+
+static RESPOND: &[Field] = &[f("status", Int), f("body", Str), f("content_type", Str)];
+
+static REDIRECT: &[Field] = &[f("location", Str), f("status", Int), f("keep_path", Bool)];
+
+static UPSTREAM: &[Field] = &[
+    f("servers", Array(&SERVER)),
+    f("balancer", Str),
+    f("hash", Table(HASH)),
+    f("protocol", Str),
+    f("connect_timeout", Duration),
+    f("response_timeout", Duration),
+    f("pool", Table(POOL)),
+    f("tls", Table(UPSTREAM_TLS)),
+];
+
+static SERVER: Kind = StrOrTable(
+    &[f("address", Str), f("weight", Int)],
+    "an address string or a table { address = \"...\", weight = N }",
+    "address strings or { address = \"...\", weight = N } tables",
+);
+
+static HASH: &[Field] = &[f("key", Str), f("algorithm", Str)];
+
+static POOL: &[Field] = &[f("max_idle_per_server", Int), f("idle_timeout", Duration)];
+
+static UPSTREAM_TLS: &[Field] = &[f("server_name", Str), f("ca", Str), f("verify", Bool)];
+
+impl Kind {
+    fn describe(&self) -> String {
+        match self {
+            Str => "a string".into(),
+            Duration => "a duration string such as \"5s\"".into(),
+            Size => "a size such as \"64KiB\" or a number of bytes".into(),
+            Int => "an integer".into(),
+            Bool => "a boolean (true or false)".into(),
+            Array(inner) => format!("an array of {}", plural(inner)),
+            Table(_) | Map(_) => "a table".into(),
+            StrOrTable(_, one, _) => (*one).into(),
+        }
+    }
+}
+
+fn plural(kind: &Kind) -> String {
+    match kind {
+        Str => "strings".into(),
+        Table(_) => "tables".into(),
+        StrOrTable(_, _, many) => (*many).into(),
+        other => other.describe(),
+    }
+}
+
+fn article(value: &DeValue<'_>) -> &'static str {
+    match value {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// Walks the whole document, reporting and removing malformed entries.
+pub(crate) fn check_document(root: &mut DeTable<'_>, report: &mut Report<'_>) {
+    check_table(root, ROOT, "", report);
+}
+
+/// Checks a table against its known keys; malformed entries are removed.
+fn check_table(table: &mut DeTable<'_>, fields: &[Field], path: &str, report: &mut Report<'_>) {
+    let mut remove = Vec::new();
+    for (key, value) in table.iter_mut() {
+        let name: &str = key.get_ref();
+        let child = join(path, name);
+        let keep = match fields.iter().find(|field| field.name == name) {
+            Some(field) => check_value(value, &field.kind, &child, report),
+            None => {
+                let names: Vec<&str> = fields.iter().map(|field| field.name).collect();
+                let hint = match did_you_mean(name, names.iter().copied()) {
+                    Some(best) => {
+                        // A typo of a required key: the missing-key check
+                        // for `best` would only repeat this error.
+                        report.prune(join(path, best));
+                        format!("did you mean `{best}`?")
+                    }
+                    None => format!("this table accepts {}", list(&names, "and")),
+                };
+                report
+                    .error(key.span(), &child, format!("unknown key `{name}`"))
+                    .hint(hint);
+                false
+            }
+        };
+        if !keep {
+            remove.push(key.get_ref().to_string());
+            report.prune(child);
+        }
+    }
+    for key in remove {
+        table.remove(key.as_str());
+    }
+}
+
+/// Checks one value; returns false when it must be removed.
+fn check_value(
+    value: &mut Spanned<DeValue<'_>>,
+    kind: &Kind,
+    path: &str,
+    report: &mut Report<'_>,
+) -> bool {
+    let span = value.span();
+    match (kind, value.get_mut()) {
+        (Str | Duration, DeValue::String(_)) | (Bool, DeValue::Boolean(_)) => true,
+        (Int | Size, DeValue::Integer(int)) => {
+            let digits = int.as_str().replace('_', "");
+            if i64::from_str_radix(&digits, int.radix()).is_ok() {
+                true
+            } else {
+                report.error_value(span, path, "integer is out of range");
+                false
+            }
+        }
+        (Size, DeValue::String(_)) => true,
+        (Table(fields) | StrOrTable(fields, ..), DeValue::Table(table)) => {
+            check_table(table, fields, path, report);
+            true
+        }
+        (StrOrTable(..), DeValue::String(_)) => true,
+        (Map(inner), DeValue::Table(table)) => {
+            let mut remove = Vec::new();
+            for (key, entry) in table.iter_mut() {
+                let child = join(path, key.get_ref());
+                if !check_value(entry, inner, &child, report) {
+                    remove.push(key.get_ref().to_string());
+                    report.prune(child);
+                }
+            }
+            for key in remove {
+                table.remove(key.as_str());
+            }
+            true
+        }
+        (Array(inner), DeValue::Array(items)) => {
+            let mut all_ok = true;
+            for (i, item) in items.iter_mut().enumerate() {
+                // Elements cannot be removed without renumbering the ones
+                // after them, so one bad element drops the whole array.
+                all_ok &= check_value(item, inner, &index(path, i), report);
+            }
+            all_ok
+        }
+        (kind, found) => {
+            let message = format!("expected {}, found {}", kind.describe(), article(found));
+            let diagnostic = report.error_value(span.clone(), path, message);
+            if let Some(hint) = type_hint(kind, found, path) {
+                diagnostic.hint(hint);
+            }
+            false
+        }
+    }
+}
+
+fn type_hint(kind: &Kind, found: &DeValue<'_>, path: &str) -> Option<String> {
+    match (kind, found) {
+        (Array(Table(_)), DeValue::Table(_)) => Some(format!(
+            "write each entry as [[{path}]], with double brackets"
+        )),
+        (Duration, DeValue::Integer(int)) => {
+            Some(format!("durations need a unit, e.g. \"{}s\"", int.as_str()))
+        }
+        (Str, DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_)) => {
+            Some("put the value in double quotes".into())
+        }
+        (Array(_), DeValue::String(_)) => Some("wrap the value in [ ]".into()),
+        (Int, DeValue::String(_)) => Some("remove the quotes".into()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(source: &str) -> (String, Vec<String>) {
+        let mut report = Report::new("t.toml", source);
+        let Ok(doc) = DeTable::parse(source) else {
+            return (String::new(), vec!["syntax".into()]);
+        };
+        let mut table = doc.into_inner();
+        check_document(&mut table, &mut report);
+        let remaining: Vec<String> = table.keys().map(|k| k.get_ref().to_string()).collect();
+        let errors = report
+            .finish()
+            .errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        (remaining.join(","), errors)
+    }
+
+    #[test]
+    fn unknown_keys_are_all_reported_and_removed() {
+        let (remaining, errors) = check("[admin]\nadress = \"x\"\n[runtim]\nworkers = 1\n");
+        assert_eq!(remaining, "admin");
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("2:1: error: admin.adress: unknown key `adress`"));
+        assert!(errors[0].contains("did you mean `address`?"));
+        assert!(errors[1].contains("did you mean `runtime`?"));
+    }
+
+    #[test]
+    fn wrong_types_name_both_types() {
+        let (_, errors) = check("[runtime]\nworkers = \"2\"\ndrain_timeout = 30\n");
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("expected an integer, found a string (got \"2\")"));
+        assert!(errors[1].contains("durations need a unit, e.g. \"30s\""));
+    }
+
+    #[test]
+    fn huge_integers_are_rejected() {
+        let (_, errors) = check("[runtime]\nworkers = 99999999999999999999\n");
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].contains("integer is out of range"));
+    }
+}

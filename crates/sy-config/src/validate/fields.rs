@@ -1,0 +1,393 @@
+//! Checks for single values shared by every section: durations, sizes,
+//! integer ranges, names, host patterns, HTTP tokens and file paths.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::Cx;
+use crate::diagnostic::{did_you_mean, list};
+use crate::raw::{Int, RawSize, Text};
+use crate::units;
+
+/// The longest duration accepted anywhere; longer ones are surely typos and
+/// would risk overflowing timer arithmetic in the server.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Whether a zero duration makes sense for a key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Zero {
+    /// `0s` is a valid setting (e.g. drain immediately).
+    Allowed,
+    /// A zero timeout would fail every request.
+    Rejected,
+}
+
+impl Cx<'_> {
+    /// A required value is missing: reported at the enclosing table unless
+    /// the key was present but malformed (already reported).
+    pub(super) fn missing(&mut self, table_span: std::ops::Range<usize>, table: &str, key: &str) {
+        let path = crate::diagnostic::join(table, key);
+        if !self.report.was_pruned(&path) {
+            self.report
+                .error(table_span, table, format!("missing required key `{key}`"));
+        }
+    }
+
+    /// A duration key, or its default when absent.
+    pub(super) fn duration(
+        &mut self,
+        value: Option<&Text>,
+        path: &str,
+        default: Duration,
+        zero: Zero,
+    ) -> Duration {
+        let Some(value) = value else { return default };
+        match units::parse_duration(value.get_ref()) {
+            Ok(d) if d.is_zero() && zero == Zero::Rejected => {
+                self.report
+                    .error_value(value.span(), path, "must be greater than zero")
+                    .hint("remove the key to use the default");
+                default
+            }
+            Ok(d) if d > MAX_DURATION => {
+                self.report
+                    .error_value(value.span(), path, "must be at most 365 days");
+                default
+            }
+            Ok(d) => d,
+            Err(e) => {
+                self.report
+                    .error_value(value.span(), path, e.message())
+                    .hint(e.hint());
+                default
+            }
+        }
+    }
+
+    /// An optional duration key (no default).
+    pub(super) fn opt_duration(&mut self, value: Option<&Text>, path: &str) -> Option<Duration> {
+        value.map(|v| self.duration(Some(v), path, Duration::ZERO, Zero::Rejected))
+    }
+
+    /// A size key, or its default when absent; at least `min` bytes.
+    pub(super) fn size(
+        &mut self,
+        value: Option<&Spanned<RawSize>>,
+        path: &str,
+        default: u64,
+        min: u64,
+    ) -> u64 {
+        let Some(value) = value else { return default };
+        let parsed = match value.get_ref() {
+            RawSize::Text(text) => {
+                units::parse_size(text).map_err(|e| (e.message().to_owned(), e.hint()))
+            }
+            RawSize::Bytes(n) => u64::try_from(*n).map_err(|_| {
+                (
+                    "sizes cannot be negative".to_owned(),
+                    "write a number of bytes or a size such as \"64KiB\"",
+                )
+            }),
+        };
+        match parsed {
+            Ok(n) if n < min => {
+                self.report.error_value(
+                    value.span(),
+                    path,
+                    format!("must be at least {min} bytes"),
+                );
+                default
+            }
+            Ok(n) => n,
+            Err((message, hint)) => {
+                self.report
+                    .error_value(value.span(), path, message)
+                    .hint(hint);
+                default
+            }
+        }
+    }
+
+    /// An integer key within `min..=max`, or its default when absent.
+    pub(super) fn int(
+        &mut self,
+        value: Option<&Int>,
+        path: &str,
+        default: i64,
+        (min, max): (i64, i64),
+        hint: Option<&str>,
+    ) -> i64 {
+        let Some(value) = value else { return default };
+        let n = *value.get_ref();
+        if (min..=max).contains(&n) {
+            return n;
+        }
+        let field = path.rsplit('.').next().unwrap_or(path);
+        let message = if max == i64::MAX && min == 0 {
+            format!("{field} cannot be negative")
+        } else if max == i64::MAX {
+            format!("{field} must be at least {min}")
+        } else {
+            format!("{field} must be between {min} and {max}")
+        };
+        let diagnostic = self.report.error_value(value.span(), path, message);
+        if let Some(hint) = hint {
+            diagnostic.hint(hint);
+        }
+        default
+    }
+
+    /// Like [`Cx::int`], converted to usize (all our ranges fit).
+    pub(super) fn count(
+        &mut self,
+        value: Option<&Int>,
+        path: &str,
+        default: usize,
+        min: i64,
+    ) -> usize {
+        let default_i = i64::try_from(default).unwrap_or(i64::MAX);
+        let n = self.int(value, path, default_i, (min, i64::MAX), None);
+        usize::try_from(n).unwrap_or(default)
+    }
+
+    /// A name (route, certificate): non-empty, no whitespace or control chars.
+    pub(super) fn name(&mut self, value: &Text, path: &str, what: &str) -> String {
+        let name = value.get_ref();
+        if name.is_empty() {
+            self.report
+                .error_value(value.span(), path, format!("{what} name cannot be empty"));
+        } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            self.report
+                .error_value(
+                    value.span(),
+                    path,
+                    format!("{what} name cannot contain spaces or control characters"),
+                )
+                .hint("use letters, digits, `-`, `_` or `.`");
+        }
+        name.clone()
+    }
+
+    /// One of a fixed set of keywords; reports with a did-you-mean.
+    pub(super) fn keyword<T: Copy>(
+        &mut self,
+        value: Option<&Text>,
+        path: &str,
+        what: &str,
+        choices: &[(&str, T)],
+        default: T,
+    ) -> (T, bool) {
+        let Some(value) = value else {
+            return (default, true);
+        };
+        if let Some((_, v)) = choices.iter().find(|(name, _)| name == value.get_ref()) {
+            return (*v, true);
+        }
+        let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+        let hint = match did_you_mean(value.get_ref(), names.iter().copied()) {
+            Some(best) => format!("did you mean `{best}`?"),
+            None => format!("expected {}", list(&names, "or")),
+        };
+        self.report
+            .error_value(value.span(), path, format!("unknown {what}"))
+            .hint(hint);
+        (default, false)
+    }
+
+    /// A file that must exist; relative paths resolve against the config
+    /// file's directory. Only existence is checked: reading is the server's job.
+    pub(super) fn file(&mut self, value: &Text, path: &str, what: &str) -> PathBuf {
+        let resolved = resolve(self.base_dir, value.get_ref());
+        let problem = if value.get_ref().is_empty() {
+            Some(format!("{what} path cannot be empty"))
+        } else {
+            match std::fs::metadata(&resolved) {
+                Ok(meta) if meta.is_file() => None,
+                Ok(_) => Some(format!("{what} path is not a regular file")),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Some(format!("{what} file does not exist"))
+                }
+                Err(e) => Some(format!("cannot access the {what} file: {e}")),
+            }
+        };
+        if let Some(message) = problem {
+            self.report.error_value(value.span(), path, message).hint(
+                "relative paths are resolved against the directory of the configuration file",
+            );
+        }
+        resolved
+    }
+}
+
+/// `base_dir.join(path)`, leaving absolute paths alone.
+pub(super) fn resolve(base_dir: &Path, path: &str) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base_dir.join(path)
+    }
+}
+
+/// A host name (`api.example.com`, `localhost`, an IPv4 literal), lower-cased.
+pub(super) fn host_name(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("host name cannot be empty".into());
+    }
+    if text.contains(':') {
+        return Err("hosts are matched without the port; remove `:PORT`".into());
+    }
+    if text.len() > 253 {
+        return Err("host name is longer than 253 characters".into());
+    }
+    let lower = text.to_ascii_lowercase();
+    for label in lower.split('.') {
+        if label.is_empty() {
+            return Err(
+                "host name has an empty label (two dots in a row, or a dot at an end)".into(),
+            );
+        }
+        if label.len() > 63 {
+            return Err("a host name label is longer than 63 characters".into());
+        }
+        if let Some(c) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        {
+            return Err(format!(
+                "invalid character {c:?} in host name; use letters, digits, `-` and `.` (punycode for non-ASCII names)"
+            ));
+        }
+    }
+    let looks_numeric = lower
+        .rsplit('.')
+        .next()
+        .is_some_and(|last| last.chars().all(|c| c.is_ascii_digit()));
+    if looks_numeric && lower.parse::<std::net::Ipv4Addr>().is_err() {
+        return Err("invalid IPv4 address".into());
+    }
+    Ok(lower)
+}
+
+/// A host pattern: an exact name or `*.suffix`, lower-cased.
+pub(super) fn host_pattern(text: &str) -> Result<String, String> {
+    match text.strip_prefix("*.") {
+        Some(suffix) if !suffix.contains('*') => host_name(suffix).map(|s| format!("*.{s}")),
+        _ if text.contains('*') => {
+            Err("a wildcard must be the whole first label, as in `*.example.com`".into())
+        }
+        _ => host_name(text),
+    }
+}
+
+/// An HTTP token (method, header name): RFC 9110 `tchar`s.
+pub(super) fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+}
+
+/// A string that can be sent as an HTTP header value.
+pub(super) fn is_header_value(text: &str) -> bool {
+    text.chars().all(|c| c == '\t' || !c.is_control())
+}
+
+/// Upstream server address: `ip:port`, `[v6]:port` or `hostname:port`.
+pub(super) fn server_address(text: &str) -> Result<(), String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return if addr.port() == 0 {
+            Err("port 0 is not a valid upstream port".into())
+        } else {
+            Ok(())
+        };
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err("expected HOST:PORT".into());
+    };
+    if host.parse::<IpAddr>().is_ok() || host.starts_with('[') {
+        return Err("invalid IP address".into());
+    }
+    host_name(host)?;
+    match port.parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!("invalid port {port:?}; expected 1 to 65535")),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Whether two listen addresses would fight over the same port.
+pub(super) fn addresses_conflict(a: SocketAddr, b: SocketAddr) -> bool {
+    if a.port() != b.port() || a.port() == 0 {
+        return false;
+    }
+    a.ip() == b.ip()
+        || (a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_patterns() {
+        assert_eq!(
+            host_pattern("API.Example.com"),
+            Ok("api.example.com".into())
+        );
+        assert_eq!(host_pattern("*.example.com"), Ok("*.example.com".into()));
+        assert_eq!(host_pattern("127.0.0.1"), Ok("127.0.0.1".into()));
+        for bad in [
+            "", "*", "*.", "a.*.com", "ex*.com", "a..b", "a.com:80", "a b", "*.*.a",
+        ] {
+            assert!(host_pattern(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn server_addresses() {
+        for ok in [
+            "127.0.0.1:80",
+            "[::1]:8080",
+            "backend.internal:9000",
+            "localhost:1",
+        ] {
+            assert_eq!(server_address(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "127.0.0.1",
+            "127.0.0.1:0",
+            "host:",
+            "host:99999",
+            ":80",
+            "1.2.3:80",
+            "[::1:80",
+            "a b:80",
+        ] {
+            assert!(server_address(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn conflicts() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(addresses_conflict(a("127.0.0.1:80"), a("127.0.0.1:80")));
+        assert!(addresses_conflict(a("0.0.0.0:80"), a("127.0.0.1:80")));
+        assert!(!addresses_conflict(a("127.0.0.1:80"), a("127.0.0.2:80")));
+        assert!(!addresses_conflict(a("127.0.0.1:0"), a("127.0.0.1:0")));
+        assert!(!addresses_conflict(a("[::]:80"), a("127.0.0.1:80")));
+    }
+
+    #[test]
+    fn tokens() {
+        assert!(is_token("GET"));
+        assert!(is_token("x-request-id"));
+        assert!(!is_token(""));
+        assert!(!is_token("x y"));
+        assert!(!is_token("x:y"));
+        assert!(is_header_value("text/plain; charset=utf-8"));
+        assert!(!is_header_value("a\r\nb"));
+    }
+}

@@ -1,0 +1,239 @@
+//! Raw file model -> validated [`Config`], reporting every problem found.
+//!
+//! Each section is checked on its own and falls back to a placeholder when a
+//! value is bad, so later sections are still checked; the caller discards the
+//! result whenever anything was reported.
+
+mod fields;
+mod listener;
+mod route;
+mod upstream;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::diagnostic::{Report, join};
+use crate::model::{Admin, Config, Runtime};
+use crate::raw::{RawAdmin, RawConfig, RawRuntime};
+use fields::Zero;
+
+/// The admin address used when `[admin] address` is not set.
+pub(crate) const DEFAULT_ADMIN_ADDRESS: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9901);
+
+/// Validation context: where errors go and where relative paths start.
+pub(crate) struct Cx<'a> {
+    pub(crate) report: Report<'a>,
+    base_dir: &'a Path,
+}
+
+/// Names defined in the file, for checking references between sections.
+struct Known<'r> {
+    listeners: Vec<&'r str>,
+    upstreams: Vec<&'r str>,
+}
+
+/// Validates the whole raw model; the result is meaningful only when
+/// nothing was reported.
+pub(crate) fn validate<'a>(
+    raw: &RawConfig,
+    report: Report<'a>,
+    base_dir: &'a Path,
+) -> (Config, Report<'a>) {
+    let mut cx = Cx { report, base_dir };
+    let admin = admin(&mut cx, raw.admin.as_ref().map(|a| a.get_ref()));
+    let runtime = runtime(&mut cx, raw.runtime.as_ref());
+    let listeners = raw
+        .listeners
+        .iter()
+        .map(|(name, l)| listener::validate(&mut cx, name, l))
+        .collect();
+    check_addresses(&mut cx, raw);
+    let known = Known {
+        listeners: raw.listeners.keys().map(|k| k.get_ref().as_str()).collect(),
+        upstreams: raw.upstreams.keys().map(|k| k.get_ref().as_str()).collect(),
+    };
+    let routes = raw
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| route::validate(&mut cx, i, r, &known))
+        .collect();
+    check_route_names(&mut cx, raw);
+    let upstreams = raw
+        .upstreams
+        .iter()
+        .map(|(name, u)| upstream::validate(&mut cx, name, u))
+        .collect();
+    let config = Config {
+        admin,
+        runtime,
+        listeners,
+        routes,
+        upstreams,
+    };
+    (config, cx.report)
+}
+
+fn admin(cx: &mut Cx<'_>, raw: Option<&RawAdmin>) -> Admin {
+    let Some(raw) = raw else {
+        return Admin {
+            address: Some(DEFAULT_ADMIN_ADDRESS),
+        };
+    };
+    let address = match &raw.address {
+        None => DEFAULT_ADMIN_ADDRESS,
+        Some(text) => text.get_ref().parse().unwrap_or_else(|_| {
+            cx.report
+                .error_value(
+                    text.span(),
+                    "admin.address",
+                    "invalid socket address; expected IP:PORT",
+                )
+                .hint("e.g. \"127.0.0.1:9901\"; host names are not allowed here");
+            DEFAULT_ADMIN_ADDRESS
+        }),
+    };
+    Admin {
+        address: raw.enabled.unwrap_or(true).then_some(address),
+    }
+}
+
+fn runtime(cx: &mut Cx<'_>, raw: Option<&RawRuntime>) -> Runtime {
+    let defaults = Runtime {
+        workers: 0,
+        drain_timeout: Duration::from_secs(30),
+        watch_config: true,
+        log_level: "info".to_owned(),
+    };
+    let Some(raw) = raw else { return defaults };
+    let workers = cx.int(
+        raw.workers.as_ref(),
+        "runtime.workers",
+        0,
+        (0, 1024),
+        Some("0 starts one worker per CPU"),
+    );
+    let drain_timeout = cx.duration(
+        raw.drain_timeout.as_ref(),
+        "runtime.drain_timeout",
+        defaults.drain_timeout,
+        Zero::Allowed,
+    );
+    let log_level = match &raw.log_level {
+        Some(level) if level.get_ref().trim().is_empty() => {
+            cx.report
+                .error_value(
+                    level.span(),
+                    "runtime.log_level",
+                    "log level cannot be empty",
+                )
+                .hint("use \"error\", \"warn\", \"info\", \"debug\" or \"trace\"");
+            defaults.log_level
+        }
+        Some(level) => level.get_ref().clone(),
+        None => defaults.log_level,
+    };
+    Runtime {
+        workers: usize::try_from(workers).unwrap_or(0),
+        drain_timeout,
+        watch_config: raw.watch_config.unwrap_or(defaults.watch_config),
+        log_level,
+    }
+}
+
+/// Two listeners (or a listener and the admin endpoint) on one address.
+fn check_addresses(cx: &mut Cx<'_>, raw: &RawConfig) {
+    // (address, span of its value, listener name), in file order so that the
+    // later of two clashing listeners is the one blamed.
+    let mut taken: Vec<(SocketAddr, Range<usize>, &str)> = raw
+        .listeners
+        .iter()
+        .filter_map(|(name, l)| {
+            let text = l.get_ref().address.as_ref()?;
+            let addr = text.get_ref().parse().ok()?;
+            Some((addr, text.span(), name.get_ref().as_str()))
+        })
+        .collect();
+    taken.sort_by_key(|(_, span, _)| span.start);
+    for (i, (addr, span, name)) in taken.iter().enumerate() {
+        let clash = taken[..i]
+            .iter()
+            .find(|(other, _, _)| fields::addresses_conflict(*addr, *other));
+        if let Some((_, _, first)) = clash {
+            let path = join(&join("listeners", name), "address");
+            cx.report
+                .error_value(
+                    span.clone(),
+                    &path,
+                    format!("address is already used by listener `{first}`"),
+                )
+                .hint("give each listener its own address");
+        }
+    }
+    let admin = raw.admin.as_ref().map(|a| a.get_ref());
+    if admin.is_some_and(|a| a.enabled == Some(false)) {
+        return;
+    }
+    let Some(text) = admin.and_then(|a| a.address.as_ref()) else {
+        return admin_clash(cx, DEFAULT_ADMIN_ADDRESS, &taken);
+    };
+    let Ok(addr) = text.get_ref().parse::<SocketAddr>() else {
+        return; // already reported by `admin()`
+    };
+    let clash = taken
+        .iter()
+        .find(|(other, _, _)| fields::addresses_conflict(addr, *other));
+    if let Some((_, _, name)) = clash {
+        cx.report
+            .error_value(
+                text.span(),
+                "admin.address",
+                format!("address is already used by listener `{name}`"),
+            )
+            .hint("the admin endpoint needs an address of its own");
+    }
+}
+
+/// A listener on the default admin address, which the user never wrote down.
+fn admin_clash(cx: &mut Cx<'_>, admin: SocketAddr, taken: &[(SocketAddr, Range<usize>, &str)]) {
+    for (addr, span, name) in taken {
+        if fields::addresses_conflict(admin, *addr) {
+            let path = join(&join("listeners", name), "address");
+            cx.report
+                .error_value(
+                    span.clone(),
+                    &path,
+                    format!("address clashes with the default admin address {admin}"),
+                )
+                .hint("use another port, or set [admin] address (or enabled = false)");
+        }
+    }
+}
+
+/// Route names are required and unique (they name metrics and logs).
+fn check_route_names(cx: &mut Cx<'_>, raw: &RawConfig) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, route) in raw.routes.iter().enumerate() {
+        let Some(name) = &route.get_ref().name else {
+            continue;
+        };
+        if name.get_ref().is_empty() {
+            continue;
+        }
+        if let Some(first) = seen.get(name.get_ref().as_str()) {
+            cx.report
+                .error_value(
+                    name.span(),
+                    &format!("routes[{i}].name"),
+                    format!("route name is already used by routes[{first}]"),
+                )
+                .hint("route names must be unique");
+        } else {
+            seen.insert(name.get_ref(), i);
+        }
+    }
+}

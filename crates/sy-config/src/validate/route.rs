@@ -1,0 +1,435 @@
+//! `[[routes]]`: match conditions, the action and per-route limits.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use toml::Spanned;
+
+use super::fields::{host_pattern, is_header_value, is_token};
+use super::{Cx, Known};
+use crate::diagnostic::{did_you_mean, index, join, list};
+use crate::model::{Action, Match, PathMatch, Route, ValueMatch};
+use crate::raw::{RawCondition, RawMatch, RawRedirect, RawRespond, RawRoute, Text};
+
+const ACTIONS: [&str; 3] = ["upstream", "respond", "redirect"];
+const PATH_KEYS: [&str; 3] = ["path", "path_exact", "path_regex"];
+const REDIRECT_STATUSES: [i64; 5] = [301, 302, 303, 307, 308];
+
+pub(super) fn validate(
+    cx: &mut Cx<'_>,
+    i: usize,
+    raw: &Spanned<RawRoute>,
+    known: &Known<'_>,
+) -> Route {
+    let path = index("routes", i);
+    let p = |key: &str| join(&path, key);
+    let r = raw.get_ref();
+    let name = match &r.name {
+        Some(name) => cx.name(name, &p("name"), "route"),
+        None => {
+            cx.missing(raw.span(), &path, "name");
+            String::new()
+        }
+    };
+    let listeners = r
+        .listeners
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(j, text)| {
+            let target = text.get_ref();
+            if !known.listeners.contains(&target.as_str())
+                && !cx.report.was_pruned(&join("listeners", target))
+            {
+                let hint = reference_hint(target, &known.listeners, "listener", "[listeners.NAME]");
+                cx.report
+                    .error_value(
+                        text.span(),
+                        &index(&p("listeners"), j),
+                        format!("unknown listener `{target}`"),
+                    )
+                    .hint(hint);
+            }
+            target.clone()
+        })
+        .collect();
+    let matcher = r
+        .matcher
+        .as_ref()
+        .map(|m| matcher(cx, m, &p("match")))
+        .unwrap_or_default();
+    Route {
+        name,
+        listeners,
+        matcher,
+        action: action(cx, raw, &path, known),
+        timeout: cx.opt_duration(r.timeout.as_ref(), &p("timeout")),
+        max_request_body: r
+            .max_request_body
+            .as_ref()
+            .map(|size| cx.size(Some(size), &p("max_request_body"), 0, 0)),
+        host_rewrite: r
+            .host_rewrite
+            .as_ref()
+            .map(|host| host_rewrite(cx, host, &p("host_rewrite"))),
+    }
+}
+
+/// "did you mean", or the list of defined names, or how to define one.
+pub(super) fn reference_hint(target: &str, names: &[&str], what: &str, table: &str) -> String {
+    if let Some(best) = did_you_mean(target, names.iter().copied()) {
+        format!("did you mean `{best}`?")
+    } else if names.is_empty() {
+        format!("no {what}s are defined; add a {table} table")
+    } else {
+        format!("defined {what}s: {}", list(names, "and"))
+    }
+}
+
+fn action(cx: &mut Cx<'_>, raw: &Spanned<RawRoute>, path: &str, known: &Known<'_>) -> Action {
+    let r = raw.get_ref();
+    let spans: [Option<Range<usize>>; 3] = [
+        r.upstream.as_ref().map(Spanned::span),
+        r.respond.as_ref().map(Spanned::span),
+        r.redirect.as_ref().map(Spanned::span),
+    ];
+    let given: Vec<(&str, Range<usize>)> = ACTIONS
+        .iter()
+        .zip(spans)
+        .filter_map(|(key, span)| span.map(|s| (*key, s)))
+        .collect();
+    let pruned = ACTIONS
+        .iter()
+        .any(|key| cx.report.was_pruned(&join(path, key)));
+    match given.as_slice() {
+        [] if !pruned => {
+            cx.report
+                .error(raw.span(), path, "route has no action")
+                .hint("set exactly one of `upstream`, `respond` or `redirect`");
+        }
+        [_, extra @ ..] => {
+            for (key, span) in extra {
+                cx.report
+                    .error(
+                        span.clone(),
+                        &join(path, key),
+                        format!(
+                            "a route takes only one action; `{}` is already set",
+                            given[0].0
+                        ),
+                    )
+                    .hint("set exactly one of `upstream`, `respond` or `redirect`");
+            }
+        }
+        [] => {}
+    }
+    if let Some(name) = &r.upstream {
+        let target = name.get_ref();
+        if !known.upstreams.contains(&target.as_str())
+            && !cx.report.was_pruned(&join("upstreams", target))
+        {
+            let hint = reference_hint(target, &known.upstreams, "upstream", "[upstreams.NAME]");
+            cx.report
+                .error_value(
+                    name.span(),
+                    &join(path, "upstream"),
+                    format!("unknown upstream `{target}`"),
+                )
+                .hint(hint);
+        }
+        return Action::Upstream(target.clone());
+    }
+    if let Some(respond) = &r.respond {
+        return self::respond(cx, respond, &join(path, "respond"));
+    }
+    if let Some(redirect) = &r.redirect {
+        return self::redirect(cx, redirect, &join(path, "redirect"));
+    }
+    Action::Upstream(String::new())
+}
+
+fn respond(cx: &mut Cx<'_>, raw: &Spanned<RawRespond>, path: &str) -> Action {
+    let r = raw.get_ref();
+    let status = cx.int(
+        r.status.as_ref(),
+        &join(path, "status"),
+        200,
+        (100, 599),
+        None,
+    );
+    let content_type = match &r.content_type {
+        None => "text/plain; charset=utf-8".to_owned(),
+        Some(text) => {
+            if text.get_ref().trim().is_empty() || !is_header_value(text.get_ref()) {
+                cx.report.error_value(
+                    text.span(),
+                    &join(path, "content_type"),
+                    "content type must be a non-empty header value without control characters",
+                );
+            }
+            text.get_ref().clone()
+        }
+    };
+    Action::Respond {
+        status: u16::try_from(status).unwrap_or(200),
+        body: r.body.clone().unwrap_or_default(),
+        content_type,
+    }
+}
+
+fn redirect(cx: &mut Cx<'_>, raw: &Spanned<RawRedirect>, path: &str) -> Action {
+    let r = raw.get_ref();
+    let mut status = 302;
+    if let Some(code) = &r.status {
+        if REDIRECT_STATUSES.contains(code.get_ref()) {
+            status = *code.get_ref();
+        } else {
+            cx.report
+                .error_value(code.span(), &join(path, "status"), "redirect status must be 301, 302, 303, 307 or 308")
+                .hint("301/308 are permanent, 302/303/307 temporary; 307/308 keep the method and body");
+        }
+    }
+    let location = match &r.location {
+        None => {
+            cx.missing(raw.span(), path, "location");
+            String::new()
+        }
+        Some(text) => {
+            let value = text.get_ref();
+            if value.trim().is_empty() || !is_header_value(value) {
+                cx.report.error_value(
+                    text.span(),
+                    &join(path, "location"),
+                    "location must be a non-empty URL without control characters",
+                );
+            }
+            value.clone()
+        }
+    };
+    Action::Redirect {
+        status: u16::try_from(status).unwrap_or(302),
+        location,
+        keep_path: r.keep_path.unwrap_or(false),
+    }
+}
+
+fn host_rewrite(cx: &mut Cx<'_>, host: &Text, path: &str) -> String {
+    let value = host.get_ref();
+    let ok = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._:[]".contains(c));
+    if !ok {
+        cx.report
+            .error_value(
+                host.span(),
+                path,
+                "invalid host; expected a host name with an optional port",
+            )
+            .hint("e.g. \"api.internal\" or \"api.internal:8080\"");
+    }
+    value.clone()
+}
+
+fn matcher(cx: &mut Cx<'_>, m: &RawMatch, path: &str) -> Match {
+    let p = |key: &str| join(path, key);
+    let hosts = m
+        .hosts
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, text)| match host_pattern(text.get_ref()) {
+            Ok(host) => Some(host),
+            Err(message) => {
+                cx.report
+                    .error_value(text.span(), &index(&p("hosts"), i), message)
+                    .hint("use an exact name such as \"api.example.com\" or a wildcard such as \"*.example.com\"");
+                None
+            }
+        })
+        .collect();
+    let methods = m
+        .methods
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, text)| {
+            if !is_token(text.get_ref()) {
+                cx.report
+                    .error_value(text.span(), &index(&p("methods"), i), "invalid HTTP method")
+                    .hint("e.g. \"GET\", \"POST\" or \"DELETE\"");
+            }
+            text.get_ref().to_ascii_uppercase()
+        })
+        .collect();
+    Match {
+        hosts,
+        path: path_match(cx, m, path),
+        methods,
+        headers: conditions(cx, m.headers.as_ref(), &p("headers"), true),
+        query: conditions(cx, m.query.as_ref(), &p("query"), false),
+    }
+}
+
+fn path_match(cx: &mut Cx<'_>, m: &RawMatch, path: &str) -> Option<PathMatch> {
+    let given: Vec<(&str, &Text)> = PATH_KEYS
+        .iter()
+        .zip([&m.path, &m.path_exact, &m.path_regex])
+        .filter_map(|(key, value)| value.as_ref().map(|v| (*key, v)))
+        .collect();
+    for (key, value) in given.iter().skip(1) {
+        cx.report
+            .error(
+                value.span(),
+                &join(path, key),
+                format!(
+                    "at most one path condition is allowed; `{}` is already set",
+                    given[0].0
+                ),
+            )
+            .hint("use one of `path` (prefix), `path_exact` or `path_regex`");
+    }
+    let (key, value) = *given.first()?;
+    let text = value.get_ref().clone();
+    let key_path = join(path, key);
+    if key == "path_regex" {
+        check_regex(cx, value, &key_path);
+        return Some(PathMatch::Regex(text));
+    }
+    if !text.starts_with('/') {
+        cx.report
+            .error_value(value.span(), &key_path, "path must start with `/`")
+            .hint(format!("write \"/{}\"", text.trim_start_matches('/')));
+    } else if text.contains(['?', '#']) || text.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        cx.report
+            .error_value(
+                value.span(),
+                &key_path,
+                "path cannot contain `?`, `#`, spaces or control characters",
+            )
+            .hint("match query parameters with [routes.match] query");
+    }
+    Some(if key == "path" {
+        PathMatch::Prefix(text)
+    } else {
+        PathMatch::Exact(text)
+    })
+}
+
+fn check_regex(cx: &mut Cx<'_>, value: &Text, path: &str) {
+    if let Err(e) = regex::Regex::new(value.get_ref()) {
+        let text = e.to_string();
+        // regex's syntax errors span several lines (pattern, caret, then
+        // "error: ..."); the last part is the one that explains.
+        let reason = text
+            .lines()
+            .find_map(|line| line.strip_prefix("error: "))
+            .or_else(|| text.lines().next())
+            .unwrap_or("invalid pattern");
+        cx.report
+            .error_value(value.span(), path, format!("invalid regex: {}", reason.to_lowercase()))
+            .hint("patterns use Rust `regex` syntax; write them in single quotes ('...') so backslashes need no escaping");
+    }
+}
+
+fn conditions(
+    cx: &mut Cx<'_>,
+    raw: Option<&BTreeMap<Text, Spanned<RawCondition>>>,
+    path: &str,
+    headers: bool,
+) -> Vec<(String, ValueMatch)> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for (key, condition) in raw.into_iter().flatten() {
+        let entry_path = join(path, key.get_ref());
+        let name = if headers {
+            if !is_token(key.get_ref()) {
+                cx.report
+                    .error_value(key.span(), &entry_path, "invalid header name")
+                    .hint("header names use letters, digits and `-`");
+            }
+            key.get_ref().to_ascii_lowercase()
+        } else {
+            if key.get_ref().is_empty() {
+                cx.report.error(
+                    key.span(),
+                    &entry_path,
+                    "query parameter name cannot be empty",
+                );
+            }
+            key.get_ref().clone()
+        };
+        if seen.contains(&name) {
+            cx.report.error(
+                key.span(),
+                &entry_path,
+                format!("`{name}` is listed twice (header names ignore case)"),
+            );
+            continue;
+        }
+        seen.push(name.clone());
+        if let Some(value) = condition_value(cx, condition, &entry_path, headers) {
+            out.push((name, value));
+        }
+    }
+    out
+}
+
+fn condition_value(
+    cx: &mut Cx<'_>,
+    raw: &Spanned<RawCondition>,
+    path: &str,
+    headers: bool,
+) -> Option<ValueMatch> {
+    match raw.get_ref() {
+        RawCondition::Exact(value) => {
+            if headers && !is_header_value(value) {
+                cx.report.error_value(
+                    raw.span(),
+                    path,
+                    "header values cannot contain control characters",
+                );
+            }
+            Some(ValueMatch::Exact(value.clone()))
+        }
+        RawCondition::Table(table) => match (&table.present, &table.regex) {
+            (Some(_), Some(regex)) => {
+                cx.report
+                    .error(
+                        regex.span(),
+                        &join(path, "regex"),
+                        "use either `present` or `regex`, not both",
+                    )
+                    .hint("a regex match already implies presence");
+                None
+            }
+            (Some(present), None) if !*present.get_ref() => {
+                cx.report
+                    .error_value(
+                        present.span(),
+                        &join(path, "present"),
+                        "`present = false` is not supported",
+                    )
+                    .hint("use present = true to require it, or remove the condition");
+                None
+            }
+            (Some(_), None) => Some(ValueMatch::Present),
+            (None, Some(regex)) => {
+                check_regex(cx, regex, &join(path, "regex"));
+                Some(ValueMatch::Regex(regex.get_ref().clone()))
+            }
+            (None, None) => {
+                let pruned = ["present", "regex"]
+                    .iter()
+                    .any(|k| cx.report.was_pruned(&join(path, k)));
+                if !pruned {
+                    cx.report
+                        .error(raw.span(), path, "empty condition")
+                        .hint("use a string for an exact match, { present = true } or { regex = \"...\" }");
+                }
+                None
+            }
+        },
+    }
+}

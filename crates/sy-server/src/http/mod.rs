@@ -1,0 +1,8 @@
+//! The HTTP stage: serving client connections (`serve`), the per-request
+//! proxy pipeline (`proxy`), header rules (`headers`) and Switchyard's own
+//! answers (`respond`).
+
+pub mod headers;
+pub mod proxy;
+pub mod respond;
+pub mod serve;

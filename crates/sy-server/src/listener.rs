@@ -1,0 +1,118 @@
+//! `listener::accept`: binding listening sockets (SO_REUSEPORT, one per
+//! worker) and the accept loop that hands connections to `http::serve`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::Shared;
+use crate::http::serve::{count, serve};
+
+/// Binds a listening socket with SO_REUSEPORT so every worker can have its
+/// own socket on the same address and the kernel spreads connections.
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let domain = if addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(4096)?;
+    Ok(s.into())
+}
+
+/// Connections a worker holds open, for draining.
+#[derive(Default)]
+pub struct ConnCount {
+    n: AtomicUsize,
+    zero: tokio::sync::Notify,
+}
+
+impl ConnCount {
+    /// Open connections now.
+    pub fn get(&self) -> usize {
+        self.n.load(Ordering::Acquire)
+    }
+    /// Waits until no connection is open.
+    pub async fn wait_zero(&self) {
+        loop {
+            let notified = self.zero.notified();
+            if self.get() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+struct ConnGuard(Arc<ConnCount>, prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.1.dec();
+        if self.0.n.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.zero.notify_waiters();
+        }
+    }
+}
+
+/// Accepts on `sock` until `stop` flips, serving each connection with the
+/// listener configuration current at accept time.
+pub async fn accept_loop(
+    sock: std::net::TcpListener,
+    cfg_addr: SocketAddr,
+    shared: Arc<Shared>,
+    conns: Arc<ConnCount>,
+    mut stop: watch::Receiver<bool>,
+    drain: watch::Receiver<bool>,
+) {
+    let listener = match TcpListener::from_std(sock) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(listener = %cfg_addr, error = %e, "cannot register listener");
+            return;
+        }
+    };
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.changed() => return,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(listener = %cfg_addr, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let snap = shared.snapshot.load();
+        let Some(lst) = snap.listeners.iter().find(|l| l.cfg.address == cfg_addr).cloned() else {
+            continue;
+        };
+        let max = lst.cfg.max_connections;
+        if max > 0 && conns.get() >= max {
+            count(&shared, &lst.cfg.name, "connection_limit");
+            continue;
+        }
+        conns.n.fetch_add(1, Ordering::AcqRel);
+        lst.metrics.total.inc();
+        lst.metrics.active.inc();
+        let guard = ConnGuard(conns.clone(), lst.metrics.active.clone());
+        let shared = shared.clone();
+        let drain = drain.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            serve(tcp, peer, lst, shared, drain).await;
+        });
+    }
+}

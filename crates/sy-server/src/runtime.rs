@@ -1,0 +1,538 @@
+//! Threads, listeners, reload and shutdown.
+//!
+//! Each worker thread runs its own single-threaded event loop with its own
+//! SO_REUSEPORT socket per listener (the nginx model: no work stealing, no
+//! cross-thread wake-ups, pools per worker). A control thread runs the admin
+//! listener, the config-file watcher, the pool sweeper and, optionally,
+//! signal handling. Reload compiles the next snapshot, binds any new
+//! listener sockets first, then swaps the snapshot atomically.
+
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use sy_config::model::Config;
+use tokio::sync::{mpsc, watch};
+
+use crate::listener::{ConnCount, accept_loop, bind};
+use crate::live::Live;
+use crate::metrics::{Metrics, ResultLabel};
+use crate::snapshot::{Snapshot, compile, live_keys};
+
+thread_local! {
+    static WORKER_ID: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The index of the worker thread running the caller (0 elsewhere).
+pub fn worker_id() -> usize {
+    WORKER_ID.with(Cell::get)
+}
+
+/// Process-wide state shared by every worker: the running snapshot, the
+/// metrics and the live upstream state.
+pub struct Shared {
+    /// The running configuration, swapped atomically on reload.
+    pub snapshot: ArcSwap<Snapshot>,
+    /// Metric families.
+    pub metrics: Metrics,
+    /// Live upstream state.
+    pub live: Live,
+    /// Worker threads.
+    pub workers: usize,
+    /// When the process started serving.
+    pub started: Instant,
+    /// Recent reloads, newest last.
+    pub reloads: Mutex<VecDeque<ReloadRecord>>,
+}
+
+/// One reload attempt, for the admin API.
+#[derive(Debug, Clone)]
+pub struct ReloadRecord {
+    /// Seconds since the Unix epoch.
+    pub at_unix: u64,
+    /// What triggered it: "admin", "signal", "file", "api".
+    pub trigger: String,
+    /// The resulting version (the unchanged one when rejected).
+    pub version: u64,
+    /// Accepted or not.
+    pub ok: bool,
+    /// Errors when rejected.
+    pub message: String,
+}
+
+/// Why a reload was refused. The old configuration keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// Started without a config file (quickstart).
+    #[error("switchyard was started without a config file; nothing to reload")]
+    NoConfigFile,
+    /// The file did not validate or compile.
+    #[error("invalid configuration, keeping version {version}:\n{errors}")]
+    Invalid {
+        /// Running version.
+        version: u64,
+        /// Every error, one per line.
+        errors: String,
+    },
+    /// A new listener address could not be bound.
+    #[error("cannot bind listener {listener} on {addr}: {error}")]
+    Bind {
+        /// Listener name.
+        listener: String,
+        /// Address.
+        addr: SocketAddr,
+        /// OS error.
+        error: std::io::Error,
+    },
+}
+
+/// Startup options besides the config itself.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// The file the config came from: reload re-reads it and, with
+    /// `runtime.watch_config`, changes to it trigger a reload.
+    pub config_path: Option<PathBuf>,
+    /// Handle SIGHUP (reload) and SIGTERM/SIGINT (graceful shutdown).
+    pub handle_signals: bool,
+}
+
+enum WorkerCmd {
+    Listen {
+        cfg_addr: SocketAddr,
+        sock: std::net::TcpListener,
+    },
+    Unlisten {
+        cfg_addr: SocketAddr,
+    },
+    Shutdown {
+        drain: Duration,
+    },
+}
+
+/// The control side of a running server.
+pub struct Control {
+    /// Shared state.
+    pub shared: Arc<Shared>,
+    config_path: Option<PathBuf>,
+    workers: Vec<mpsc::UnboundedSender<WorkerCmd>>,
+    /// listener config address -> actual bound address.
+    bound: Mutex<HashMap<SocketAddr, SocketAddr>>,
+    reload_lock: Mutex<()>,
+    drain_tx: watch::Sender<bool>,
+    admin_addr: Mutex<Option<SocketAddr>>,
+    shutdown_started: Mutex<bool>,
+    stopped: watch::Sender<bool>,
+}
+
+/// A running Switchyard.
+pub struct ServerHandle {
+    control: Arc<Control>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+fn bind_all(addr: SocketAddr, workers: usize) -> std::io::Result<(SocketAddr, Vec<std::net::TcpListener>)> {
+    let first = bind(addr)?;
+    let actual = first.local_addr()?;
+    let mut socks = vec![first];
+    for _ in 1..workers {
+        socks.push(bind(actual)?);
+    }
+    Ok((actual, socks))
+}
+
+/// Starts workers, listeners and the control thread.
+pub fn start(config: Config, opts: Options) -> anyhow::Result<ServerHandle> {
+    let workers = match config.runtime.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let metrics = Metrics::new();
+    let live = Live::new(workers);
+    let admin_cfg = config.admin.address;
+    let watch = config.runtime.watch_config;
+    let snap = compile(config, 1, &live, &metrics)
+        .map_err(|errs| anyhow::anyhow!("invalid configuration:\n{}", errs.join("\n")))?;
+    metrics.config_version.set(1);
+    let mut initial: Vec<(SocketAddr, Vec<std::net::TcpListener>)> = Vec::new();
+    let mut bound = HashMap::new();
+    for l in &snap.listeners {
+        let (actual, socks) = bind_all(l.cfg.address, workers)
+            .map_err(|e| anyhow::anyhow!("cannot bind listener {} on {}: {e}", l.cfg.name, l.cfg.address))?;
+        tracing::info!(listener = %l.cfg.name, addr = %actual, tls = l.tls.is_some(), "listening");
+        bound.insert(l.cfg.address, actual);
+        initial.push((l.cfg.address, socks));
+    }
+    let shared = Arc::new(Shared {
+        snapshot: ArcSwap::from_pointee(snap),
+        metrics,
+        live,
+        workers,
+        started: Instant::now(),
+        reloads: Mutex::new(VecDeque::new()),
+    });
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let (stopped, _) = watch::channel(false);
+    let mut senders = Vec::new();
+    let mut threads = Vec::new();
+    let mut receivers = Vec::new();
+    for _ in 0..workers {
+        let (tx, rx) = mpsc::unbounded_channel();
+        senders.push(tx);
+        receivers.push(rx);
+    }
+    for (cfg_addr, socks) in initial {
+        for (i, sock) in socks.into_iter().enumerate() {
+            let _ = senders[i].send(WorkerCmd::Listen { cfg_addr, sock });
+        }
+    }
+    for (id, rx) in receivers.into_iter().enumerate() {
+        let shared = shared.clone();
+        let drain_rx = drain_rx.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("sy-worker-{id}"))
+                .spawn(move || worker_main(id, shared, rx, drain_rx))?,
+        );
+    }
+    let control = Arc::new(Control {
+        shared,
+        config_path: opts.config_path.clone(),
+        workers: senders,
+        bound: Mutex::new(bound),
+        reload_lock: Mutex::new(()),
+        drain_tx,
+        admin_addr: Mutex::new(None),
+        shutdown_started: Mutex::new(false),
+        stopped,
+    });
+    let admin_sock = match admin_cfg {
+        Some(addr) => {
+            let s = std::net::TcpListener::bind(addr)
+                .map_err(|e| anyhow::anyhow!("cannot bind admin listener on {addr}: {e}"))?;
+            s.set_nonblocking(true)?;
+            let actual = s.local_addr()?;
+            tracing::info!(addr = %actual, "admin listening");
+            *lock(&control.admin_addr) = Some(actual);
+            Some(s)
+        }
+        None => None,
+    };
+    let c = control.clone();
+    let watch_path = if watch { opts.config_path.clone() } else { None };
+    let signals = opts.handle_signals;
+    threads.push(
+        std::thread::Builder::new()
+            .name("sy-control".into())
+            .spawn(move || control_main(c, admin_sock, watch_path, signals))?,
+    );
+    Ok(ServerHandle { control, threads })
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn worker_main(
+    id: usize,
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<WorkerCmd>,
+    drain_rx: watch::Receiver<bool>,
+) {
+    WORKER_ID.with(|w| w.set(id));
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(worker = id, error = %e, "cannot start worker runtime");
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let conns = Arc::new(ConnCount::default());
+        let mut stops: HashMap<SocketAddr, watch::Sender<bool>> = HashMap::new();
+        let mut drain = Duration::from_secs(30);
+        while let Some(cmd) = rx.recv().await {
+            match cmd {
+                WorkerCmd::Listen { cfg_addr, sock } => {
+                    let (tx, stop_rx) = watch::channel(false);
+                    if let Some(old) = stops.insert(cfg_addr, tx) {
+                        let _ = old.send(true);
+                    }
+                    tokio::spawn(accept_loop(
+                        sock,
+                        cfg_addr,
+                        shared.clone(),
+                        conns.clone(),
+                        stop_rx,
+                        drain_rx.clone(),
+                    ));
+                }
+                WorkerCmd::Unlisten { cfg_addr } => {
+                    if let Some(tx) = stops.remove(&cfg_addr) {
+                        let _ = tx.send(true);
+                    }
+                }
+                WorkerCmd::Shutdown { drain: d } => {
+                    drain = d;
+                    break;
+                }
+            }
+        }
+        for tx in stops.values() {
+            let _ = tx.send(true);
+        }
+        if tokio::time::timeout(drain, conns.wait_zero()).await.is_err() {
+            tracing::warn!(worker = id, open = conns.get(), "drain deadline passed; closing remaining connections");
+        }
+    });
+}
+
+fn control_main(
+    control: Arc<Control>,
+    admin: Option<std::net::TcpListener>,
+    watch_path: Option<PathBuf>,
+    signals: bool,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start control runtime");
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let mut stopped = control.stopped.subscribe();
+        if let Some(sock) = admin {
+            tokio::spawn(crate::admin::serve(sock, control.clone()));
+        }
+        if let Some(path) = watch_path {
+            crate::reload::watch_file(control.clone(), path);
+        }
+        if signals {
+            crate::reload::handle_signals(control.clone());
+        }
+        let sweeper = {
+            let c = control.clone();
+            async move {
+                let mut t = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    t.tick().await;
+                    c.shared.live.sweep();
+                }
+            }
+        };
+        tokio::select! {
+            _ = sweeper => {}
+            _ = stopped.wait_for(|s| *s) => {}
+        }
+    });
+}
+
+impl Control {
+    /// Re-reads the config file and applies it.
+    pub fn reload(&self, trigger: &str) -> Result<u64, ReloadError> {
+        let Some(path) = &self.config_path else {
+            return Err(ReloadError::NoConfigFile);
+        };
+        match sy_config::load(path) {
+            Ok(cfg) => self.apply(cfg, trigger),
+            Err(d) => {
+                let version = self.shared.snapshot.load().version;
+                let err = ReloadError::Invalid {
+                    version,
+                    errors: d.to_string(),
+                };
+                self.record(trigger, version, Err(&err));
+                Err(err)
+            }
+        }
+    }
+
+    /// Validates, compiles and swaps in `cfg`.
+    pub fn apply(&self, cfg: Config, trigger: &str) -> Result<u64, ReloadError> {
+        let _serial = lock(&self.reload_lock);
+        let old = self.shared.snapshot.load_full();
+        let version = old.version + 1;
+        if cfg.admin.address != old.config.admin.address {
+            tracing::warn!("admin address changes take effect on restart only");
+        }
+        let snap = match compile(cfg, version, &self.shared.live, &self.shared.metrics) {
+            Ok(s) => s,
+            Err(errs) => {
+                let err = ReloadError::Invalid {
+                    version: old.version,
+                    errors: errs.join("\n"),
+                };
+                self.record(trigger, old.version, Err(&err));
+                return Err(err);
+            }
+        };
+        // New listener sockets first: if one cannot be bound, nothing changes.
+        let old_addrs: Vec<SocketAddr> = old.listeners.iter().map(|l| l.cfg.address).collect();
+        let new_addrs: Vec<SocketAddr> = snap.listeners.iter().map(|l| l.cfg.address).collect();
+        let mut opened = Vec::new();
+        for l in &snap.listeners {
+            if old_addrs.contains(&l.cfg.address) {
+                continue;
+            }
+            match bind_all(l.cfg.address, self.workers.len()) {
+                Ok((actual, socks)) => {
+                    tracing::info!(listener = %l.cfg.name, addr = %actual, "listening");
+                    opened.push((l.cfg.address, actual, socks));
+                }
+                Err(error) => {
+                    let err = ReloadError::Bind {
+                        listener: l.cfg.name.clone(),
+                        addr: l.cfg.address,
+                        error,
+                    };
+                    self.record(trigger, old.version, Err(&err));
+                    return Err(err);
+                }
+            }
+        }
+        let keys = live_keys(&snap);
+        self.shared.snapshot.store(Arc::new(snap));
+        {
+            let mut bound = lock(&self.bound);
+            for (cfg_addr, actual, socks) in opened {
+                bound.insert(cfg_addr, actual);
+                for (i, sock) in socks.into_iter().enumerate() {
+                    if let Some(w) = self.workers.get(i) {
+                        let _ = w.send(WorkerCmd::Listen { cfg_addr, sock });
+                    }
+                }
+            }
+            for addr in old_addrs.iter().filter(|a| !new_addrs.contains(a)) {
+                bound.remove(addr);
+                for w in &self.workers {
+                    let _ = w.send(WorkerCmd::Unlisten { cfg_addr: *addr });
+                }
+            }
+        }
+        self.shared.live.retain(&keys);
+        self.shared.metrics.config_version.set(version as i64);
+        self.record(trigger, version, Ok(()));
+        tracing::info!(snapshot = version, trigger, "configuration reloaded");
+        Ok(version)
+    }
+
+    fn record(&self, trigger: &str, version: u64, res: Result<(), &ReloadError>) {
+        let ok = res.is_ok();
+        let message = match res {
+            Ok(()) => String::new(),
+            Err(e) => {
+                tracing::error!(trigger, error = %e, "reload rejected");
+                e.to_string()
+            }
+        };
+        self.shared
+            .metrics
+            .reloads
+            .get_or_create(&ResultLabel {
+                result: if ok { "ok" } else { "rejected" }.into(),
+            })
+            .inc();
+        let at_unix = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut h = lock(&self.shared.reloads);
+        if h.len() >= 20 {
+            h.pop_front();
+        }
+        h.push_back(ReloadRecord {
+            at_unix,
+            trigger: trigger.to_string(),
+            version,
+            ok,
+            message,
+        });
+    }
+
+    /// Stops accepting, lets in-flight requests finish for up to the
+    /// configured drain timeout, then stops every thread. Idempotent.
+    pub fn shutdown(&self) {
+        {
+            let mut started = lock(&self.shutdown_started);
+            if *started {
+                return;
+            }
+            *started = true;
+        }
+        let drain = self.shared.snapshot.load().config.runtime.drain_timeout;
+        tracing::info!(?drain, "shutting down: draining connections");
+        for w in &self.workers {
+            let _ = w.send(WorkerCmd::Shutdown { drain });
+        }
+        let _ = self.drain_tx.send(true);
+        let _ = self.stopped.send(true);
+    }
+
+    /// Bound address of each listener, by name.
+    pub fn listener_addrs(&self) -> Vec<(String, SocketAddr)> {
+        let bound = lock(&self.bound);
+        self.shared
+            .snapshot
+            .load()
+            .listeners
+            .iter()
+            .filter_map(|l| bound.get(&l.cfg.address).map(|a| (l.cfg.name.clone(), *a)))
+            .collect()
+    }
+
+    /// The admin listener's bound address.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        *lock(&self.admin_addr)
+    }
+}
+
+impl ServerHandle {
+    /// The control interface (reload, shutdown, addresses).
+    pub fn control(&self) -> &Arc<Control> {
+        &self.control
+    }
+
+    /// Bound address of listener `name`.
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.control
+            .listener_addrs()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| a)
+    }
+
+    /// Bound address of the admin listener.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.control.admin_addr()
+    }
+
+    /// Re-reads the config file and applies it.
+    pub fn reload(&self) -> Result<u64, ReloadError> {
+        self.control.reload("api")
+    }
+
+    /// Applies a configuration given in memory.
+    pub fn apply(&self, cfg: Config) -> Result<u64, ReloadError> {
+        self.control.apply(cfg, "api")
+    }
+
+    /// Starts a graceful shutdown (does not wait).
+    pub fn shutdown(&self) {
+        self.control.shutdown();
+    }
+
+    /// Waits until every thread has stopped (after `shutdown`, a signal or
+    /// an admin request).
+    pub fn wait(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}

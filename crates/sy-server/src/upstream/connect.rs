@@ -1,0 +1,160 @@
+//! Opening a connection to one upstream server: TCP, optional TLS, then the
+//! HTTP/1.1 or HTTP/2 client handshake.
+//!
+//! Input: a resolved server target and the upstream's transport settings.
+//! Output: a ready sender. Failure: a `ProxyError` at stage `connect`,
+//! `tls` or `timeout`, always retry-safe (nothing reached the application).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::pki_types::ServerName;
+use sy_config::model::UpstreamProtocol;
+use sy_core::{ProxyError, Stage};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::body::ProxyBody;
+use crate::io::Stream;
+
+/// How to reach the servers of one upstream. Built once per snapshot.
+pub struct Transport {
+    /// HTTP version policy.
+    pub protocol: UpstreamProtocol,
+    /// TLS settings; None = cleartext.
+    pub tls: Option<UpstreamTls>,
+    /// Limit for TCP connect plus TLS handshake.
+    pub connect_timeout: Duration,
+}
+
+/// Client-side TLS for one upstream.
+pub struct UpstreamTls {
+    /// rustls client with the configured roots and ALPN.
+    pub connector: TlsConnector,
+    /// SNI / verified name override; default is the server's host.
+    pub server_name: Option<ServerName<'static>>,
+}
+
+/// Where one server is.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// "host:port" as configured.
+    pub authority: String,
+    /// The host part, for SNI.
+    pub host: String,
+    /// Pre-parsed when the address is a literal IP.
+    pub addr: Option<SocketAddr>,
+}
+
+impl Target {
+    /// Parses "ip:port" or "host:port".
+    pub fn new(authority: &str) -> Self {
+        let addr = authority.parse::<SocketAddr>().ok();
+        let host = match authority.rsplit_once(':') {
+            Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']').to_string(),
+            None => authority.to_string(),
+        };
+        Target {
+            authority: authority.to_string(),
+            host,
+            addr,
+        }
+    }
+}
+
+/// A freshly opened connection.
+pub enum NewConn {
+    /// HTTP/1.1: one request at a time.
+    H1(http1::SendRequest<ProxyBody>),
+    /// HTTP/2: multiplexed, cloneable.
+    H2(http2::SendRequest<ProxyBody>),
+}
+
+/// Opens a connection to `target` under `transport`'s settings.
+pub async fn connect(target: &Target, transport: &Transport) -> Result<NewConn, ProxyError> {
+    match tokio::time::timeout(transport.connect_timeout, connect_inner(target, transport)).await {
+        Ok(r) => r,
+        Err(_) => Err(ProxyError {
+            stage: Stage::Timeout,
+            retry_safe: true,
+            message: format!(
+                "connect to upstream server timed out after {:?}",
+                transport.connect_timeout
+            ),
+        }),
+    }
+}
+
+async fn connect_inner(target: &Target, transport: &Transport) -> Result<NewConn, ProxyError> {
+    let tcp = match target.addr {
+        Some(addr) => TcpStream::connect(addr).await,
+        None => TcpStream::connect(target.authority.as_str()).await,
+    }
+    .map_err(|e| ProxyError::new(Stage::Connect, format!("connect failed: {}", io_kind(&e))))?;
+    let _ = tcp.set_nodelay(true);
+
+    let (stream, h2) = match &transport.tls {
+        None => (Stream::Plain(tcp), transport.protocol == UpstreamProtocol::H2c),
+        Some(tls) => {
+            let name = match &tls.server_name {
+                Some(n) => n.clone(),
+                None => ServerName::try_from(target.host.clone()).map_err(|_| {
+                    ProxyError::new(Stage::Tls, "server address is not a valid TLS name")
+                })?,
+            };
+            let s = tls.connector.connect(name, tcp).await.map_err(|e| {
+                ProxyError::new(Stage::Tls, format!("tls handshake with upstream failed: {e}"))
+            })?;
+            let alpn_h2 = s.get_ref().1.alpn_protocol() == Some(b"h2");
+            let h2 = match transport.protocol {
+                UpstreamProtocol::H2 | UpstreamProtocol::H2c => true,
+                UpstreamProtocol::Auto => alpn_h2,
+                UpstreamProtocol::Http1 => false,
+            };
+            (Stream::ClientTls(Box::new(s)), h2)
+        }
+    };
+    let io = TokioIo::new(stream);
+    if h2 {
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Duration::from_secs(30))
+            .handshake(io)
+            .await
+            .map_err(|e| ProxyError::new(Stage::Connect, format!("http/2 handshake failed: {e}")))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(NewConn::H2(sender))
+    } else {
+        let (sender, conn) = http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(|e| ProxyError::new(Stage::Connect, format!("http/1 handshake failed: {e}")))?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        Ok(NewConn::H1(sender))
+    }
+}
+
+/// A short, address-free description of a socket error for clients.
+pub fn io_kind(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        ConnectionRefused => "connection refused",
+        ConnectionReset => "connection reset",
+        TimedOut => "timed out",
+        AddrNotAvailable => "address not available",
+        NotFound => "host not found",
+        HostUnreachable => "host unreachable",
+        NetworkUnreachable => "network unreachable",
+        _ => "i/o error",
+    }
+}
+
+/// Shared handle to a transport, as stored in the snapshot and the pools.
+pub type SharedTransport = Arc<Transport>;

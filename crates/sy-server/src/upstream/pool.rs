@@ -1,0 +1,178 @@
+//! Connection pools to one server: idle HTTP/1.1 keep-alive connections and
+//! one shared multiplexed HTTP/2 connection, kept per worker thread so a
+//! connection is only ever driven by the event loop that opened it.
+//!
+//! Pools live outside the snapshot (in `live`), so a reload keeps them warm.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper::client::conn::{http1, http2};
+
+use crate::body::ProxyBody;
+use crate::runtime::worker_id;
+
+/// Idle connections of one server, one slot per worker.
+pub struct ServerPool {
+    slots: Box<[Mutex<Slot>]>,
+    max_idle: usize,
+    idle_timeout: Duration,
+    /// Connections opened so far (for the reuse ratio metric).
+    pub opened: AtomicU64,
+}
+
+#[derive(Default)]
+struct Slot {
+    h1: Vec<(http1::SendRequest<ProxyBody>, Instant)>,
+    h2: Option<http2::SendRequest<ProxyBody>>,
+}
+
+/// A connection taken from the pool (or freshly opened) for one request.
+pub enum Checkout {
+    /// HTTP/1.1, exclusively ours until given back.
+    H1 {
+        /// The sender.
+        sender: http1::SendRequest<ProxyBody>,
+        /// True when it served an earlier request (a failure before any
+        /// response may then be the server's keep-alive race: retry fresh).
+        reused: bool,
+    },
+    /// A clone of the shared HTTP/2 sender.
+    H2(http2::SendRequest<ProxyBody>),
+}
+
+/// Puts an HTTP/1.1 connection back when the response body ends.
+pub struct PoolReturn {
+    pool: Arc<ServerPool>,
+    slot: usize,
+    sender: http1::SendRequest<ProxyBody>,
+}
+
+impl PoolReturn {
+    /// Returns the connection to the idle list of the worker that owns it.
+    pub fn give_back(self) {
+        if self.sender.is_closed() {
+            return;
+        }
+        let Some(slot) = self.pool.slots.get(self.slot) else {
+            return;
+        };
+        let mut slot = match slot.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        if slot.h1.len() < self.pool.max_idle {
+            slot.h1.push((self.sender, Instant::now()));
+        }
+    }
+}
+
+impl ServerPool {
+    /// A pool for `workers` worker threads.
+    pub fn new(workers: usize, max_idle: usize, idle_timeout: Duration) -> Arc<Self> {
+        Arc::new(ServerPool {
+            slots: (0..workers.max(1)).map(|_| Mutex::new(Slot::default())).collect(),
+            max_idle,
+            idle_timeout,
+            opened: AtomicU64::new(0),
+        })
+    }
+
+    fn slot(&self) -> (usize, std::sync::MutexGuard<'_, Slot>) {
+        let i = worker_id() % self.slots.len();
+        let guard = match self.slots[i].lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        (i, guard)
+    }
+
+    /// An idle connection usable now, if any. HTTP/2 is preferred when the
+    /// server speaks it.
+    pub async fn take_idle(&self) -> Option<Checkout> {
+        loop {
+            let candidate = {
+                let (_, mut slot) = self.slot();
+                if let Some(h2) = &slot.h2 {
+                    if !h2.is_closed() {
+                        return Some(Checkout::H2(h2.clone()));
+                    }
+                    slot.h2 = None;
+                }
+                let now = Instant::now();
+                loop {
+                    match slot.h1.pop() {
+                        None => return None,
+                        Some((s, at)) => {
+                            if s.is_closed() || now.duration_since(at) > self.idle_timeout {
+                                continue;
+                            }
+                            break s;
+                        }
+                    }
+                }
+            };
+            if candidate.is_ready() {
+                return Some(Checkout::H1 {
+                    sender: candidate,
+                    reused: true,
+                });
+            }
+            // Given back at the end of the response body; the connection's
+            // task may not have run since. One turn of the loop is enough.
+            tokio::task::yield_now().await;
+            if candidate.is_ready() {
+                return Some(Checkout::H1 {
+                    sender: candidate,
+                    reused: true,
+                });
+            }
+        }
+    }
+
+    /// Stores a new HTTP/2 connection as this worker's shared one.
+    pub fn put_h2(&self, sender: http2::SendRequest<ProxyBody>) {
+        let (_, mut slot) = self.slot();
+        slot.h2 = Some(sender);
+    }
+
+    /// Counts a newly opened connection.
+    pub fn note_opened(&self) {
+        self.opened.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Wraps an HTTP/1.1 sender so it comes back when its response ends.
+    pub fn returner(self: &Arc<Self>, sender: http1::SendRequest<ProxyBody>) -> PoolReturn {
+        PoolReturn {
+            pool: self.clone(),
+            slot: worker_id() % self.slots.len(),
+            sender,
+        }
+    }
+
+    /// Closes idle connections older than the idle timeout. Called
+    /// periodically by the control loop.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        for s in self.slots.iter() {
+            let mut slot = match s.lock() {
+                Ok(s) => s,
+                Err(p) => p.into_inner(),
+            };
+            slot.h1
+                .retain(|(s, at)| !s.is_closed() && now.duration_since(*at) <= self.idle_timeout);
+            if slot.h2.as_ref().is_some_and(|h| h.is_closed()) {
+                slot.h2 = None;
+            }
+        }
+    }
+
+    /// Idle HTTP/1.1 connections across workers (for metrics and tests).
+    pub fn idle_count(&self) -> usize {
+        self.slots
+            .iter()
+            .map(|s| s.lock().map(|s| s.h1.len()).unwrap_or(0))
+            .sum()
+    }
+}

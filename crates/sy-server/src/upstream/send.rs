@@ -1,0 +1,142 @@
+//! `upstream::send`: one request to one chosen server over a pooled or new
+//! connection, bounded by the upstream's response timeout.
+//!
+//! Input: a fully rewritten upstream request. Output: the response with a
+//! body that returns its connection to the pool when read to the end.
+//! Failure: a classified `ProxyError` (connect, tls, timeout,
+//! upstream-protocol, body-too-large, client-abort).
+
+use std::error::Error as _;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use sy_core::{ProxyError, Stage};
+
+use crate::body::{BodyTooLarge, ProxyBody};
+use crate::snapshot::{ServerRt, UpstreamRt};
+use crate::upstream::connect::{NewConn, connect};
+use crate::upstream::pool::Checkout;
+
+/// Sends `req` to `server` and waits for the response head.
+pub async fn send(
+    up: &UpstreamRt,
+    server: &ServerRt,
+    mut req: Request<ProxyBody>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let pool = &server.live.pool;
+    let mut fresh_only = false;
+    loop {
+        let idle = if fresh_only { None } else { pool.take_idle().await };
+        let checkout = match idle {
+            Some(c) => c,
+            None => {
+                let c = connect(&server.target, &up.transport).await?;
+                pool.note_opened();
+                server.metrics.opened.inc();
+                match c {
+                    NewConn::H1(sender) => Checkout::H1 {
+                        sender,
+                        reused: false,
+                    },
+                    NewConn::H2(sender) => {
+                        pool.put_h2(sender.clone());
+                        Checkout::H2(sender)
+                    }
+                }
+            }
+        };
+        match checkout {
+            Checkout::H1 { mut sender, reused } => {
+                let fut = sender.try_send_request(req);
+                let res = match tokio::time::timeout(up.response_timeout, fut).await {
+                    Ok(r) => r,
+                    Err(_) => return Err(response_timeout(up)),
+                };
+                match res {
+                    Ok(resp) => {
+                        let (parts, body) = resp.into_parts();
+                        let body = if parts.status == StatusCode::SWITCHING_PROTOCOLS {
+                            // The connection now belongs to the tunnel.
+                            ProxyBody::Stream(body)
+                        } else if hyper::body::Body::is_end_stream(&body) {
+                            pool.returner(sender).give_back();
+                            ProxyBody::Stream(body)
+                        } else {
+                            ProxyBody::Pooled {
+                                inner: body,
+                                ret: Some(pool.returner(sender)),
+                            }
+                        };
+                        return Ok(Response::from_parts(parts, body));
+                    }
+                    Err(mut e) => {
+                        // A reused keep-alive connection the server closed
+                        // just as we picked it: the request was never
+                        // written, so sending it on a fresh one is safe.
+                        if reused && let Some(back) = e.take_message() {
+                            req = back;
+                            fresh_only = true;
+                            continue;
+                        }
+                        return Err(classify(&e.into_error()));
+                    }
+                }
+            }
+            Checkout::H2(mut sender) => {
+                if sender.ready().await.is_err() {
+                    if fresh_only {
+                        return Err(ProxyError::new(Stage::Connect, "http/2 connection to upstream closed"));
+                    }
+                    fresh_only = true;
+                    continue;
+                }
+                let fut = sender.send_request(req);
+                return match tokio::time::timeout(up.response_timeout, fut).await {
+                    Err(_) => Err(response_timeout(up)),
+                    Ok(Ok(resp)) => Ok(resp.map(ProxyBody::Stream)),
+                    Ok(Err(e)) => Err(classify(&e)),
+                };
+            }
+        }
+    }
+}
+
+fn response_timeout(up: &UpstreamRt) -> ProxyError {
+    ProxyError::new(
+        Stage::Timeout,
+        format!("upstream did not answer within {:?}", up.response_timeout),
+    )
+}
+
+/// Maps a hyper client error to the stage that failed.
+pub fn classify(e: &hyper::Error) -> ProxyError {
+    let mut src = e.source();
+    while let Some(s) = src {
+        if let Some(b) = s.downcast_ref::<BodyTooLarge>() {
+            return ProxyError::new(Stage::BodyTooLarge, b.to_string());
+        }
+        if let Some(h) = s.downcast_ref::<hyper::Error>()
+            && (h.is_incomplete_message() || h.is_body_write_aborted())
+        {
+            return ProxyError::new(Stage::ClientAbort, "client request body ended early");
+        }
+        src = s.source();
+    }
+    if e.is_user() {
+        return ProxyError::new(Stage::ClientAbort, "client request body failed");
+    }
+    if e.is_timeout() {
+        return ProxyError::new(Stage::Timeout, "upstream timed out");
+    }
+    let msg = if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        "upstream closed the connection before answering"
+    } else if e.is_parse() {
+        "upstream sent an invalid response"
+    } else {
+        "upstream connection failed"
+    };
+    ProxyError::new(Stage::UpstreamProtocol, msg)
+}
+
+/// Type of a response straight from a server.
+pub type UpstreamResponse = Response<Incoming>;
