@@ -13,6 +13,9 @@ use hyper::client::conn::{http1, http2};
 use crate::body::ProxyBody;
 use crate::runtime::worker_id;
 
+/// How long a just-returned connection may take to become ready again.
+const READY_WAIT: Duration = Duration::from_millis(500);
+
 /// Idle connections of one server, one slot per worker.
 pub struct ServerPool {
     slots: Box<[Mutex<Slot>]>,
@@ -100,29 +103,31 @@ impl ServerPool {
                     }
                     slot.h2 = None;
                 }
-                let now = Instant::now();
-                loop {
-                    match slot.h1.pop() {
-                        None => return None,
-                        Some((s, at)) => {
-                            if s.is_closed() || now.duration_since(at) > self.idle_timeout {
-                                continue;
-                            }
-                            break s;
-                        }
+                // The most recently returned connection that is ready now;
+                // expiry is the sweeper's job (once a second).
+                let mut i = slot.h1.len();
+                while i > 0 {
+                    i -= 1;
+                    if slot.h1[i].0.is_closed() {
+                        slot.h1.swap_remove(i);
+                    } else if slot.h1[i].0.is_ready() {
+                        let (sender, _) = slot.h1.swap_remove(i);
+                        return Some(Checkout::H1 {
+                            sender,
+                            reused: true,
+                        });
                     }
                 }
+                match slot.h1.pop() {
+                    Some((s, _)) => s,
+                    None => return None,
+                }
             };
-            if candidate.is_ready() {
-                return Some(Checkout::H1 {
-                    sender: candidate,
-                    reused: true,
-                });
-            }
             // Given back at the end of the response body; the connection's
-            // task may not have run since. One turn of the loop is enough.
-            tokio::task::yield_now().await;
-            if candidate.is_ready() {
+            // task may not have run since. Wait for it briefly rather than
+            // throw a good keep-alive connection away.
+            let mut candidate = candidate;
+            if let Ok(Ok(())) = tokio::time::timeout(READY_WAIT, candidate.ready()).await {
                 return Some(Checkout::H1 {
                     sender: candidate,
                     reused: true,
