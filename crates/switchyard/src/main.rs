@@ -1,7 +1,7 @@
 //! The `switchyard` binary: command line, logging, quickstart, and handing
 //! the validated configuration to `sy-server`. Thin on purpose.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -59,7 +59,24 @@ fn init_logging(level: &str) {
     }
 }
 
+/// mimalloc's `mi_option_purge_delay` (its position in `mi_option_e` in
+/// mimalloc.h, v3); libmimalloc-sys does not name it.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Return freed pages to the OS after 50 ms instead of mimalloc v3's 1 s,
+/// so memory an idle connection gave back (see `serve_h1_parking`) leaves
+/// the resident set promptly.
+fn tune_allocator() {
+    // SAFETY: mi_option_set stores an integer in mimalloc's option table; it
+    // is thread-safe, takes no pointers and may be called at any time.
+    #[allow(unsafe_code)]
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 50)
+    };
+}
+
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Check { config }) => check(&config),
@@ -68,7 +85,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(path: &PathBuf) -> ExitCode {
+fn check(path: &Path) -> ExitCode {
     match sy_config::load(path) {
         Ok(cfg) => {
             println!(

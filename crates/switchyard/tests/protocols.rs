@@ -11,7 +11,9 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use common::{Backend, Proxy, TlsBackend, WsBackend, client, simple_config, tls_client, tls_connect};
+use common::{
+    Backend, Proxy, TlsBackend, WsBackend, client, simple_config, tls_client, tls_connect,
+};
 use futures_util::{SinkExt, Stream, StreamExt};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Empty, Full};
@@ -56,13 +58,17 @@ async fn h1_get<S>(io: S, host: &str, path: &str) -> Response<Incoming>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .unwrap();
     tokio::spawn(conn);
     let req = Request::get(path)
         .header("host", host)
         .body(Empty::<Bytes>::new())
         .unwrap();
-    within("http/1.1 request", send.send_request(req)).await.unwrap()
+    within("http/1.1 request", send.send_request(req))
+        .await
+        .unwrap()
 }
 
 /// One HTTP/2 GET over an established stream.
@@ -70,12 +76,15 @@ async fn h2_get<S>(io: S, uri: &str) -> Response<Incoming>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
-        .await
-        .unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let req = Request::get(uri).body(Empty::<Bytes>::new()).unwrap();
-    within("http/2 request", send.send_request(req)).await.unwrap()
+    within("http/2 request", send.send_request(req))
+        .await
+        .unwrap()
 }
 
 async fn body_text(r: Response<Incoming>) -> String {
@@ -89,12 +98,19 @@ async fn body_text(r: Response<Incoming>) -> String {
 async fn h2c_prior_knowledge_client_reaches_http1_backend() {
     let b = Backend::start("b1").await;
     let p = Proxy::start(&simple_config(&[&b], ""));
-    let r = within("h2c request", h2c_client().get(p.url("main", "/h2c/path?q=1")).send())
-        .await
-        .unwrap();
+    let r = within(
+        "h2c request",
+        h2c_client().get(p.url("main", "/h2c/path?q=1")).send(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.version(), Version::HTTP_2, "client side must be HTTP/2");
-    assert_eq!(header(&r, "x-seen-version"), "HTTP/1.1", "upstream side must be HTTP/1.1");
+    assert_eq!(
+        header(&r, "x-seen-version"),
+        "HTTP/1.1",
+        "upstream side must be HTTP/1.1"
+    );
     assert_eq!(header(&r, "x-seen-path"), "/h2c/path?q=1");
     // :authority becomes the Host header on the HTTP/1.1 side.
     assert_eq!(header(&r, "x-seen-host"), p.addr("main").to_string());
@@ -111,9 +127,12 @@ async fn http1_and_h2c_share_one_listener() {
     // Interleave both protocols against the same port, several times, with
     // both clients keeping their connections open.
     for i in 0..3 {
-        let r = within("http/1.1", h1.get(p.url("main", &format!("/one/{i}"))).send())
-            .await
-            .unwrap();
+        let r = within(
+            "http/1.1",
+            h1.get(p.url("main", &format!("/one/{i}"))).send(),
+        )
+        .await
+        .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.version(), Version::HTTP_11);
         assert_eq!(header(&r, "x-seen-path"), format!("/one/{i}"));
@@ -133,7 +152,10 @@ async fn http1_and_h2c_share_one_listener() {
         h2.get(p.url("main", "/together/2")).send()
     );
     let (a, c) = (a.unwrap(), c.unwrap());
-    assert_eq!((a.status(), a.version()), (StatusCode::OK, Version::HTTP_11));
+    assert_eq!(
+        (a.status(), a.version()),
+        (StatusCode::OK, Version::HTTP_11)
+    );
     assert_eq!((c.status(), c.version()), (StatusCode::OK, Version::HTTP_2));
     assert_eq!(b.hits(), 8);
 }
@@ -206,7 +228,10 @@ servers = ["{}"]
 async fn tls_certificate_is_chosen_by_sni_with_a_default() {
     let b = Backend::start("b1").await;
     let certs = three_certs();
-    let p = Proxy::start(&tls_config(&b, &tls_listener("tls", certs.dir.path(), "1.2")));
+    let p = Proxy::start(&tls_config(
+        &b,
+        &tls_listener("tls", certs.dir.path(), "1.2"),
+    ));
     let addr = p.addr("tls");
     let c = tls_client(&["http/1.1"], rustls::DEFAULT_VERSIONS);
 
@@ -235,7 +260,10 @@ async fn tls_certificate_is_chosen_by_sni_with_a_default() {
 async fn tls_alpn_selects_http2_or_http1() {
     let b = Backend::start("b1").await;
     let certs = three_certs();
-    let p = Proxy::start(&tls_config(&b, &tls_listener("tls", certs.dir.path(), "1.2")));
+    let p = Proxy::start(&tls_config(
+        &b,
+        &tls_listener("tls", certs.dir.path(), "1.2"),
+    ));
     let addr = p.addr("tls");
 
     // ALPN h2 (h2 preferred of the two) gives HTTP/2.
@@ -281,20 +309,33 @@ async fn tls_min_version_is_enforced() {
     let only13 = tls_client(&["http/1.1"], &[&rustls::version::TLS13]);
 
     // A TLS 1.2-only client works against min_version 1.2 ...
-    let s = tls_connect(&only12, p.addr("v12"), Some("a.example.test")).await.unwrap();
-    assert_eq!(s.get_ref().1.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_2));
+    let s = tls_connect(&only12, p.addr("v12"), Some("a.example.test"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
     let r = h1_get(s, "a.example.test", "/v12").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(body_text(r).await, "b1");
 
     // ... and is refused by min_version 1.3.
     let err = tls_connect(&only12, p.addr("v13"), Some("a.example.test")).await;
-    assert!(err.is_err(), "a TLS 1.2-only client must not complete a handshake with min_version 1.3");
+    assert!(
+        err.is_err(),
+        "a TLS 1.2-only client must not complete a handshake with min_version 1.3"
+    );
 
     // TLS 1.3 works on both.
     for l in ["v12", "v13"] {
-        let s = tls_connect(&only13, p.addr(l), Some("b.example.test")).await.unwrap();
-        assert_eq!(s.get_ref().1.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
+        let s = tls_connect(&only13, p.addr(l), Some("b.example.test"))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get_ref().1.protocol_version(),
+            Some(rustls::ProtocolVersion::TLSv1_3)
+        );
         assert!(common::peer_leaf_der(&s) == certs.b);
         let r = h1_get(s, "b.example.test", "/v13").await;
         assert_eq!(r.status(), StatusCode::OK);
@@ -306,7 +347,10 @@ async fn tls_min_version_is_enforced() {
 async fn tls_certificates_are_reread_on_reload() {
     let b = Backend::start("b1").await;
     let certs = three_certs();
-    let p = Proxy::start(&tls_config(&b, &tls_listener("tls", certs.dir.path(), "1.2")));
+    let p = Proxy::start(&tls_config(
+        &b,
+        &tls_listener("tls", certs.dir.path(), "1.2"),
+    ));
     let addr = p.addr("tls");
     let c = tls_client(&["http/1.1"], rustls::DEFAULT_VERSIONS);
 
@@ -321,16 +365,31 @@ async fn tls_certificates_are_reread_on_reload() {
     assert!(a2 != certs.a && d2 != certs.d);
     // Without a reload the old certificate is still served.
     let s = tls_connect(&c, addr, Some("a.example.test")).await.unwrap();
-    assert!(common::peer_leaf_der(&s) == certs.a, "certificates must not change before a reload");
+    assert!(
+        common::peer_leaf_der(&s) == certs.a,
+        "certificates must not change before a reload"
+    );
 
-    let v = p.handle.reload().expect("reload with renewed certificates succeeds");
+    let v = p
+        .handle
+        .reload()
+        .expect("reload with renewed certificates succeeds");
     assert_eq!(v, 2);
     let s = tls_connect(&c, addr, Some("a.example.test")).await.unwrap();
-    assert!(common::peer_leaf_der(&s) == a2, "after reload SNI a must present the renewed cert");
+    assert!(
+        common::peer_leaf_der(&s) == a2,
+        "after reload SNI a must present the renewed cert"
+    );
     let s2 = tls_connect(&c, addr, None).await.unwrap();
-    assert!(common::peer_leaf_der(&s2) == d2, "after reload the default must be the renewed cert");
+    assert!(
+        common::peer_leaf_der(&s2) == d2,
+        "after reload the default must be the renewed cert"
+    );
     let s3 = tls_connect(&c, addr, Some("b.example.test")).await.unwrap();
-    assert!(common::peer_leaf_der(&s3) == certs.b, "an unchanged certificate stays");
+    assert!(
+        common::peer_leaf_der(&s3) == certs.b,
+        "an unchanged certificate stays"
+    );
     let r = h1_get(s, "a.example.test", "/after-reload").await;
     assert_eq!(r.status(), StatusCode::OK);
     let r = h1_get(old_conn, "a.example.test", "/old-conn").await;
@@ -339,9 +398,15 @@ async fn tls_certificates_are_reread_on_reload() {
     // A broken certificate file makes the reload fail and keeps the last
     // good certificates.
     std::fs::write(certs.dir.path().join("a.pem"), "not a certificate").unwrap();
-    assert!(p.handle.reload().is_err(), "a reload with an unreadable certificate must fail");
+    assert!(
+        p.handle.reload().is_err(),
+        "a reload with an unreadable certificate must fail"
+    );
     let s = tls_connect(&c, addr, Some("a.example.test")).await.unwrap();
-    assert!(common::peer_leaf_der(&s) == a2, "a failed reload keeps the previous certificate");
+    assert!(
+        common::peer_leaf_der(&s) == a2,
+        "a failed reload keeps the previous certificate"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -353,17 +418,28 @@ async fn h2c_upstream_receives_http2() {
     let p = Proxy::start(&simple_config(&[&b], "protocol = \"h2c\""));
     let h1 = client();
     for i in 0..3 {
-        let r = within("request", h1.get(p.url("main", &format!("/h2c-up/{i}?x=y"))).send())
-            .await
-            .unwrap();
+        let r = within(
+            "request",
+            h1.get(p.url("main", &format!("/h2c-up/{i}?x=y"))).send(),
+        )
+        .await
+        .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.version(), Version::HTTP_11);
-        assert_eq!(header(&r, "x-seen-version"), "HTTP/2.0", "upstream must be spoken to in HTTP/2");
+        assert_eq!(
+            header(&r, "x-seen-version"),
+            "HTTP/2.0",
+            "upstream must be spoken to in HTTP/2"
+        );
         assert!(header(&r, "x-seen-path").ends_with(&format!("/h2c-up/{i}?x=y")));
         assert_eq!(r.text().await.unwrap(), "b1");
     }
     // An h2c client too.
-    let r = h2c_client().get(p.url("main", "/both-h2")).send().await.unwrap();
+    let r = h2c_client()
+        .get(p.url("main", "/both-h2"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.version(), Version::HTTP_2);
     assert_eq!(header(&r, "x-seen-version"), "HTTP/2.0");
     assert_eq!(b.hits(), 4);
@@ -393,7 +469,13 @@ servers = [{servers}]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_tls_verified_against_configured_ca() {
     let dir = tempfile::tempdir().unwrap();
-    let tb = TlsBackend::start("tls-b", dir.path(), &["backend.example.test"], &["http/1.1"]).await;
+    let tb = TlsBackend::start(
+        "tls-b",
+        dir.path(),
+        &["backend.example.test"],
+        &["http/1.1"],
+    )
+    .await;
     let cfg = one_upstream_config(
         &format!("\"{}\"", tb.addr),
         &format!(
@@ -404,7 +486,9 @@ async fn upstream_tls_verified_against_configured_ca() {
     let p = Proxy::start(&cfg);
     let h1 = client();
     for _ in 0..2 {
-        let r = within("request", h1.get(p.url("main", "/secure")).send()).await.unwrap();
+        let r = within("request", h1.get(p.url("main", "/secure")).send())
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(header(&r, "x-seen-sni"), "backend.example.test");
         assert_eq!(header(&r, "x-seen-version"), "HTTP/1.1");
@@ -418,8 +502,15 @@ async fn upstream_tls_verified_against_configured_ca() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_tls_verification_failure_is_a_502_tls_error() {
     let dir = tempfile::tempdir().unwrap();
-    let tb = TlsBackend::start("tls-b", dir.path(), &["backend.example.test"], &["http/1.1"]).await;
-    let (wrong_ca, _, _) = common::write_cert(dir.path(), "unrelated-ca", &["backend.example.test"]);
+    let tb = TlsBackend::start(
+        "tls-b",
+        dir.path(),
+        &["backend.example.test"],
+        &["http/1.1"],
+    )
+    .await;
+    let (wrong_ca, _, _) =
+        common::write_cert(dir.path(), "unrelated-ca", &["backend.example.test"]);
     let h1 = client();
 
     // A CA that did not sign the backend's certificate.
@@ -431,7 +522,9 @@ async fn upstream_tls_verification_failure_is_a_502_tls_error() {
         ),
     );
     let p = Proxy::start(&cfg);
-    let r = within("request", h1.get(p.url("main", "/wrong-ca")).send()).await.unwrap();
+    let r = within("request", h1.get(p.url("main", "/wrong-ca")).send())
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(header(&r, "x-switchyard-error"), "tls");
     drop(p);
@@ -445,17 +538,35 @@ async fn upstream_tls_verification_failure_is_a_502_tls_error() {
         ),
     );
     let p = Proxy::start(&cfg);
-    let r = within("request", h1.get(p.url("main", "/wrong-name")).send()).await.unwrap();
+    let r = within("request", h1.get(p.url("main", "/wrong-name")).send())
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(header(&r, "x-switchyard-error"), "tls");
-    assert_eq!(tb.hits(), 0, "no request may reach a server that failed verification");
+    assert_eq!(
+        tb.hits(),
+        0,
+        "no request may reach a server that failed verification"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_tls_alpn_auto_and_h2() {
     let dir = tempfile::tempdir().unwrap();
-    let both = TlsBackend::start("both", dir.path(), &["backend.example.test"], &["h2", "http/1.1"]).await;
-    let only1 = TlsBackend::start("only1", dir.path(), &["backend.example.test"], &["http/1.1"]).await;
+    let both = TlsBackend::start(
+        "both",
+        dir.path(),
+        &["backend.example.test"],
+        &["h2", "http/1.1"],
+    )
+    .await;
+    let only1 = TlsBackend::start(
+        "only1",
+        dir.path(),
+        &["backend.example.test"],
+        &["http/1.1"],
+    )
+    .await;
     let tls = |b: &TlsBackend| {
         format!(
             "[upstreams.u.tls]\nca = \"{}\"\nserver_name = \"backend.example.test\"\n",
@@ -470,13 +581,29 @@ async fn upstream_tls_alpn_auto_and_h2() {
         &format!("\"{}\"", both.addr),
         &format!("protocol = \"auto\"\n{}", tls(&both)),
     ));
-    for (c, v) in [(&h1, Version::HTTP_11), (&h2, Version::HTTP_2), (&h1, Version::HTTP_11)] {
-        let r = within("request", c.get(p.url("main", "/auto?k=v")).send()).await.unwrap();
-        assert_eq!(r.status(), StatusCode::OK, "auto over TLS with h2: {:?}", r.headers());
+    for (c, v) in [
+        (&h1, Version::HTTP_11),
+        (&h2, Version::HTTP_2),
+        (&h1, Version::HTTP_11),
+    ] {
+        let r = within("request", c.get(p.url("main", "/auto?k=v")).send())
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "auto over TLS with h2: {:?}",
+            r.headers()
+        );
         assert_eq!(r.version(), v);
         assert_eq!(header(&r, "x-seen-alpn"), "h2");
         assert_eq!(header(&r, "x-seen-version"), "HTTP/2.0");
-        assert!(header(&r, "x-seen-path").ends_with("/auto?k=v"));
+        // A proper HTTP/2 request over TLS: `:scheme` https and the
+        // client's host as `:authority`.
+        assert_eq!(
+            header(&r, "x-seen-path"),
+            format!("https://{}/auto?k=v", p.addr("main"))
+        );
         assert_eq!(r.text().await.unwrap(), "both");
     }
     drop(p);
@@ -486,7 +613,9 @@ async fn upstream_tls_alpn_auto_and_h2() {
         &format!("\"{}\"", only1.addr),
         &format!("protocol = \"auto\"\n{}", tls(&only1)),
     ));
-    let r = within("request", h2.get(p.url("main", "/auto1")).send()).await.unwrap();
+    let r = within("request", h2.get(p.url("main", "/auto1")).send())
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(header(&r, "x-seen-alpn"), "http/1.1");
     assert_eq!(header(&r, "x-seen-version"), "HTTP/1.1");
@@ -497,8 +626,14 @@ async fn upstream_tls_alpn_auto_and_h2() {
         &format!("\"{}\"", both.addr),
         &format!("protocol = \"h2\"\n{}", tls(&both)),
     ));
-    let r = within("request", h1.get(p.url("main", "/h2")).send()).await.unwrap();
+    let r = within("request", h1.get(p.url("main", "/h2")).send())
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        header(&r, "x-seen-path"),
+        format!("https://{}/h2", p.addr("main"))
+    );
     assert_eq!(header(&r, "x-seen-alpn"), "h2");
     assert_eq!(header(&r, "x-seen-version"), "HTTP/2.0");
     assert_eq!(both.hits(), 4);
@@ -535,7 +670,11 @@ async fn websocket_echo_through_the_proxy() {
             if i % 2 == 0 {
                 Message::text(format!("text message {i} {}", "x".repeat(i * 10)))
             } else {
-                Message::binary((0..(i * 37) as u32).map(|b| (b % 251) as u8).collect::<Vec<u8>>())
+                Message::binary(
+                    (0..(i * 37) as u32)
+                        .map(|b| (b % 251) as u8)
+                        .collect::<Vec<u8>>(),
+                )
             }
         })
         .collect();
@@ -585,7 +724,8 @@ mod grpc {
 
     pub type Codec = tonic_prost::ProstCodec<Echo, Echo>;
     pub const MAX: usize = 16 << 20;
-    type BoxFut<T> = Pin<Box<dyn std::future::Future<Output = Result<tonic::Response<T>, Status>> + Send>>;
+    type BoxFut<T> =
+        Pin<Box<dyn std::future::Future<Output = Result<tonic::Response<T>, Status>> + Send>>;
     type BoxStream = Pin<Box<dyn Stream<Item = Result<Echo, Status>> + Send>>;
 
     fn reply(m: Echo) -> Echo {
@@ -607,7 +747,8 @@ mod grpc {
                     .map(|v| v.to_str().unwrap_or("").to_string())
                     .unwrap_or_default();
                 let mut resp = tonic::Response::new(reply(req.into_inner()));
-                resp.metadata_mut().insert("x-seen-te", seen_te.parse().unwrap());
+                resp.metadata_mut()
+                    .insert("x-seen-te", seen_te.parse().unwrap());
                 Ok(resp)
             })
         }
@@ -621,7 +762,11 @@ mod grpc {
             Box::pin(async move {
                 let mut md = tonic::metadata::MetadataMap::new();
                 md.insert("x-reason", "test-says-no".parse().unwrap());
-                Err(Status::with_metadata(Code::PermissionDenied, "denied by the test", md))
+                Err(Status::with_metadata(
+                    Code::PermissionDenied,
+                    "denied by the test",
+                    md,
+                ))
             })
         }
     }
@@ -637,12 +782,23 @@ mod grpc {
             let m = req.into_inner();
             Box::pin(async move {
                 let items: Vec<Result<Echo, Status>> = vec![
-                    Ok(Echo { seq: 1, payload: m.payload.clone() }),
-                    Ok(Echo { seq: 2, payload: m.payload.clone() }),
-                    Ok(Echo { seq: 3, payload: m.payload }),
+                    Ok(Echo {
+                        seq: 1,
+                        payload: m.payload.clone(),
+                    }),
+                    Ok(Echo {
+                        seq: 2,
+                        payload: m.payload.clone(),
+                    }),
+                    Ok(Echo {
+                        seq: 3,
+                        payload: m.payload,
+                    }),
                     Err(Status::data_loss("late failure")),
                 ];
-                Ok(tonic::Response::new(Box::pin(futures_util::stream::iter(items)) as BoxStream))
+                Ok(tonic::Response::new(
+                    Box::pin(futures_util::stream::iter(items)) as BoxStream,
+                ))
             })
         }
     }
@@ -673,7 +829,10 @@ mod grpc {
     fn add_trailer(f: hyper::body::Frame<Bytes>) -> hyper::body::Frame<Bytes> {
         match f.into_trailers() {
             Ok(mut t) => {
-                t.insert("x-custom-trailer", http::HeaderValue::from_static("trailer-value"));
+                t.insert(
+                    "x-custom-trailer",
+                    http::HeaderValue::from_static("trailer-value"),
+                );
                 hyper::body::Frame::trailers(t)
             }
             Err(f) => f,
@@ -705,7 +864,9 @@ mod grpc {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
                 tokio::spawn(async move {
                     let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(tcp), hyper::service::service_fn(route))
@@ -772,19 +933,31 @@ async fn grpc_unary_and_large_message() {
         seq: 7,
         payload: b"hello grpc".to_vec(),
     };
-    let resp = within("unary", g.unary(tonic::Request::new(req), grpc::path("/test.Echo/Unary"), grpc::Codec::default()))
-        .await
-        .unwrap();
+    let resp = within(
+        "unary",
+        g.unary(
+            tonic::Request::new(req),
+            grpc::path("/test.Echo/Unary"),
+            grpc::Codec::default(),
+        ),
+    )
+    .await
+    .unwrap();
     // `TE: trailers` must reach the server (it is hop-by-hop otherwise).
     assert_eq!(resp.metadata().get("x-seen-te").unwrap(), "trailers");
     // tonic merges trailers into the unary response metadata.
-    assert_eq!(resp.metadata().get("x-custom-trailer").unwrap(), "trailer-value");
+    assert_eq!(
+        resp.metadata().get("x-custom-trailer").unwrap(),
+        "trailer-value"
+    );
     let m = resp.into_inner();
     assert_eq!(m.seq, 1007);
     assert_eq!(m.payload, b"hello grpc");
 
     // ~4 MiB in one message each way.
-    let big: Vec<u8> = (0..(4 << 20) + 123).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let big: Vec<u8> = (0..(4 << 20) + 123)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
     g.ready().await.unwrap();
     let resp = within(
         "large unary",
@@ -810,7 +983,8 @@ async fn grpc_bidirectional_streaming_lock_step() {
     let (_, p) = grpc_setup().await;
     let mut g = grpc::client(p.addr("main")).await;
     let (tx, rx) = tokio::sync::mpsc::channel::<grpc::Echo>(1);
-    let outbound = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+    let outbound =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
     let msg = |i: u32| grpc::Echo {
         seq: i,
         payload: format!("message {i}").repeat(i as usize + 1).into_bytes(),
@@ -818,7 +992,11 @@ async fn grpc_bidirectional_streaming_lock_step() {
     tx.send(msg(0)).await.unwrap();
     let resp = within(
         "bidi call",
-        g.streaming(tonic::Request::new(outbound), grpc::path("/test.Echo/Bidi"), grpc::Codec::default()),
+        g.streaming(
+            tonic::Request::new(outbound),
+            grpc::path("/test.Echo/Bidi"),
+            grpc::Codec::default(),
+        ),
     )
     .await
     .unwrap();
@@ -826,7 +1004,10 @@ async fn grpc_bidirectional_streaming_lock_step() {
     // Lock step: message i+1 is only sent once the echo of i arrived, so
     // any buffering of a whole stream in the proxy would hang here.
     for i in 0..50u32 {
-        let got = within("bidi echo", inbound.message()).await.unwrap().expect("stream ended early");
+        let got = within("bidi echo", inbound.message())
+            .await
+            .unwrap()
+            .expect("stream ended early");
         assert_eq!(got.seq, i + 1000);
         assert_eq!(got.payload, msg(i).payload);
         if i + 1 < 50 {
@@ -834,8 +1015,16 @@ async fn grpc_bidirectional_streaming_lock_step() {
         }
     }
     drop(tx);
-    assert!(within("bidi end", inbound.message()).await.unwrap().is_none());
-    let trailers = within("bidi trailers", inbound.trailers()).await.unwrap().expect("trailers");
+    assert!(
+        within("bidi end", inbound.message())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let trailers = within("bidi trailers", inbound.trailers())
+        .await
+        .unwrap()
+        .expect("trailers");
     assert_eq!(trailers.get("x-custom-trailer").unwrap(), "trailer-value");
 }
 
@@ -843,10 +1032,13 @@ async fn grpc_bidirectional_streaming_lock_step() {
 async fn grpc_trailers_reach_the_client_as_trailers() {
     let (_, p) = grpc_setup().await;
     // A raw HTTP/2 client to see exactly what is a header and what a trailer.
-    let tcp = tokio::net::TcpStream::connect(p.addr("main")).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+    let tcp = tokio::net::TcpStream::connect(p.addr("main"))
         .await
         .unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let call = |path: &str, m: &grpc::Echo| {
         Request::post(format!("http://{}{path}", p.addr("main")))
@@ -861,13 +1053,21 @@ async fn grpc_trailers_reach_the_client_as_trailers() {
     };
 
     // OK: data, then trailers with grpc-status 0 and the custom trailer.
-    let r = within("raw unary", send.send_request(call("/test.Echo/Unary", &m))).await.unwrap();
+    let r = within("raw unary", send.send_request(call("/test.Echo/Unary", &m)))
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(hyper_header(&r, "content-type"), "application/grpc");
-    assert!(r.headers().get("grpc-status").is_none(), "grpc-status must come as a trailer");
+    assert!(
+        r.headers().get("grpc-status").is_none(),
+        "grpc-status must come as a trailer"
+    );
     assert!(r.headers().get("x-custom-trailer").is_none());
     let collected = within("raw body", r.into_body().collect()).await.unwrap();
-    let trailers = collected.trailers().cloned().expect("the response must end with trailers");
+    let trailers = collected
+        .trailers()
+        .cloned()
+        .expect("the response must end with trailers");
     assert_eq!(trailers.get("grpc-status").unwrap(), "0");
     assert_eq!(trailers.get("x-custom-trailer").unwrap(), "trailer-value");
     let msgs = grpc::unframe(collected.to_bytes());
@@ -875,14 +1075,21 @@ async fn grpc_trailers_reach_the_client_as_trailers() {
     assert_eq!(msgs[0].seq, 1005);
 
     // Non-OK after data: the status is in the trailers.
-    let r = within("raw fail-late", send.send_request(call("/test.Echo/FailLate", &m)))
-        .await
-        .unwrap();
+    let r = within(
+        "raw fail-late",
+        send.send_request(call("/test.Echo/FailLate", &m)),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let collected = within("raw body", r.into_body().collect()).await.unwrap();
-    let trailers = collected.trailers().cloned().expect("the response must end with trailers");
+    let trailers = collected
+        .trailers()
+        .cloned()
+        .expect("the response must end with trailers");
     assert_eq!(trailers.get("grpc-status").unwrap(), "15");
-    assert_eq!(trailers.get("grpc-message").unwrap(), "late failure");
+    // grpc-message is percent-encoded on the wire.
+    assert_eq!(trailers.get("grpc-message").unwrap(), "late%20failure");
     assert_eq!(trailers.get("x-custom-trailer").unwrap(), "trailer-value");
     assert_eq!(grpc::unframe(collected.to_bytes()).len(), 3);
 }
@@ -899,7 +1106,11 @@ async fn grpc_error_status_propagates() {
     // Trailers-only error response.
     let err = within(
         "fail",
-        g.unary(tonic::Request::new(m.clone()), grpc::path("/test.Echo/Fail"), grpc::Codec::default()),
+        g.unary(
+            tonic::Request::new(m.clone()),
+            grpc::path("/test.Echo/Fail"),
+            grpc::Codec::default(),
+        ),
     )
     .await
     .unwrap_err();
@@ -911,13 +1122,20 @@ async fn grpc_error_status_propagates() {
     g.ready().await.unwrap();
     let resp = within(
         "fail late",
-        g.server_streaming(tonic::Request::new(m.clone()), grpc::path("/test.Echo/FailLate"), grpc::Codec::default()),
+        g.server_streaming(
+            tonic::Request::new(m.clone()),
+            grpc::path("/test.Echo/FailLate"),
+            grpc::Codec::default(),
+        ),
     )
     .await
     .unwrap();
     let mut s = resp.into_inner();
     for i in 1..=3 {
-        let got = within("stream item", s.message()).await.unwrap().expect("item");
+        let got = within("stream item", s.message())
+            .await
+            .unwrap()
+            .expect("item");
         assert_eq!(got.seq, i);
     }
     let err = within("stream end", s.message()).await.unwrap_err();
@@ -928,7 +1146,11 @@ async fn grpc_error_status_propagates() {
     g.ready().await.unwrap();
     let err = within(
         "unknown",
-        g.unary(tonic::Request::new(m), grpc::path("/test.Echo/Nope"), grpc::Codec::default()),
+        g.unary(
+            tonic::Request::new(m),
+            grpc::path("/test.Echo/Nope"),
+            grpc::Codec::default(),
+        ),
     )
     .await
     .unwrap_err();

@@ -55,7 +55,9 @@ async fn origin() -> Origin {
     let p = produced.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { continue };
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
             let p = p.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -106,10 +108,15 @@ async fn serve(req: Request<Incoming>, produced: Arc<AtomicU64>) -> Response<Box
                 }
                 let len = (total - sent).min(CHUNK as u64) as usize;
                 produced.fetch_add(len as u64, Ordering::SeqCst);
-                Some((Ok::<_, Infallible>(Frame::data(c.slice(..len))), sent + len as u64))
+                Some((
+                    Ok::<_, Infallible>(Frame::data(c.slice(..len))),
+                    sent + len as u64,
+                ))
             }
         });
-        return Response::builder().body(BodyExt::boxed(StreamBody::new(stream))).unwrap();
+        return Response::builder()
+            .body(BodyExt::boxed(StreamBody::new(stream)))
+            .unwrap();
     }
     Response::builder()
         .status(404)
@@ -144,7 +151,10 @@ fn start_proxy(origin: SocketAddr) -> Binary {
 }
 
 fn http_client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(DEADLINE).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(DEADLINE)
+        .build()
+        .unwrap()
 }
 
 /// The next chunk of a download, failing the test if it stalls.
@@ -183,7 +193,8 @@ async fn upload_1gib_streams_in_bounded_memory() {
 
     let c = chunk();
     let chunks = GIB / CHUNK as u64;
-    let body = futures_util::stream::iter(0..chunks).map(move |_| Ok::<_, std::io::Error>(c.clone()));
+    let body =
+        futures_util::stream::iter(0..chunks).map(move |_| Ok::<_, std::io::Error>(c.clone()));
     let started = Instant::now();
     let resp = tokio::time::timeout(
         DEADLINE,
@@ -197,7 +208,10 @@ async fn upload_1gib_streams_in_bounded_memory() {
     .unwrap();
     assert_eq!(resp.status(), 200);
     let count: u64 = resp.text().await.unwrap().parse().unwrap();
-    assert_eq!(count, GIB, "the backend must receive every byte exactly once");
+    assert_eq!(
+        count, GIB,
+        "the backend must receive every byte exactly once"
+    );
     report("upload", &bin, GIB, started);
 }
 
@@ -219,7 +233,9 @@ async fn download_1gib_streams_in_bounded_memory() {
     let mut n: u64 = 0;
     let mut checked_first = false;
     loop {
-        let next = tokio::time::timeout(DEADLINE, stream.next()).await.expect("download stalled");
+        let next = tokio::time::timeout(DEADLINE, stream.next())
+            .await
+            .expect("download stalled");
         let Some(b) = next else { break };
         let b = b.unwrap();
         if !checked_first && b.len() >= 1024 {
@@ -262,7 +278,10 @@ async fn slow_reader_download_pushes_back_to_the_backend() {
     let mut last = o.produced.load(Ordering::SeqCst);
     let mut stable_since = Instant::now();
     loop {
-        assert!(Instant::now() < deadline, "the backend never stopped producing");
+        assert!(
+            Instant::now() < deadline,
+            "the backend never stopped producing"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
         let now = o.produced.load(Ordering::SeqCst);
         if now != last {
@@ -287,7 +306,10 @@ async fn slow_reader_download_pushes_back_to_the_backend() {
         "{} MiB were produced beyond what the client read: no back-pressure",
         ahead / MIB
     );
-    assert!(last < total, "the whole body was produced while the client read nothing");
+    assert!(
+        last < total,
+        "the whole body was produced while the client read nothing"
+    );
 
     // Read the next 16 MiB slowly, a chunk at a time with pauses.
     let slow_until = n + 16 * MIB;

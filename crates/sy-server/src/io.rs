@@ -90,6 +90,13 @@ impl<T> Rewind<T> {
     }
 }
 
+impl<T> Rewind<T> {
+    /// The bytes not replayed yet, and the stream.
+    pub fn into_inner(self) -> (Option<Bytes>, T) {
+        (self.pre, self.inner)
+    }
+}
+
 impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,

@@ -68,7 +68,7 @@ impl Drop for ConnGuard {
 /// listener configuration current at accept time.
 pub async fn accept_loop(
     sock: std::net::TcpListener,
-    cfg_addr: SocketAddr,
+    name: String,
     shared: Arc<Shared>,
     conns: Arc<ConnCount>,
     mut stop: watch::Receiver<bool>,
@@ -77,7 +77,7 @@ pub async fn accept_loop(
     let listener = match TcpListener::from_std(sock) {
         Ok(l) => l,
         Err(e) => {
-            tracing::error!(listener = %cfg_addr, error = %e, "cannot register listener");
+            tracing::error!(listener = %name, error = %e, "cannot register listener");
             return;
         }
     };
@@ -90,13 +90,13 @@ pub async fn accept_loop(
             Ok(x) => x,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(listener = %cfg_addr, error = %e, "accept failed");
+                tracing::warn!(listener = %name, error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
         let snap = shared.snapshot.load();
-        let Some(lst) = snap.listeners.iter().find(|l| l.cfg.address == cfg_addr).cloned() else {
+        let Some(lst) = snap.listener(&name).cloned() else {
             continue;
         };
         let max = lst.cfg.max_connections;

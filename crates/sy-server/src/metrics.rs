@@ -80,6 +80,8 @@ pub struct Metrics {
     pub conns_total: Family<ListenerLabel, Counter>,
     /// switchyard_downstream_connections_active
     pub conns_active: Family<ListenerLabel, Gauge>,
+    /// switchyard_downstream_connections_parked
+    pub conns_parked: Family<ListenerLabel, Gauge>,
     /// switchyard_downstream_errors_total
     pub downstream_errors: Family<ListenerKind, Counter>,
     /// switchyard_tls_handshakes_total (kind = ok | error)
@@ -112,6 +114,7 @@ impl Metrics {
             registry: Registry::default(),
             conns_total: Family::default(),
             conns_active: Family::default(),
+            conns_parked: Family::default(),
             downstream_errors: Family::default(),
             tls_handshakes: Family::default(),
             requests: Family::default(),
@@ -133,6 +136,11 @@ impl Metrics {
             "downstream_connections_active",
             "Client connections open now",
             m.conns_active.clone(),
+        );
+        registry.register(
+            "downstream_connections_parked",
+            "Idle HTTP/1.1 connections whose buffers were released (kept as a bare socket)",
+            m.conns_parked.clone(),
         );
         registry.register(
             "downstream_errors",

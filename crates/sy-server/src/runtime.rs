@@ -101,13 +101,16 @@ pub struct Options {
     pub handle_signals: bool,
 }
 
+// Listeners are keyed by name, not by configured address: several
+// listeners may be configured on port 0 (`127.0.0.1:0`), which names no
+// single socket.
 enum WorkerCmd {
     Listen {
-        cfg_addr: SocketAddr,
+        name: String,
         sock: std::net::TcpListener,
     },
     Unlisten {
-        cfg_addr: SocketAddr,
+        name: String,
     },
     Shutdown {
         drain: Duration,
@@ -120,8 +123,8 @@ pub struct Control {
     pub shared: Arc<Shared>,
     config_path: Option<PathBuf>,
     workers: Vec<mpsc::UnboundedSender<WorkerCmd>>,
-    /// listener config address -> actual bound address.
-    bound: Mutex<HashMap<SocketAddr, SocketAddr>>,
+    /// listener name -> actual bound address.
+    bound: Mutex<HashMap<String, SocketAddr>>,
     reload_lock: Mutex<()>,
     drain_tx: watch::Sender<bool>,
     admin_addr: Mutex<Option<SocketAddr>>,
@@ -158,14 +161,14 @@ pub fn start(config: Config, opts: Options) -> anyhow::Result<ServerHandle> {
     let snap = compile(config, 1, &live, &metrics)
         .map_err(|errs| anyhow::anyhow!("invalid configuration:\n{}", errs.join("\n")))?;
     metrics.config_version.set(1);
-    let mut initial: Vec<(SocketAddr, Vec<std::net::TcpListener>)> = Vec::new();
+    let mut initial: Vec<(String, Vec<std::net::TcpListener>)> = Vec::new();
     let mut bound = HashMap::new();
     for l in &snap.listeners {
         let (actual, socks) = bind_all(l.cfg.address, workers)
             .map_err(|e| anyhow::anyhow!("cannot bind listener {} on {}: {e}", l.cfg.name, l.cfg.address))?;
         tracing::info!(listener = %l.cfg.name, addr = %actual, tls = l.tls.is_some(), "listening");
-        bound.insert(l.cfg.address, actual);
-        initial.push((l.cfg.address, socks));
+        bound.insert(l.cfg.name.clone(), actual);
+        initial.push((l.cfg.name.clone(), socks));
     }
     let shared = Arc::new(Shared {
         snapshot: ArcSwap::from_pointee(snap),
@@ -185,9 +188,9 @@ pub fn start(config: Config, opts: Options) -> anyhow::Result<ServerHandle> {
         senders.push(tx);
         receivers.push(rx);
     }
-    for (cfg_addr, socks) in initial {
+    for (name, socks) in initial {
         for (i, sock) in socks.into_iter().enumerate() {
-            let _ = senders[i].send(WorkerCmd::Listen { cfg_addr, sock });
+            let _ = senders[i].send(WorkerCmd::Listen { name: name.clone(), sock });
         }
     }
     for (id, rx) in receivers.into_iter().enumerate() {
@@ -256,26 +259,26 @@ fn worker_main(
     };
     rt.block_on(async move {
         let conns = Arc::new(ConnCount::default());
-        let mut stops: HashMap<SocketAddr, watch::Sender<bool>> = HashMap::new();
+        let mut stops: HashMap<String, watch::Sender<bool>> = HashMap::new();
         let mut drain = Duration::from_secs(30);
         while let Some(cmd) = rx.recv().await {
             match cmd {
-                WorkerCmd::Listen { cfg_addr, sock } => {
+                WorkerCmd::Listen { name, sock } => {
                     let (tx, stop_rx) = watch::channel(false);
-                    if let Some(old) = stops.insert(cfg_addr, tx) {
+                    if let Some(old) = stops.insert(name.clone(), tx) {
                         let _ = old.send(true);
                     }
                     tokio::spawn(accept_loop(
                         sock,
-                        cfg_addr,
+                        name,
                         shared.clone(),
                         conns.clone(),
                         stop_rx,
                         drain_rx.clone(),
                     ));
                 }
-                WorkerCmd::Unlisten { cfg_addr } => {
-                    if let Some(tx) = stops.remove(&cfg_addr) {
+                WorkerCmd::Unlisten { name } => {
+                    if let Some(tx) = stops.remove(&name) {
                         let _ = tx.send(true);
                     }
                 }
@@ -375,17 +378,21 @@ impl Control {
             }
         };
         // New listener sockets first: if one cannot be bound, nothing changes.
-        let old_addrs: Vec<SocketAddr> = old.listeners.iter().map(|l| l.cfg.address).collect();
-        let new_addrs: Vec<SocketAddr> = snap.listeners.iter().map(|l| l.cfg.address).collect();
+        // A listener keeps its sockets when its name and address are unchanged.
+        let unchanged = |l: &crate::snapshot::ListenerRt| {
+            old.listeners
+                .iter()
+                .any(|o| o.cfg.name == l.cfg.name && o.cfg.address == l.cfg.address)
+        };
         let mut opened = Vec::new();
         for l in &snap.listeners {
-            if old_addrs.contains(&l.cfg.address) {
+            if unchanged(l) {
                 continue;
             }
             match bind_all(l.cfg.address, self.workers.len()) {
                 Ok((actual, socks)) => {
                     tracing::info!(listener = %l.cfg.name, addr = %actual, "listening");
-                    opened.push((l.cfg.address, actual, socks));
+                    opened.push((l.cfg.name.clone(), actual, socks));
                 }
                 Err(error) => {
                     let err = ReloadError::Bind {
@@ -398,22 +405,30 @@ impl Control {
                 }
             }
         }
+        let removed: Vec<String> = old
+            .listeners
+            .iter()
+            .filter(|o| snap.listener(&o.cfg.name).is_none())
+            .map(|o| o.cfg.name.clone())
+            .collect();
         let keys = live_keys(&snap);
         self.shared.snapshot.store(Arc::new(snap));
         {
             let mut bound = lock(&self.bound);
-            for (cfg_addr, actual, socks) in opened {
-                bound.insert(cfg_addr, actual);
+            // A Listen for an existing name replaces (and stops) its old
+            // accept loop in the worker.
+            for (name, actual, socks) in opened {
+                bound.insert(name.clone(), actual);
                 for (i, sock) in socks.into_iter().enumerate() {
                     if let Some(w) = self.workers.get(i) {
-                        let _ = w.send(WorkerCmd::Listen { cfg_addr, sock });
+                        let _ = w.send(WorkerCmd::Listen { name: name.clone(), sock });
                     }
                 }
             }
-            for addr in old_addrs.iter().filter(|a| !new_addrs.contains(a)) {
-                bound.remove(addr);
+            for name in removed {
+                bound.remove(&name);
                 for w in &self.workers {
-                    let _ = w.send(WorkerCmd::Unlisten { cfg_addr: *addr });
+                    let _ = w.send(WorkerCmd::Unlisten { name: name.clone() });
                 }
             }
         }
@@ -483,7 +498,7 @@ impl Control {
             .load()
             .listeners
             .iter()
-            .filter_map(|l| bound.get(&l.cfg.address).map(|a| (l.cfg.name.clone(), *a)))
+            .filter_map(|l| bound.get(&l.cfg.name).map(|a| (l.cfg.name.clone(), *a)))
             .collect()
     }
 

@@ -65,6 +65,8 @@ pub struct ListenerMetrics {
     pub total: prometheus_client::metrics::counter::Counter,
     /// Connections open.
     pub active: prometheus_client::metrics::gauge::Gauge,
+    /// Idle connections parked (buffers released).
+    pub parked: prometheus_client::metrics::gauge::Gauge,
 }
 
 /// A route as the data path sees it.
@@ -213,6 +215,7 @@ fn compile_listener(
             ListenerMetrics {
                 total: metrics.conns_total.get_or_create(&label).clone(),
                 active: metrics.conns_active.get_or_create(&label).clone(),
+                parked: metrics.conns_parked.get_or_create(&label).clone(),
             }
         },
     })

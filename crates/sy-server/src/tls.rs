@@ -113,7 +113,7 @@ pub fn server_config(tls: &ListenerTls, http2: bool) -> Result<Arc<rustls::Serve
         }
         keys.push(key);
     }
-    wildcard.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    wildcard.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
     let default = keys
         .get(tls.default_certificate)
         .or(keys.first())

@@ -1,6 +1,6 @@
 //! Shared fixtures for the end-to-end tests: real backends on 127.0.0.1:0,
 //! the real proxy (in-process or as the real binary), certificates, clients.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::type_complexity)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -396,6 +396,7 @@ impl TlsBackend {
                         h.fetch_add(1, Ordering::SeqCst);
                         let mut b = Response::builder()
                             .header("x-backend", &*n)
+                            .header("x-seen-path", req.uri().to_string())
                             .header("x-seen-version", format!("{:?}", req.version()))
                             .header("x-seen-sni", sni.as_str())
                             .header("x-seen-alpn", alpn.as_str());
@@ -554,10 +555,8 @@ impl WsBackend {
                         return;
                     };
                     while let Some(Ok(msg)) = ws.next().await {
-                        if msg.is_text() || msg.is_binary() {
-                            if ws.send(msg).await.is_err() {
-                                return;
-                            }
+                        if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                            return;
                         }
                         // Close and ping are answered by tungstenite itself.
                     }

@@ -26,7 +26,7 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
             .unwrap_or("")
             .split(',')
             .map(str::trim)
-            .filter(|t| !t.is_empty() && !(upgrade && t.eq_ignore_ascii_case("upgrade")))
+            .filter(|t| !(t.is_empty() || (upgrade && t.eq_ignore_ascii_case("upgrade"))))
             .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
             .collect();
         for n in named {

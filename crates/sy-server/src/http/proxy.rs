@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use http::header::{self, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
-use http::{Method, Request, Response, StatusCode, Version};
+use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use sy_core::{ProxyError, Stage};
 use sy_policy::route::RequestView;
@@ -41,12 +41,14 @@ pub struct ConnCtx {
     pub forwarded_node: String,
     /// Idle / in-flight tracking for timeouts and draining.
     pub state: Arc<ConnState>,
+    /// The connection completes upgrades itself (a parking HTTP/1.1
+    /// connection): the upstream side of a WebSocket upgrade waits here.
+    pub manual_upgrade: Option<std::sync::Mutex<Option<hyper::upgrade::OnUpgrade>>>,
 }
 
 /// Serves one request. Never fails: errors become responses.
 pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyBody> {
     let start = Instant::now();
-    let _inflight = cx.state.begin_request();
     let snap = cx.shared.snapshot.load_full();
     let lst = snap.listener(&cx.listener.cfg.name).unwrap_or(&cx.listener);
 
@@ -299,7 +301,18 @@ async fn forward(
         && let Some(client_side) = client_upgrade
     {
         let upstream_side = hyper::upgrade::on(&mut resp);
-        tokio::spawn(tunnel(client_side, upstream_side));
+        match &cx.manual_upgrade {
+            // The connection hands its socket to `serve`, which tunnels.
+            Some(slot) => {
+                drop(client_side);
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(upstream_side);
+                }
+            }
+            None => {
+                tokio::spawn(tunnel(client_side, upstream_side));
+            }
+        }
         let (mut rparts, _) = resp.into_parts();
         hdr::strip_hop_by_hop(&mut rparts.headers, true);
         return Ok(Response::from_parts(rparts, ProxyBody::Empty));
@@ -326,12 +339,4 @@ async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnU
     let mut c = hyper_util::rt::TokioIo::new(c);
     let mut u = hyper_util::rt::TokioIo::new(u);
     let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
-}
-
-/// Whether a method is one a cache or retry may treat as safe.
-pub fn is_idempotent(m: &Method) -> bool {
-    matches!(
-        *m,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    )
 }

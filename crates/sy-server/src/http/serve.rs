@@ -13,17 +13,19 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::HeaderValue;
+use bytes::Bytes;
+use http::{HeaderValue, Response};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::Shared;
 use crate::http::headers::forwarded_node;
 use crate::http::proxy::{ConnCtx, handle};
-use crate::io::Stream;
+use crate::body::ProxyBody;
+use crate::io::{Rewind, Stream};
 use crate::live::now_ns;
 use crate::metrics::ListenerKind;
 use crate::snapshot::ListenerRt;
@@ -34,13 +36,35 @@ fn now_ms() -> u64 {
     now_ns() / 1_000_000 + 1
 }
 
+/// An HTTP/1.1 connection idle this long gives its buffers back: hyper's
+/// connection state is dropped and only the socket is kept until the
+/// client sends again (see `serve_h1_parking`).
+const PARK_AFTER: Duration = Duration::from_millis(500);
+
 /// Per-connection activity, shared by the IO wrapper, the request handler
-/// and the connection's timer.
+/// and the connection's timer. A request counts as active from its head
+/// until its response body has been written (the body holds the guard).
 pub struct ConnState {
     active: AtomicU32,
     idle_since_ms: AtomicU64,
     first_byte_ms: AtomicU64,
+    /// Wakes the connection's timer when a request head begins: the timer
+    /// may be armed for a later (idle) deadline than the header one.
+    head_started: Notify,
     h2: bool,
+}
+
+/// What a connection's timer found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    /// Requests in flight: nothing to do.
+    Busy,
+    /// A request head started arriving and did not complete in time.
+    HeaderTimeout,
+    /// Idle past the keep-alive timeout.
+    IdleTimeout,
+    /// Idle long enough to give buffers back.
+    Park,
 }
 
 impl ConnState {
@@ -49,14 +73,15 @@ impl ConnState {
             active: AtomicU32::new(0),
             idle_since_ms: AtomicU64::new(now_ms()),
             first_byte_ms: AtomicU64::new(0),
+            head_started: Notify::new(),
             h2,
         }
     }
 
     /// Marks a request in flight until the guard drops.
-    pub fn begin_request(&self) -> RequestGuard<'_> {
+    pub fn begin_request(self: &Arc<Self>) -> RequestGuard {
         self.active.fetch_add(1, Ordering::Relaxed);
-        RequestGuard(self)
+        RequestGuard(self.clone())
     }
 
     fn on_read(&self) {
@@ -65,35 +90,61 @@ impl ConnState {
             && self.first_byte_ms.load(Ordering::Relaxed) == 0
         {
             self.first_byte_ms.store(now_ms(), Ordering::Relaxed);
+            self.head_started.notify_one();
         }
     }
 
-    /// When the connection must be closed, and why, unless something
-    /// happens first.
-    fn deadline(&self, header: Duration, idle: Duration) -> (u64, &'static str) {
+    /// When the timer should look again, and what will be due then.
+    fn deadline(&self, header: Duration, idle: Duration, park: Option<Duration>) -> (u64, Due) {
         if self.active.load(Ordering::Relaxed) > 0 {
-            return (now_ms() + idle.as_millis() as u64, "");
+            return (now_ms() + idle.as_millis() as u64, Due::Busy);
         }
         let first = self.first_byte_ms.load(Ordering::Relaxed);
         if first != 0 {
-            return (first + header.as_millis() as u64, "header_timeout");
+            return (first + header.as_millis() as u64, Due::HeaderTimeout);
         }
-        (
-            self.idle_since_ms.load(Ordering::Relaxed) + idle.as_millis() as u64,
-            "idle_timeout",
-        )
+        let since = self.idle_since_ms.load(Ordering::Relaxed);
+        match park {
+            Some(p) if p < idle => (since + p.as_millis() as u64, Due::Park),
+            _ => (since + idle.as_millis() as u64, Due::IdleTimeout),
+        }
     }
 }
 
 /// See `ConnState::begin_request`.
-pub struct RequestGuard<'a>(&'a ConnState);
+pub struct RequestGuard(Arc<ConnState>);
 
-impl Drop for RequestGuard<'_> {
+impl Drop for RequestGuard {
     fn drop(&mut self) {
         if self.0.active.fetch_sub(1, Ordering::Relaxed) == 1 {
             self.0.idle_since_ms.store(now_ms(), Ordering::Relaxed);
             self.0.first_byte_ms.store(0, Ordering::Relaxed);
         }
+    }
+}
+
+/// A response body that keeps its request counted as active until hyper
+/// has written it and drops it.
+pub struct ConnBody {
+    inner: ProxyBody,
+    _guard: RequestGuard,
+}
+
+impl http_body::Body for ConnBody {
+    type Data = bytes::Bytes;
+    type Error = crate::body::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -152,6 +203,8 @@ pub fn count(shared: &Shared, listener: &str, kind: &str) {
         .inc();
 }
 
+type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
 /// Serves one accepted connection until it closes or the drain ends.
 pub async fn serve(
     tcp: TcpStream,
@@ -163,23 +216,23 @@ pub async fn serve(
     let _ = tcp.set_nodelay(true);
     let header_timeout = lst.cfg.request_header_timeout;
     let (stream, h2, tls) = match &lst.tls {
-        Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await {
-            Ok(Ok(s)) => {
-                shared.metrics.tls_handshakes.get_or_create(&ListenerKind {
+        Some(acceptor) => {
+            // Boxed: the handshake state is large and short-lived.
+            let accept = Box::pin(acceptor.accept(tcp));
+            let res = tokio::time::timeout(header_timeout, accept).await;
+            let ok = matches!(res, Ok(Ok(_)));
+            shared
+                .metrics
+                .tls_handshakes
+                .get_or_create(&ListenerKind {
                     listener: lst.cfg.name.clone(),
-                    kind: "ok".into(),
-                }).inc();
-                let h2 = s.get_ref().1.alpn_protocol() == Some(b"h2");
-                (Stream::ServerTls(Box::new(s)), h2, true)
-            }
-            Ok(Err(_)) | Err(_) => {
-                shared.metrics.tls_handshakes.get_or_create(&ListenerKind {
-                    listener: lst.cfg.name.clone(),
-                    kind: "error".into(),
-                }).inc();
-                return;
-            }
-        },
+                    kind: if ok { "ok" } else { "error" }.into(),
+                })
+                .inc();
+            let Ok(Ok(s)) = res else { return };
+            let h2 = s.get_ref().1.alpn_protocol() == Some(b"h2");
+            (Stream::ServerTls(Box::new(s)), h2, true)
+        }
         None => {
             let h2 = if lst.cfg.http2 {
                 match tokio::time::timeout(header_timeout, sniff_h2(&tcp)).await {
@@ -197,10 +250,7 @@ pub async fn serve(
         }
     };
     let state = Arc::new(ConnState::new(h2));
-    let io = TokioIo::new(Tracked {
-        inner: stream,
-        state: state.clone(),
-    });
+    let parking = !h2 && !tls;
     let ip = peer.ip();
     let cx = Arc::new(ConnCtx {
         shared: shared.clone(),
@@ -210,10 +260,20 @@ pub async fn serve(
         peer_ip: HeaderValue::from_str(&ip.to_string()).unwrap_or(HeaderValue::from_static("unknown")),
         forwarded_node: forwarded_node(ip),
         state: state.clone(),
+        manual_upgrade: parking.then(|| std::sync::Mutex::new(None)),
     });
+    let svc_cx = cx.clone();
     let svc = service_fn(move |req| {
-        let cx = cx.clone();
-        async move { Ok::<_, Infallible>(handle(cx, req).await) }
+        let cx = svc_cx.clone();
+        let guard = cx.state.begin_request();
+        let fut: BoxFuture<Result<Response<ConnBody>, Infallible>> = Box::pin(async move {
+            let resp = handle(cx, req).await;
+            Ok(resp.map(|inner| ConnBody {
+                inner,
+                _guard: guard,
+            }))
+        });
+        fut
     });
     let cfg = &lst.cfg;
     if h2 {
@@ -222,15 +282,198 @@ pub async fn serve(
             .max_header_list_size(cfg.max_request_header_bytes.min(u32::MAX as u64) as u32)
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(20));
-        let conn = b.serve_connection(io, svc);
-        drive(conn, &state, &lst, &shared, shutdown).await;
-    } else {
-        let mut b = hyper::server::conn::http1::Builder::new();
-        b.header_read_timeout(None)
-            .max_headers(cfg.max_request_headers)
-            .max_header_size(cfg.max_request_header_bytes as usize);
-        let conn = b.serve_connection(io, svc).with_upgrades();
-        drive(conn, &state, &lst, &shared, shutdown).await;
+        let io = TokioIo::new(Tracked {
+            inner: stream,
+            state: state.clone(),
+        });
+        drive(Box::pin(b.serve_connection(io, svc)), &state, &lst, &shared, shutdown).await;
+        return;
+    }
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.header_read_timeout(None)
+        .max_headers(cfg.max_request_headers)
+        .max_header_size(cfg.max_request_header_bytes as usize);
+    match stream {
+        Stream::Plain(tcp) if parking => serve_h1_parking(tcp, &b, svc, &cx, &lst, &shared, shutdown).await,
+        stream => {
+            let io = TokioIo::new(Tracked {
+                inner: stream,
+                state: state.clone(),
+            });
+            let conn = Box::pin(b.serve_connection(io, svc).with_upgrades());
+            drive(conn, &state, &lst, &shared, shutdown).await;
+        }
+    }
+}
+
+/// Cleartext HTTP/1.1: serve with hyper while requests come; once the
+/// connection has been idle for `PARK_AFTER`, let hyper finish without
+/// closing the socket, drop its state (read and write buffers), and keep
+/// only the socket until the client sends again. An idle keep-alive
+/// connection then costs about a kilobyte instead of tens.
+async fn serve_h1_parking<S>(
+    mut tcp: TcpStream,
+    builder: &hyper::server::conn::http1::Builder,
+    svc: S,
+    cx: &ConnCtx,
+    lst: &ListenerRt,
+    shared: &Shared,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = ConnBody> + Clone + Unpin,
+    S::Future: Unpin,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let state = &cx.state;
+    let header = lst.cfg.request_header_timeout;
+    let idle = lst.cfg.idle_timeout;
+    let mut pre = Bytes::new();
+    // Counted in the parked gauge while it lives.
+    let mut parked: Option<Parked<'_>> = None;
+    loop {
+        if pre.is_empty() {
+            // Parked (or fresh): wait for the next bytes, the idle timeout or shutdown.
+            let (at, _) = state.deadline(header, idle, None);
+            let wait = Duration::from_millis(at.saturating_sub(now_ms()));
+            tokio::select! {
+                r = tcp.readable() => if r.is_err() { return },
+                _ = tokio::time::sleep(wait) => return,
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+            let mut one = [0u8; 1];
+            match tcp.peek(&mut one).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+        drop(parked.take());
+        let io = TokioIo::new(Tracked {
+            inner: Rewind::new(std::mem::take(&mut pre), tcp),
+            state: state.clone(),
+        });
+        let mut conn = Box::new(builder.serve_connection(io, svc.clone()));
+        let park = match drive_parkable(&mut conn, state, lst, shared, &mut shutdown).await {
+            Some(park) => park,
+            None => return,
+        };
+        let parts = conn.into_parts();
+        let (rest, stream) = parts.io.into_inner().inner.into_inner();
+        let mut buf = rest.map(|b| b.to_vec()).unwrap_or_default();
+        buf.extend_from_slice(&parts.read_buf);
+        let upgrade = cx
+            .manual_upgrade
+            .as_ref()
+            .and_then(|slot| slot.lock().ok().and_then(|mut s| s.take()));
+        if let Some(upstream) = upgrade {
+            tunnel_manual(Rewind::new(Bytes::from(buf), stream), upstream).await;
+            return;
+        }
+        if !park {
+            return;
+        }
+        // Copied so the large read buffer is freed.
+        pre = Bytes::from(buf);
+        tcp = stream;
+        parked.replace(Parked::new(&lst.metrics.parked));
+    }
+}
+
+/// Holds a connection in the parked gauge.
+struct Parked<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl<'a> Parked<'a> {
+    fn new(g: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
+        g.inc();
+        Parked(g)
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Copies bytes both ways between the client's socket (after an upgrade
+/// this connection completed itself) and the upgraded upstream connection.
+async fn tunnel_manual(mut client: Rewind<TcpStream>, upstream: hyper::upgrade::OnUpgrade) {
+    let Ok(u) = upstream.await else { return };
+    let mut u = TokioIo::new(u);
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut u).await;
+}
+
+/// Drives a parkable HTTP/1.1 connection. Some(true): it stopped because we
+/// asked it to park; Some(false): it finished (client closed, upgrade,
+/// shutdown); None: it failed or the grace period ran out.
+async fn drive_parkable<I, S>(
+    conn: &mut hyper::server::conn::http1::Connection<I, S>,
+    state: &ConnState,
+    lst: &ListenerRt,
+    shared: &Shared,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<bool>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = ConnBody> + Unpin,
+    S::Future: Unpin,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let header = lst.cfg.request_header_timeout;
+    let idle = lst.cfg.idle_timeout;
+    let (first, _) = state.deadline(header, idle, Some(PARK_AFTER));
+    let sleep = tokio::time::sleep(Duration::from_millis(first.saturating_sub(now_ms())));
+    let mut sleep = std::pin::pin!(sleep);
+    // Our timer asked the connection to close: after a grace it is dropped.
+    let mut closing = false;
+    // Shutdown asked it to finish: the worker's drain deadline bounds that.
+    let mut draining = false;
+    let mut park = false;
+    if *shutdown.borrow() {
+        Pin::new(&mut *conn).graceful_shutdown();
+        draining = true;
+    }
+    loop {
+        tokio::select! {
+            biased;
+            res = std::future::poll_fn(|c| conn.poll_without_shutdown(c)) => {
+                return match res {
+                    Ok(()) => Some(park),
+                    Err(e) => {
+                        record_conn_error(shared, &lst.cfg.name, &e);
+                        None
+                    }
+                };
+            }
+            changed = shutdown.changed(), if !closing && !draining => {
+                if changed.is_err() || *shutdown.borrow() {
+                    Pin::new(&mut *conn).graceful_shutdown();
+                    draining = true;
+                    park = false;
+                }
+            }
+            _ = state.head_started.notified(), if !closing => {
+                let (at, _) = state.deadline(header, idle, Some(PARK_AFTER));
+                rearm_earlier(sleep.as_mut(), at);
+            }
+            _ = &mut sleep => {
+                if closing {
+                    return None;
+                }
+                let (at, due) = state.deadline(header, idle, Some(PARK_AFTER));
+                let now = now_ms();
+                if at <= now && due != Due::Busy {
+                    if due == Due::HeaderTimeout {
+                        count(shared, &lst.cfg.name, "header_timeout");
+                    }
+                    park = due == Due::Park;
+                    Pin::new(&mut *conn).graceful_shutdown();
+                    closing = true;
+                    sleep.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(1));
+                } else {
+                    sleep.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now).max(1)));
+                }
+            }
+        }
     }
 }
 
@@ -255,7 +498,7 @@ async fn sniff_h2(tcp: &TcpStream) -> Option<bool> {
 }
 
 async fn drive<C>(
-    conn: C,
+    mut conn: Pin<Box<C>>,
     state: &ConnState,
     lst: &ListenerRt,
     shared: &Shared,
@@ -265,14 +508,16 @@ async fn drive<C>(
 {
     let header = lst.cfg.request_header_timeout;
     let idle = lst.cfg.idle_timeout;
-    let mut conn = std::pin::pin!(conn);
-    let first = state.deadline(header, idle).0;
+    let (first, _) = state.deadline(header, idle, None);
     let sleep = tokio::time::sleep(Duration::from_millis(first.saturating_sub(now_ms())));
     let mut sleep = std::pin::pin!(sleep);
+    // Our timer asked the connection to close: after a grace it is dropped.
     let mut closing = false;
+    // Shutdown asked it to finish: the worker's drain deadline bounds that.
+    let mut draining = false;
     if *shutdown.borrow() {
         conn.as_mut().graceful_shutdown();
-        closing = true;
+        draining = true;
     }
     loop {
         tokio::select! {
@@ -283,22 +528,26 @@ async fn drive<C>(
                 }
                 return;
             }
-            changed = shutdown.changed(), if !closing => {
+            changed = shutdown.changed(), if !closing && !draining => {
                 if changed.is_err() || *shutdown.borrow() {
                     conn.as_mut().graceful_shutdown();
-                    closing = true;
+                    draining = true;
                 }
+            }
+            _ = state.head_started.notified(), if !closing => {
+                let (at, _) = state.deadline(header, idle, None);
+                rearm_earlier(sleep.as_mut(), at);
             }
             _ = &mut sleep => {
                 if closing {
-                    // The drain grace period for this connection is over.
+                    // The grace period for this connection is over.
                     return;
                 }
-                let (at, why) = state.deadline(header, idle);
+                let (at, due) = state.deadline(header, idle, None);
                 let now = now_ms();
-                if at <= now && !why.is_empty() {
-                    if why == "header_timeout" {
-                        count(shared, &lst.cfg.name, why);
+                if at <= now && due != Due::Busy {
+                    if due == Due::HeaderTimeout {
+                        count(shared, &lst.cfg.name, "header_timeout");
                     }
                     conn.as_mut().graceful_shutdown();
                     closing = true;
@@ -308,6 +557,15 @@ async fn drive<C>(
                 }
             }
         }
+    }
+}
+
+/// Moves the connection's timer to `at_ms` when that is sooner; a timer
+/// that fires early recomputes the deadline and re-arms itself.
+fn rearm_earlier(sleep: Pin<&mut tokio::time::Sleep>, at_ms: u64) {
+    let at = tokio::time::Instant::now() + Duration::from_millis(at_ms.saturating_sub(now_ms()));
+    if at < sleep.deadline() {
+        sleep.reset(at);
     }
 }
 

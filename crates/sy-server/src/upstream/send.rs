@@ -8,7 +8,9 @@
 
 use std::error::Error as _;
 
-use http::{Request, Response, StatusCode};
+use http::header;
+use http::uri::{PathAndQuery, Uri};
+use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use sy_core::{ProxyError, Stage};
 
@@ -90,6 +92,7 @@ pub async fn send(
                     fresh_only = true;
                     continue;
                 }
+                to_h2_form(&mut req, up, server)?;
                 let fut = sender.send_request(req);
                 return match tokio::time::timeout(up.response_timeout, fut).await {
                     Err(_) => Err(response_timeout(up)),
@@ -99,6 +102,35 @@ pub async fn send(
             }
         }
     }
+}
+
+/// `protocol = "auto"` prepares requests in HTTP/1.1 form (origin-form
+/// URI, Host header): the version is only known once ALPN has run. On an
+/// HTTP/2 connection, rewrite them to the HTTP/2 form, else h2 would send
+/// `:scheme http` (even over TLS) and no `:authority`. A no-op for requests
+/// already built for HTTP/2 (`h2`, `h2c`).
+fn to_h2_form(req: &mut Request<ProxyBody>, up: &UpstreamRt, server: &ServerRt) -> Result<(), ProxyError> {
+    if req.uri().scheme().is_some() {
+        return Ok(());
+    }
+    let host = req.headers_mut().remove(header::HOST);
+    let authority = host
+        .as_ref()
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or(server.target.authority.as_str());
+    let pq = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    *req.uri_mut() = Uri::builder()
+        .scheme(up.scheme())
+        .authority(authority)
+        .path_and_query(pq)
+        .build()
+        .map_err(|_| ProxyError::new(Stage::BadRequest, "request authority is not valid"))?;
+    *req.version_mut() = Version::HTTP_2;
+    Ok(())
 }
 
 fn response_timeout(up: &UpstreamRt) -> ProxyError {
