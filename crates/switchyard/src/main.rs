@@ -51,7 +51,9 @@ fn init_logging(level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let json = std::env::var("SWITCHYARD_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -110,7 +112,11 @@ fn run_file(path: PathBuf) -> ExitCode {
         Ok(c) => c,
         Err(diags) => {
             eprintln!("{diags}");
-            eprintln!("{}: {} error(s); not starting", path.display(), diags.errors.len());
+            eprintln!(
+                "{}: {} error(s); not starting",
+                path.display(),
+                diags.errors.len()
+            );
             return ExitCode::FAILURE;
         }
     };

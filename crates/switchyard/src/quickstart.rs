@@ -42,12 +42,18 @@ async fn demo_upstream(name: &'static str) -> std::io::Result<SocketAddr> {
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| async move {
-                    let body = format!("hello from {name} (you asked for {})\n", req.uri().path());
-                    let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
-                    r.headers_mut().insert("x-demo-upstream", hyper::header::HeaderValue::from_static(name));
-                    Ok::<_, Infallible>(r)
-                });
+                let svc = service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let body =
+                            format!("hello from {name} (you asked for {})\n", req.uri().path());
+                        let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
+                        r.headers_mut().insert(
+                            "x-demo-upstream",
+                            hyper::header::HeaderValue::from_static(name),
+                        );
+                        Ok::<_, Infallible>(r)
+                    },
+                );
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(tcp), svc)
                     .await;
@@ -61,7 +67,10 @@ async fn demo_upstream(name: &'static str) -> std::io::Result<SocketAddr> {
 pub fn run() -> ExitCode {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             Ok(rt) => rt,
             Err(e) => {
                 let _ = tx.send(Err(e));
@@ -96,8 +105,12 @@ pub fn run() -> ExitCode {
     };
     crate::init_logging(&cfg.runtime.log_level);
     tracing::info!("quickstart: two demo upstreams at {a} and {b}, balanced round robin");
-    tracing::info!("try:  curl -s http://127.0.0.1:8080/   (repeat: the answer alternates demo-a / demo-b)");
-    tracing::info!("      curl -s http://127.0.0.1:9901/metrics   curl -s http://127.0.0.1:9901/healthz");
+    tracing::info!(
+        "try:  curl -s http://127.0.0.1:8080/   (repeat: the answer alternates demo-a / demo-b)"
+    );
+    tracing::info!(
+        "      curl -s http://127.0.0.1:9901/metrics   curl -s http://127.0.0.1:9901/healthz"
+    );
     tracing::info!("Ctrl-C stops; `switchyard run -c FILE` runs your own config (see examples/)");
     crate::serve(cfg, None)
 }

@@ -512,3 +512,43 @@ async fn expect_100_continue_gets_100_before_the_final_response() {
     );
     assert_eq!(backend.hits(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_max_connections_are_closed_listener_wide() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = Backend::start("a").await;
+    // Two workers: the limit must hold across both of them.
+    let proxy = Proxy::start(&config("max_connections = 2", "", &[a.addr], ""));
+    let addr = proxy.addr("main");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = RawHttp::connect(addr).await;
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_eq!(c.read_response().await.status, 200);
+        held.push(c);
+    }
+    let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = third.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(10), third.read(&mut buf))
+        .await
+        .expect("the third connection must be closed, not served")
+        .unwrap_or(0);
+    assert_eq!(
+        n,
+        0,
+        "the third connection got an answer: {:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    wait_downstream(&proxy, "connection_limit", 1.0).await;
+    // Closing one makes room again.
+    drop(held.pop());
+    eventually("a slot frees up", Duration::from_secs(10), async || {
+        let mut c = RawHttp::connect(addr).await;
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        tokio::time::timeout(Duration::from_secs(2), c.read_response())
+            .await
+            .is_ok_and(|r| r.status == 200)
+    })
+    .await;
+}

@@ -14,18 +14,30 @@ use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 
 async fn parked(proxy: &Proxy) -> f64 {
-    scrape_metric(proxy, "switchyard_downstream_connections_parked", &[("listener", "main")]).await
+    scrape_metric(
+        proxy,
+        "switchyard_downstream_connections_parked",
+        &[("listener", "main")],
+    )
+    .await
 }
 
 async fn h1_conn(proxy: &Proxy) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>> {
-    let tcp = tokio::net::TcpStream::connect(proxy.addr("main")).await.unwrap();
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(proxy.addr("main"))
+        .await
+        .unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
     tokio::spawn(conn.with_upgrades());
     sender
 }
 
 fn get(path: &str) -> hyper::Request<Empty<Bytes>> {
-    hyper::Request::get(path).header("host", "parking.test").body(Empty::new()).unwrap()
+    hyper::Request::get(path)
+        .header("host", "parking.test")
+        .body(Empty::new())
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,7 +51,10 @@ async fn an_idle_keep_alive_connection_parks_and_resumes() {
         assert_eq!(resp.status(), 200, "round {round}");
         assert_eq!(body_string(resp.into_body()).await, "a");
         // Idle now: the proxy parks the connection (gauge goes to 1) ...
-        eventually("connection parked", Duration::from_secs(10), async || parked(&proxy).await == 1.0).await;
+        eventually("connection parked", Duration::from_secs(10), async || {
+            parked(&proxy).await == 1.0
+        })
+        .await;
         assert!(!sender.is_closed(), "parking must not close the connection");
     }
     // ... and the same connection still serves.
@@ -49,7 +64,12 @@ async fn an_idle_keep_alive_connection_parks_and_resumes() {
     assert_eq!(resp.headers()["x-seen-path"], "/y");
     drop(resp);
     drop(sender);
-    eventually("parked gauge back to 0", Duration::from_secs(10), async || parked(&proxy).await == 0.0).await;
+    eventually(
+        "parked gauge back to 0",
+        Duration::from_secs(10),
+        async || parked(&proxy).await == 0.0,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,7 +97,10 @@ servers = ["{}"]
     // A plain request first, then let the connection park.
     let resp = sender.send_request(get("/plain")).await.unwrap();
     drop(resp);
-    eventually("connection parked", Duration::from_secs(10), async || parked(&proxy).await == 1.0).await;
+    eventually("connection parked", Duration::from_secs(10), async || {
+        parked(&proxy).await == 1.0
+    })
+    .await;
 
     sender.ready().await.unwrap();
     let req = hyper::Request::get("/ws")
@@ -99,8 +122,15 @@ servers = ["{}"]
     .await;
     for i in 0..20 {
         let text = format!("message {i}");
-        socket.send(tokio_tungstenite::tungstenite::Message::text(text.clone())).await.unwrap();
-        let echoed = tokio::time::timeout(Duration::from_secs(10), socket.next()).await.unwrap().unwrap().unwrap();
+        socket
+            .send(tokio_tungstenite::tungstenite::Message::text(text.clone()))
+            .await
+            .unwrap();
+        let echoed = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!(echoed.into_text().unwrap().as_str(), text);
     }
     socket.close(None).await.unwrap();

@@ -45,7 +45,8 @@ pub async fn serve(sock: std::net::TcpListener, control: Arc<Control>) {
 fn text(status: StatusCode, ct: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(ct));
     r
 }
 
@@ -112,9 +113,15 @@ async fn route(c: &Arc<Control>, req: Request<Incoming>) -> Response<Full<Bytes>
                 ),
             }
         }
-        (_, "/healthz" | "/metrics" | "/status" | "/reloads" | "/reload") => {
-            text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n")
-        }
-        _ => text(StatusCode::NOT_FOUND, "text/plain", "not found; try /healthz, /metrics, /status, /reloads, POST /reload\n"),
+        (_, "/healthz" | "/metrics" | "/status" | "/reloads" | "/reload") => text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "method not allowed\n",
+        ),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found; try /healthz, /metrics, /status, /reloads, POST /reload\n",
+        ),
     }
 }

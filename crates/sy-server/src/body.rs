@@ -80,7 +80,9 @@ impl Body for ProxyBody {
                     if let Some(data) = frame.data_ref() {
                         let n = data.len() as u64;
                         if n > *remaining {
-                            return Poll::Ready(Some(Err(Box::new(BodyTooLarge { limit: *limit }))));
+                            return Poll::Ready(Some(Err(Box::new(BodyTooLarge {
+                                limit: *limit,
+                            }))));
                         }
                         *remaining -= n;
                     }

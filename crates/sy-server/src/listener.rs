@@ -16,7 +16,11 @@ use crate::http::serve::{count, serve};
 /// Binds a listening socket with SO_REUSEPORT so every worker can have its
 /// own socket on the same address and the kernel spreads connections.
 pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let domain = if addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let domain = if addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
     let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
     s.set_reuse_port(true)?;
@@ -99,8 +103,10 @@ pub async fn accept_loop(
         let Some(lst) = snap.listener(&name).cloned() else {
             continue;
         };
+        // The listener's open-connection gauge is shared by every worker and
+        // survives reloads, so it is the listener-wide count.
         let max = lst.cfg.max_connections;
-        if max > 0 && conns.get() >= max {
+        if max > 0 && lst.metrics.active.get() >= max as i64 {
             count(&shared, &lst.cfg.name, "connection_limit");
             continue;
         }

@@ -20,15 +20,24 @@ pub fn watch_file(control: Arc<Control>, path: PathBuf) {
         _ => PathBuf::from("."),
     };
     let watched_name = name.clone();
-    let mut watcher = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        let Ok(ev) = res else { return };
-        if !matches!(ev.kind, EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)) {
-            return;
-        }
-        if ev.paths.iter().any(|p| p.file_name().map(|n| n.to_os_string()) == watched_name) {
-            let _ = tx.send(());
-        }
-    }) {
+    let mut watcher = match notify::recommended_watcher(
+        move |res: notify::Result<notify::Event>| {
+            let Ok(ev) = res else { return };
+            if !matches!(
+                ev.kind,
+                EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+            ) {
+                return;
+            }
+            if ev
+                .paths
+                .iter()
+                .any(|p| p.file_name().map(|n| n.to_os_string()) == watched_name)
+            {
+                let _ = tx.send(());
+            }
+        },
+    ) {
         Ok(w) => w,
         Err(e) => {
             tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP or POST /reload");
@@ -39,9 +48,10 @@ pub fn watch_file(control: Arc<Control>, path: PathBuf) {
         tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the config directory");
         return;
     }
+    // Read before the task starts, so a change right after startup is seen.
+    let mut last = std::fs::read(&path).ok();
     tokio::spawn(async move {
         let _watcher = watcher;
-        let mut last = std::fs::read(&path).ok();
         while rx.recv().await.is_some() {
             // Let a burst of events (write, rename, chmod) settle.
             tokio::time::sleep(Duration::from_millis(150)).await;

@@ -138,7 +138,10 @@ pub struct ServerHandle {
     threads: Vec<JoinHandle<()>>,
 }
 
-fn bind_all(addr: SocketAddr, workers: usize) -> std::io::Result<(SocketAddr, Vec<std::net::TcpListener>)> {
+fn bind_all(
+    addr: SocketAddr,
+    workers: usize,
+) -> std::io::Result<(SocketAddr, Vec<std::net::TcpListener>)> {
     let first = bind(addr)?;
     let actual = first.local_addr()?;
     let mut socks = vec![first];
@@ -164,8 +167,13 @@ pub fn start(config: Config, opts: Options) -> anyhow::Result<ServerHandle> {
     let mut initial: Vec<(String, Vec<std::net::TcpListener>)> = Vec::new();
     let mut bound = HashMap::new();
     for l in &snap.listeners {
-        let (actual, socks) = bind_all(l.cfg.address, workers)
-            .map_err(|e| anyhow::anyhow!("cannot bind listener {} on {}: {e}", l.cfg.name, l.cfg.address))?;
+        let (actual, socks) = bind_all(l.cfg.address, workers).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot bind listener {} on {}: {e}",
+                l.cfg.name,
+                l.cfg.address
+            )
+        })?;
         tracing::info!(listener = %l.cfg.name, addr = %actual, tls = l.tls.is_some(), "listening");
         bound.insert(l.cfg.name.clone(), actual);
         initial.push((l.cfg.name.clone(), socks));
@@ -190,7 +198,10 @@ pub fn start(config: Config, opts: Options) -> anyhow::Result<ServerHandle> {
     }
     for (name, socks) in initial {
         for (i, sock) in socks.into_iter().enumerate() {
-            let _ = senders[i].send(WorkerCmd::Listen { name: name.clone(), sock });
+            let _ = senders[i].send(WorkerCmd::Listen {
+                name: name.clone(),
+                sock,
+            });
         }
     }
     for (id, rx) in receivers.into_iter().enumerate() {
@@ -226,7 +237,11 @@ pub fn start(config: Config, opts: Options) -> anyhow::Result<ServerHandle> {
         None => None,
     };
     let c = control.clone();
-    let watch_path = if watch { opts.config_path.clone() } else { None };
+    let watch_path = if watch {
+        opts.config_path.clone()
+    } else {
+        None
+    };
     let signals = opts.handle_signals;
     threads.push(
         std::thread::Builder::new()
@@ -250,7 +265,10 @@ fn worker_main(
     drain_rx: watch::Receiver<bool>,
 ) {
     WORKER_ID.with(|w| w.set(id));
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(worker = id, error = %e, "cannot start worker runtime");
@@ -291,8 +309,15 @@ fn worker_main(
         for tx in stops.values() {
             let _ = tx.send(true);
         }
-        if tokio::time::timeout(drain, conns.wait_zero()).await.is_err() {
-            tracing::warn!(worker = id, open = conns.get(), "drain deadline passed; closing remaining connections");
+        if tokio::time::timeout(drain, conns.wait_zero())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                worker = id,
+                open = conns.get(),
+                "drain deadline passed; closing remaining connections"
+            );
         }
     });
 }
@@ -303,7 +328,10 @@ fn control_main(
     watch_path: Option<PathBuf>,
     signals: bool,
 ) {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start control runtime");
@@ -421,7 +449,10 @@ impl Control {
                 bound.insert(name.clone(), actual);
                 for (i, sock) in socks.into_iter().enumerate() {
                     if let Some(w) = self.workers.get(i) {
-                        let _ = w.send(WorkerCmd::Listen { name: name.clone(), sock });
+                        let _ = w.send(WorkerCmd::Listen {
+                            name: name.clone(),
+                            sock,
+                        });
                     }
                 }
             }

@@ -239,8 +239,16 @@ fn route_spec(r: &Route) -> RouteSpec {
             PathMatch::Regex(s) => PathSpec::Regex(s.clone()),
         }),
         methods: m.methods.clone(),
-        headers: m.headers.iter().map(|(k, v)| (k.clone(), value_spec(v))).collect(),
-        query: m.query.iter().map(|(k, v)| (k.clone(), value_spec(v))).collect(),
+        headers: m
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), value_spec(v)))
+            .collect(),
+        query: m
+            .query
+            .iter()
+            .map(|(k, v)| (k.clone(), value_spec(v)))
+            .collect(),
     }
 }
 
@@ -309,7 +317,10 @@ fn compile_upstream(u: &Upstream, live: &Live, metrics: &Metrics) -> Result<Upst
         None => None,
     };
     // Pools are only shared between snapshots that connect the same way.
-    let fingerprint = format!("{:?}|{:?}|{:?}|{:?}", u.protocol, u.tls, u.pool, u.connect_timeout);
+    let fingerprint = format!(
+        "{:?}|{:?}|{:?}|{:?}",
+        u.protocol, u.tls, u.pool, u.connect_timeout
+    );
     let weights: Vec<u32> = u.servers.iter().map(|s| s.weight.max(1)).collect();
     let ids: Vec<&str> = u.servers.iter().map(|s| s.address.as_str()).collect();
     let kind = match u.balancer {
@@ -354,12 +365,19 @@ impl UpstreamRt {
     /// True when requests to this upstream travel over HTTP/2 and need an
     /// absolute URI (scheme and authority).
     pub fn wants_h2(&self) -> bool {
-        matches!(self.transport.protocol, UpstreamProtocol::H2 | UpstreamProtocol::H2c)
+        matches!(
+            self.transport.protocol,
+            UpstreamProtocol::H2 | UpstreamProtocol::H2c
+        )
     }
 
     /// "http" or "https" towards the servers.
     pub fn scheme(&self) -> &'static str {
-        if self.transport.tls.is_some() { "https" } else { "http" }
+        if self.transport.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 }
 
@@ -382,5 +400,8 @@ pub fn live_keys(s: &Snapshot) -> Vec<String> {
 
 /// Addresses of all listeners in a snapshot.
 pub fn listener_addrs(s: &Snapshot) -> Vec<(String, SocketAddr)> {
-    s.listeners.iter().map(|l| (l.cfg.name.clone(), l.cfg.address)).collect()
+    s.listeners
+        .iter()
+        .map(|l| (l.cfg.name.clone(), l.cfg.address))
+        .collect()
 }

@@ -29,7 +29,8 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 fn versions(min: TlsVersion) -> &'static [&'static rustls::SupportedProtocolVersion] {
-    static BOTH: [&rustls::SupportedProtocolVersion; 2] = [&rustls::version::TLS13, &rustls::version::TLS12];
+    static BOTH: [&rustls::SupportedProtocolVersion; 2] =
+        [&rustls::version::TLS13, &rustls::version::TLS12];
     static ONLY13: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
     match min {
         TlsVersion::V1_2 => &BOTH,
@@ -44,7 +45,10 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, 
         .collect::<Result<_, _>>()
         .map_err(|e| TlsError(format!("bad PEM in certificate {}: {e}", cert.display())))?;
     if chain.is_empty() {
-        return Err(TlsError(format!("no certificate found in {}", cert.display())));
+        return Err(TlsError(format!(
+            "no certificate found in {}",
+            cert.display()
+        )));
     }
     let key_der = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| TlsError(format!("cannot read private key {}: {e}", key.display())))?;
@@ -96,7 +100,10 @@ impl ResolvesServerCert for SniResolver {
 }
 
 /// Builds the rustls server config of a TLS listener.
-pub fn server_config(tls: &ListenerTls, http2: bool) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+pub fn server_config(
+    tls: &ListenerTls,
+    http2: bool,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let mut exact = HashMap::new();
     let mut wildcard = Vec::new();
     let mut keys = Vec::with_capacity(tls.certificates.len());
@@ -168,13 +175,16 @@ pub fn client_config(
         let roots = match &tls.ca {
             Some(path) => {
                 let mut store = RootCertStore::empty();
-                let certs = CertificateDer::pem_file_iter(path)
-                    .map_err(|e| TlsError(format!("cannot read CA file {}: {e}", path.display())))?;
+                let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
+                    TlsError(format!("cannot read CA file {}: {e}", path.display()))
+                })?;
                 for c in certs {
-                    let c = c.map_err(|e| TlsError(format!("bad PEM in CA file {}: {e}", path.display())))?;
-                    store
-                        .add(c)
-                        .map_err(|e| TlsError(format!("bad CA certificate in {}: {e}", path.display())))?;
+                    let c = c.map_err(|e| {
+                        TlsError(format!("bad PEM in CA file {}: {e}", path.display()))
+                    })?;
+                    store.add(c).map_err(|e| {
+                        TlsError(format!("bad CA certificate in {}: {e}", path.display()))
+                    })?;
                 }
                 Arc::new(store)
             }
@@ -211,7 +221,12 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &provider().signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &provider().signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -219,9 +234,16 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &provider().signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &provider().signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        provider().signature_verification_algorithms.supported_schemes()
+        provider()
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

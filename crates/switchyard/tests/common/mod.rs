@@ -1,6 +1,12 @@
 //! Shared fixtures for the end-to-end tests: real backends on 127.0.0.1:0,
 //! the real proxy (in-process or as the real binary), certificates, clients.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::type_complexity)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::type_complexity
+)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -262,15 +268,21 @@ impl Binary {
         let deadline = Instant::now() + Duration::from_secs(30);
         while listeners.len() < expect_listeners || admin.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx.recv_timeout(left).expect("binary did not report its listeners");
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            let line = rx
+                .recv_timeout(left)
+                .expect("binary did not report its listeners");
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
             let f = &v["fields"];
             match f["message"].as_str() {
                 Some("listening") => {
                     let name = f["listener"].as_str().unwrap().to_string();
                     listeners.insert(name, f["addr"].as_str().unwrap().parse().unwrap());
                 }
-                Some("admin listening") => admin = Some(f["addr"].as_str().unwrap().parse().unwrap()),
+                Some("admin listening") => {
+                    admin = Some(f["addr"].as_str().unwrap().parse().unwrap())
+                }
                 _ => {}
             }
         }
@@ -384,7 +396,9 @@ impl TlsBackend {
                 let n = n.clone();
                 let h = h.clone();
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
                     let sni = tls.get_ref().1.server_name().unwrap_or("").to_string();
                     let alpn = tls
                         .get_ref()
@@ -453,7 +467,12 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &tls_provider().signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &tls_provider().signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -461,10 +480,17 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &tls_provider().signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &tls_provider().signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        tls_provider().signature_verification_algorithms.supported_schemes()
+        tls_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -504,7 +530,11 @@ pub async fn tls_connect(
 
 /// DER of the leaf certificate the server presented.
 pub fn peer_leaf_der(s: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -> Vec<u8> {
-    s.get_ref().1.peer_certificates().expect("server sent a certificate")[0].to_vec()
+    s.get_ref()
+        .1
+        .peer_certificates()
+        .expect("server sent a certificate")[0]
+        .to_vec()
 }
 
 /// What a WebSocket echo backend saw in the upgrade request.
@@ -580,7 +610,10 @@ impl Drop for WsBackend {
 
 /// An async request handler for [`Backend::start_async`].
 pub type BackendHandler = Arc<
-    dyn Fn(Request<Incoming>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<Full<Bytes>>> + Send>>
+    dyn Fn(
+            Request<Incoming>,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<Full<Bytes>>> + Send>>
         + Send
         + Sync,
 >;
@@ -723,7 +756,11 @@ impl Blackhole {
                 held.push(tcp);
             }
         });
-        Blackhole { addr, accepted, task }
+        Blackhole {
+            addr,
+            accepted,
+            task,
+        }
     }
 }
 
@@ -864,7 +901,9 @@ impl RawHttp {
             if l.is_empty() {
                 break;
             }
-            let (k, v) = l.split_once(':').unwrap_or_else(|| panic!("bad header line {l:?}"));
+            let (k, v) = l
+                .split_once(':')
+                .unwrap_or_else(|| panic!("bad header line {l:?}"));
             headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
         let mut resp = RawResponse {
@@ -914,7 +953,9 @@ pub fn metric_in(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         if line.starts_with('#') {
             continue;
         }
-        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
         let (n, lbls) = match series.split_once('{') {
             Some((n, rest)) => (n, rest.strip_suffix('}').unwrap_or(rest)),
             None => (series, ""),
@@ -1003,12 +1044,14 @@ pub async fn scrape_metric_at(admin: SocketAddr, name: &str, labels: &[(&str, &s
 /// file watcher before it serves anything: once this returns, signals and
 /// file changes are handled.
 pub async fn wait_admin_ready(admin: SocketAddr) {
-    eventually("admin /healthz answers", Duration::from_secs(20), async || {
-        match client().get(format!("http://{admin}/healthz")).send().await {
+    eventually(
+        "admin /healthz answers",
+        Duration::from_secs(20),
+        async || match client().get(format!("http://{admin}/healthz")).send().await {
             Ok(r) => r.status() == 200,
             Err(_) => false,
-        }
-    })
+        },
+    )
     .await;
 }
 

@@ -96,7 +96,11 @@ pub struct ForwardCtx<'a> {
 /// Sets X-Forwarded-For/-Proto/-Host and, if enabled, `Forwarded`.
 pub fn add_forwarded(h: &mut HeaderMap, cx: &ForwardCtx<'_>, x_forwarded: bool, rfc7239: bool) {
     if x_forwarded {
-        let prior = if cx.trusted { join_all(h, &X_FORWARDED_FOR) } else { None };
+        let prior = if cx.trusted {
+            join_all(h, &X_FORWARDED_FOR)
+        } else {
+            None
+        };
         let xff = match prior {
             Some(p) => {
                 let mut v = Vec::with_capacity(p.len() + 2 + cx.peer_ip.len());
@@ -109,7 +113,10 @@ pub fn add_forwarded(h: &mut HeaderMap, cx: &ForwardCtx<'_>, x_forwarded: bool, 
         };
         h.insert(X_FORWARDED_FOR.clone(), xff);
         if !(cx.trusted && h.contains_key(&X_FORWARDED_PROTO)) {
-            h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(cx.proto));
+            h.insert(
+                X_FORWARDED_PROTO.clone(),
+                HeaderValue::from_static(cx.proto),
+            );
         }
         if !(cx.trusted && h.contains_key(&X_FORWARDED_HOST)) {
             match cx.host {
@@ -134,7 +141,11 @@ pub fn add_forwarded(h: &mut HeaderMap, cx: &ForwardCtx<'_>, x_forwarded: bool, 
             elem.push_str(&host.replace(['"', '\\'], ""));
             elem.push('"');
         }
-        let value = match if cx.trusted { join_all(h, &FORWARDED) } else { None } {
+        let value = match if cx.trusted {
+            join_all(h, &FORWARDED)
+        } else {
+            None
+        } {
             Some(p) => {
                 let mut v = p;
                 v.extend_from_slice(b", ");
@@ -209,7 +220,11 @@ mod tests {
         assert_eq!(h.get(header::TE).unwrap(), "trailers");
     }
 
-    fn ctx<'a>(peer: &'a HeaderValue, host: Option<&'a HeaderValue>, trusted: bool) -> ForwardCtx<'a> {
+    fn ctx<'a>(
+        peer: &'a HeaderValue,
+        host: Option<&'a HeaderValue>,
+        trusted: bool,
+    ) -> ForwardCtx<'a> {
         ForwardCtx {
             peer_ip: peer,
             forwarded_node: "192.0.2.7",
@@ -246,9 +261,15 @@ mod tests {
         h.insert("forwarded", hv("for=1.1.1.1"));
         let peer = hv("192.0.2.7");
         add_forwarded(&mut h, &ctx(&peer, None, true), true, true);
-        assert_eq!(h.get("x-forwarded-for").unwrap(), "1.1.1.1, 2.2.2.2, 192.0.2.7");
+        assert_eq!(
+            h.get("x-forwarded-for").unwrap(),
+            "1.1.1.1, 2.2.2.2, 192.0.2.7"
+        );
         assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
-        assert_eq!(h.get("forwarded").unwrap(), "for=1.1.1.1, for=192.0.2.7;proto=https");
+        assert_eq!(
+            h.get("forwarded").unwrap(),
+            "for=1.1.1.1, for=192.0.2.7;proto=https"
+        );
     }
 
     #[test]
@@ -257,7 +278,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", hv("203.0.113.9, 10.1.1.1"));
         let peer: IpAddr = "10.0.0.1".parse().unwrap();
-        assert_eq!(client_ip(&h, peer, &trusted), "203.0.113.9".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(&h, peer, &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
         let outsider: IpAddr = "198.51.100.1".parse().unwrap();
         assert_eq!(client_ip(&h, outsider, &trusted), outsider);
     }

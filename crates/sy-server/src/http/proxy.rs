@@ -113,7 +113,10 @@ pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyB
         }
     };
     route.metrics.count(resp.status().as_u16());
-    route.metrics.duration.observe(start.elapsed().as_secs_f64());
+    route
+        .metrics
+        .duration
+        .observe(start.elapsed().as_secs_f64());
     resp
 }
 
@@ -143,13 +146,22 @@ fn count_error(cx: &ConnCtx, route: &str, e: &ProxyError) {
 fn check_request(req: &Request<Incoming>) -> Result<(), ProxyError> {
     let hosts = req.headers().get_all(header::HOST).iter().count();
     if hosts > 1 {
-        return Err(ProxyError::new(Stage::BadRequest, "more than one Host header"));
+        return Err(ProxyError::new(
+            Stage::BadRequest,
+            "more than one Host header",
+        ));
     }
     if req.version() == Version::HTTP_11 && hosts == 0 && req.uri().authority().is_none() {
-        return Err(ProxyError::new(Stage::BadRequest, "HTTP/1.1 request without Host"));
+        return Err(ProxyError::new(
+            Stage::BadRequest,
+            "HTTP/1.1 request without Host",
+        ));
     }
     if req.headers().get_all(header::CONTENT_LENGTH).iter().count() > 1 {
-        return Err(ProxyError::new(Stage::BadRequest, "duplicate Content-Length"));
+        return Err(ProxyError::new(
+            Stage::BadRequest,
+            "duplicate Content-Length",
+        ));
     }
     Ok(())
 }
@@ -170,13 +182,20 @@ fn is_upgrade(req: &Request<Incoming>) -> bool {
     req.version() == Version::HTTP_11
         && req.headers().contains_key(header::UPGRADE)
         && req.headers().get_all(header::CONNECTION).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+            v.to_str().is_ok_and(|s| {
+                s.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
         })
 }
 
 fn content_length(h: &http::HeaderMap) -> Option<u64> {
-    h.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+    h.get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 async fn forward(
@@ -212,7 +231,10 @@ async fn forward(
         },
     )?;
     let Some(server) = up.servers.get(idx) else {
-        return Err(ProxyError::new(Stage::NoHealthyServer, "balancer chose no server"));
+        return Err(ProxyError::new(
+            Stage::NoHealthyServer,
+            "balancer chose no server",
+        ));
     };
 
     let client_h2 = parts.version == Version::HTTP_2;

@@ -20,7 +20,10 @@ pub fn error(e: &ProxyError) -> Response<ProxyBody> {
     let mut r = Response::new(ProxyBody::full(body));
     *r.status_mut() = status;
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     h.insert(ERROR_HEADER, HeaderValue::from_static(e.stage.as_str()));
     if status == StatusCode::BAD_REQUEST {
         // After a framing error the connection's byte stream is suspect.
@@ -30,10 +33,15 @@ pub fn error(e: &ProxyError) -> Response<ProxyBody> {
 }
 
 /// A fixed answer.
-pub fn fixed(status: StatusCode, content_type: &HeaderValue, body: bytes::Bytes) -> Response<ProxyBody> {
+pub fn fixed(
+    status: StatusCode,
+    content_type: &HeaderValue,
+    body: bytes::Bytes,
+) -> Response<ProxyBody> {
     let mut r = Response::new(ProxyBody::Full(Some(body)));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, content_type.clone());
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, content_type.clone());
     r
 }
 

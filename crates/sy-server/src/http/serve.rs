@@ -22,9 +22,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 
 use crate::Shared;
+use crate::body::ProxyBody;
 use crate::http::headers::forwarded_node;
 use crate::http::proxy::{ConnCtx, handle};
-use crate::body::ProxyBody;
 use crate::io::{Rewind, Stream};
 use crate::live::now_ns;
 use crate::metrics::ListenerKind;
@@ -158,7 +158,11 @@ pin_project_lite::pin_project! {
 }
 
 impl<T: AsyncRead> AsyncRead for Tracked<T> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let this = self.project();
         let before = buf.filled().len();
         let r = this.inner.poll_read(cx, buf);
@@ -170,7 +174,11 @@ impl<T: AsyncRead> AsyncRead for Tracked<T> {
 }
 
 impl<T: AsyncWrite> AsyncWrite for Tracked<T> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.project().inner.poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -257,7 +265,8 @@ pub async fn serve(
         listener: lst.clone(),
         peer,
         tls,
-        peer_ip: HeaderValue::from_str(&ip.to_string()).unwrap_or(HeaderValue::from_static("unknown")),
+        peer_ip: HeaderValue::from_str(&ip.to_string())
+            .unwrap_or(HeaderValue::from_static("unknown")),
         forwarded_node: forwarded_node(ip),
         state: state.clone(),
         manual_upgrade: parking.then(|| std::sync::Mutex::new(None)),
@@ -286,7 +295,14 @@ pub async fn serve(
             inner: stream,
             state: state.clone(),
         });
-        drive(Box::pin(b.serve_connection(io, svc)), &state, &lst, &shared, shutdown).await;
+        drive(
+            Box::pin(b.serve_connection(io, svc)),
+            &state,
+            &lst,
+            &shared,
+            shutdown,
+        )
+        .await;
         return;
     }
     let mut b = hyper::server::conn::http1::Builder::new();
@@ -294,7 +310,9 @@ pub async fn serve(
         .max_headers(cfg.max_request_headers)
         .max_header_size(cfg.max_request_header_bytes as usize);
     match stream {
-        Stream::Plain(tcp) if parking => serve_h1_parking(tcp, &b, svc, &cx, &lst, &shared, shutdown).await,
+        Stream::Plain(tcp) if parking => {
+            serve_h1_parking(tcp, &b, svc, &cx, &lst, &shared, shutdown).await
+        }
         stream => {
             let io = TokioIo::new(Tracked {
                 inner: stream,

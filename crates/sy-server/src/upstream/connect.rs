@@ -97,7 +97,10 @@ async fn connect_inner(target: &Target, transport: &Transport) -> Result<NewConn
     let _ = tcp.set_nodelay(true);
 
     let (stream, h2) = match &transport.tls {
-        None => (Stream::Plain(tcp), transport.protocol == UpstreamProtocol::H2c),
+        None => (
+            Stream::Plain(tcp),
+            transport.protocol == UpstreamProtocol::H2c,
+        ),
         Some(tls) => {
             let name = match &tls.server_name {
                 Some(n) => n.clone(),
@@ -106,7 +109,10 @@ async fn connect_inner(target: &Target, transport: &Transport) -> Result<NewConn
                 })?,
             };
             let s = tls.connector.connect(name, tcp).await.map_err(|e| {
-                ProxyError::new(Stage::Tls, format!("tls handshake with upstream failed: {e}"))
+                ProxyError::new(
+                    Stage::Tls,
+                    format!("tls handshake with upstream failed: {e}"),
+                )
             })?;
             let alpn_h2 = s.get_ref().1.alpn_protocol() == Some(b"h2");
             let h2 = match transport.protocol {
@@ -124,16 +130,17 @@ async fn connect_inner(target: &Target, transport: &Transport) -> Result<NewConn
             .keep_alive_interval(Duration::from_secs(30))
             .handshake(io)
             .await
-            .map_err(|e| ProxyError::new(Stage::Connect, format!("http/2 handshake failed: {e}")))?;
+            .map_err(|e| {
+                ProxyError::new(Stage::Connect, format!("http/2 handshake failed: {e}"))
+            })?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
         Ok(NewConn::H2(sender))
     } else {
-        let (sender, conn) = http1::Builder::new()
-            .handshake(io)
-            .await
-            .map_err(|e| ProxyError::new(Stage::Connect, format!("http/1 handshake failed: {e}")))?;
+        let (sender, conn) = http1::Builder::new().handshake(io).await.map_err(|e| {
+            ProxyError::new(Stage::Connect, format!("http/1 handshake failed: {e}"))
+        })?;
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });

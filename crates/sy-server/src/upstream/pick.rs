@@ -30,7 +30,10 @@ impl Servers for LiveView<'_> {
         true
     }
     fn active(&self, i: usize) -> u64 {
-        self.up.servers.get(i).map_or(0, |s| s.live.active.load(Ordering::Relaxed))
+        self.up
+            .servers
+            .get(i)
+            .map_or(0, |s| s.live.active.load(Ordering::Relaxed))
     }
     fn latency(&self, i: usize) -> f64 {
         self.up
@@ -73,7 +76,10 @@ fn key_hash(key: &HashKey, src: &KeySource<'_>) -> Option<u64> {
             IpAddr::V6(v6) => hash_key(&v6.octets()),
         }),
         HashKey::Path => Some(hash_key(src.path.as_bytes())),
-        HashKey::Header(name) => src.headers.get(name.as_str()).map(|v| hash_key(v.as_bytes())),
+        HashKey::Header(name) => src
+            .headers
+            .get(name.as_str())
+            .map(|v| hash_key(v.as_bytes())),
         HashKey::Cookie(name) => cookie(src.headers, name).map(hash_key),
     }
 }
@@ -89,7 +95,12 @@ pub fn pick(up: &UpstreamRt, src: &KeySource<'_>) -> Result<usize, ProxyError> {
     let view = LiveView { up, now: now_ns() };
     up.balancer
         .pick(&view, &PickInput { hash, random })
-        .ok_or_else(|| ProxyError::new(Stage::NoHealthyServer, format!("upstream {} has no server available", up.name)))
+        .ok_or_else(|| {
+            ProxyError::new(
+                Stage::NoHealthyServer,
+                format!("upstream {} has no server available", up.name),
+            )
+        })
 }
 
 #[cfg(test)]

@@ -75,7 +75,9 @@ impl ServerPool {
     /// A pool for `workers` worker threads.
     pub fn new(workers: usize, max_idle: usize, idle_timeout: Duration) -> Arc<Self> {
         Arc::new(ServerPool {
-            slots: (0..workers.max(1)).map(|_| Mutex::new(Slot::default())).collect(),
+            slots: (0..workers.max(1))
+                .map(|_| Mutex::new(Slot::default()))
+                .collect(),
             max_idle,
             idle_timeout,
             opened: AtomicU64::new(0),

@@ -28,7 +28,11 @@ pub async fn send(
     let pool = &server.live.pool;
     let mut fresh_only = false;
     loop {
-        let idle = if fresh_only { None } else { pool.take_idle().await };
+        let idle = if fresh_only {
+            None
+        } else {
+            pool.take_idle().await
+        };
         let checkout = match idle {
             Some(c) => c,
             None => {
@@ -87,7 +91,10 @@ pub async fn send(
             Checkout::H2(mut sender) => {
                 if sender.ready().await.is_err() {
                     if fresh_only {
-                        return Err(ProxyError::new(Stage::Connect, "http/2 connection to upstream closed"));
+                        return Err(ProxyError::new(
+                            Stage::Connect,
+                            "http/2 connection to upstream closed",
+                        ));
                     }
                     fresh_only = true;
                     continue;
@@ -109,7 +116,11 @@ pub async fn send(
 /// HTTP/2 connection, rewrite them to the HTTP/2 form, else h2 would send
 /// `:scheme http` (even over TLS) and no `:authority`. A no-op for requests
 /// already built for HTTP/2 (`h2`, `h2c`).
-fn to_h2_form(req: &mut Request<ProxyBody>, up: &UpstreamRt, server: &ServerRt) -> Result<(), ProxyError> {
+fn to_h2_form(
+    req: &mut Request<ProxyBody>,
+    up: &UpstreamRt,
+    server: &ServerRt,
+) -> Result<(), ProxyError> {
     if req.uri().scheme().is_some() {
         return Ok(());
     }

@@ -1,0 +1,296 @@
+//! The real binary's lifecycle: graceful shutdown on SIGTERM and SIGINT,
+//! the drain deadline, and the connection timers (slowloris, idle
+//! keep-alive).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{
+    Backend, Binary, RawHttp, client, eventually, scrape_metric_at, servers, wait_admin_ready,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn config(backend: &Backend, drain: &str, listener_extra: &str) -> String {
+    format!(
+        r#"
+[admin]
+address = "127.0.0.1:0"
+[runtime]
+workers = 2
+drain_timeout = "{drain}"
+watch_config = false
+[listeners.main]
+address = "127.0.0.1:0"
+{listener_extra}
+[[routes]]
+name = "all"
+upstream = "u"
+[upstreams.u]
+servers = [{}]
+"#,
+        servers(&[backend])
+    )
+}
+
+/// Starts the binary and waits until its signal handlers are installed.
+async fn start(toml: &str) -> Binary {
+    let bin = Binary::start(toml, 1);
+    wait_admin_ready(bin.admin.unwrap()).await;
+    bin
+}
+
+/// Starts `GET url` in the background: its status and body, or the error.
+fn spawn_get(url: String) -> tokio::task::JoinHandle<Result<(u16, String), reqwest::Error>> {
+    tokio::spawn(async move {
+        let r = client().get(&url).send().await?;
+        let status = r.status().as_u16();
+        Ok((status, r.text().await?))
+    })
+}
+
+fn wait_exit(bin: &mut Binary, within: Duration) -> Option<i32> {
+    // wait_exit blocks; keep the runtime's other worker free for the backends.
+    tokio::task::block_in_place(|| bin.wait_exit(within))
+}
+
+async fn refuses_connections(addr: SocketAddr) -> bool {
+    tokio::net::TcpStream::connect(addr).await.is_err()
+}
+
+/// A request in flight when `sig` arrives completes; new connections are
+/// refused meanwhile; the process then exits 0.
+async fn graceful_shutdown_on(sig: &str) {
+    let (backend, gate) = Backend::start_gated("slow").await;
+    let mut bin = start(&config(&backend, "30s", "")).await;
+    let addr = bin.listener_addr("main");
+    let in_flight = spawn_get(format!("http://{addr}/slow"));
+    eventually("the request reached the backend", DEADLINE, async || {
+        backend.hits() == 1
+    })
+    .await;
+
+    bin.signal(sig);
+    eventually("new connections are refused", DEADLINE, async || {
+        refuses_connections(addr).await
+    })
+    .await;
+    assert!(
+        !in_flight.is_finished(),
+        "the in-flight request ended before its backend answered"
+    );
+    assert!(
+        bin.child.try_wait().unwrap().is_none(),
+        "exited with a request in flight"
+    );
+
+    gate.send(true).unwrap();
+    let (status, body) = tokio::time::timeout(DEADLINE, in_flight)
+        .await
+        .expect("the in-flight request finished")
+        .unwrap()
+        .expect("the in-flight request got its answer");
+    assert_eq!((status, body.as_str()), (200, "slow"));
+    assert_eq!(wait_exit(&mut bin, DEADLINE), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_requests_and_exits_zero() {
+    graceful_shutdown_on("TERM").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_drains_in_flight_requests_and_exits_zero() {
+    graceful_shutdown_on("INT").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_lets_a_request_outlast_the_idle_timeout() {
+    // The drain deadline (30 s), not the connection's idle timer, bounds an
+    // in-flight request during shutdown.
+    let (backend, gate) = Backend::start_gated("slow").await;
+    let mut bin = start(&config(&backend, "30s", "idle_timeout = \"200ms\"")).await;
+    let addr = bin.listener_addr("main");
+    let in_flight = spawn_get(format!("http://{addr}/slow"));
+    eventually("the request reached the backend", DEADLINE, async || {
+        backend.hits() == 1
+    })
+    .await;
+    bin.signal("TERM");
+    eventually("new connections are refused", DEADLINE, async || {
+        refuses_connections(addr).await
+    })
+    .await;
+
+    // Not synchronisation: the backend keeps the answer for several idle
+    // timeouts on purpose.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !in_flight.is_finished(),
+        "the in-flight request was cut: {:?}",
+        in_flight.await
+    );
+    gate.send(true).unwrap();
+    let (status, body) = tokio::time::timeout(DEADLINE, in_flight)
+        .await
+        .expect("the in-flight request finished")
+        .unwrap()
+        .expect("the in-flight request got its answer");
+    assert_eq!((status, body.as_str()), (200, "slow"));
+    assert_eq!(wait_exit(&mut bin, DEADLINE), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_deadline_ends_a_request_that_never_completes() {
+    let (backend, gate) = Backend::start_gated("never").await;
+    let mut bin = start(&config(&backend, "1s", "")).await;
+    let addr = bin.listener_addr("main");
+    let in_flight = spawn_get(format!("http://{addr}/never"));
+    eventually("the request reached the backend", DEADLINE, async || {
+        backend.hits() == 1
+    })
+    .await;
+
+    bin.signal("TERM");
+    // Far below the 30 s default drain and the 20 s client timeout.
+    assert_eq!(wait_exit(&mut bin, Duration::from_secs(10)), Some(0));
+    let res = tokio::time::timeout(DEADLINE, in_flight)
+        .await
+        .expect("the client saw the close")
+        .unwrap();
+    assert!(
+        res.is_err(),
+        "a request cut by the drain deadline got an answer: {res:?}"
+    );
+    drop(gate);
+}
+
+/// Reads and discards until the peer closes (true) or `within` passes
+/// (false).
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_is_disconnected_after_the_header_timeout() {
+    let backend = Backend::start("b").await;
+    // idle_timeout stays at its 60 s default: only the header timer can
+    // close the connection within the deadline below.
+    let bin = start(&config(
+        &backend,
+        "5s",
+        "request_header_timeout = \"500ms\"",
+    ))
+    .await;
+    let admin = bin.admin.unwrap();
+    let addr = bin.listener_addr("main");
+    let timeouts = [("listener", "main"), ("kind", "header_timeout")];
+    assert_eq!(
+        scrape_metric_at(admin, "switchyard_downstream_errors_total", &timeouts).await,
+        0.0
+    );
+
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut slow, Duration::from_secs(10)).await,
+        "a half-sent request head kept its connection open"
+    );
+    eventually("header_timeout is counted", DEADLINE, async || {
+        scrape_metric_at(admin, "switchyard_downstream_errors_total", &timeouts).await == 1.0
+    })
+    .await;
+    assert_eq!(backend.hits(), 0);
+
+    // Complete requests on other connections are unaffected.
+    let r = client()
+        .get(format!("http://{addr}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_over_tls_is_disconnected_after_the_header_timeout() {
+    let backend = Backend::start("b").await;
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key, _) = common::write_cert(certs.path(), "proxy", &["localhost"]);
+    let tls = format!(
+        "request_header_timeout = \"500ms\"\n[listeners.main.tls]\ncertificates = [{{ cert = {:?}, key = {:?} }}]",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    let bin = start(&config(&backend, "5s", &tls)).await;
+    let admin = bin.admin.unwrap();
+    let timeouts = [("listener", "main"), ("kind", "header_timeout")];
+    let connector = common::tls_client(&["http/1.1"], &[&rustls::version::TLS13]);
+    let mut slow = common::tls_connect(&connector, bin.listener_addr("main"), Some("localhost"))
+        .await
+        .unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        .await
+        .unwrap();
+    slow.flush().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 1024];
+    let closed = loop {
+        match tokio::time::timeout_at(deadline, slow.read(&mut buf)).await {
+            Err(_) => break false,
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(_)) => {}
+        }
+    };
+    assert!(
+        closed,
+        "a half-sent request head kept its TLS connection open"
+    );
+    eventually("header_timeout is counted", DEADLINE, async || {
+        scrape_metric_at(admin, "switchyard_downstream_errors_total", &timeouts).await == 1.0
+    })
+    .await;
+    assert_eq!(backend.hits(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connection_is_closed_after_idle_timeout() {
+    let backend = Backend::start("b").await;
+    let bin = start(&config(&backend, "5s", "idle_timeout = \"500ms\"")).await;
+    let admin = bin.admin.unwrap();
+    let mut conn = RawHttp::connect(bin.listener_addr("main")).await;
+    conn.send(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let r = conn.read_response().await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body_str(), "b");
+    assert!(
+        r.header("connection")
+            .is_none_or(|v| !v.eq_ignore_ascii_case("close"))
+    );
+    // The connection was kept alive; now it sits idle until the proxy
+    // closes it (well within the 10 s `closed` deadline).
+    assert!(conn.closed().await, "the idle connection was not closed");
+    // An idle close is not a header timeout.
+    assert_eq!(
+        scrape_metric_at(
+            admin,
+            "switchyard_downstream_errors_total",
+            &[("kind", "header_timeout")]
+        )
+        .await,
+        0.0
+    );
+}
