@@ -552,3 +552,30 @@ async fn connections_over_max_connections_are_closed_listener_wide() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambiguous_framing_is_400_and_never_reaches_the_backend() {
+    let a = Backend::start("a").await;
+    let proxy = Proxy::start(&config("", "", &[a.addr], ""));
+    let cases: [&[u8]; 3] = [
+        // Content-Length and Transfer-Encoding (both orders).
+        b"POST /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST /smuggle HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n",
+        // The same Content-Length twice (hyper would fold it into one).
+        b"POST /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\nab",
+    ];
+    for (i, req) in cases.iter().enumerate() {
+        let (resp, _conn) = raw(&proxy, req).await;
+        assert_eq!(resp.status, 400, "case {i}");
+        assert_eq!(resp.header("x-switchyard-error"), Some("bad-request"), "case {i}");
+    }
+    wait_downstream(&proxy, "ambiguous_framing", 3.0).await;
+    // A clean request on a keep-alive connection after a request with a
+    // body that merely *contains* such header text is served normally.
+    let mut c = RawHttp::connect(proxy.addr("main")).await;
+    c.send(b"POST /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").await;
+    assert_eq!(c.read_response().await.status, 200);
+    c.send(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(c.read_response().await.status, 200);
+    assert_eq!(a.hits(), 2, "no ambiguous request may reach the backend");
+}

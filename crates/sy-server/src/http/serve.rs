@@ -25,7 +25,10 @@ use crate::Shared;
 use crate::body::ProxyBody;
 use crate::http::headers::forwarded_node;
 use crate::http::proxy::{ConnCtx, handle};
+use crate::http::respond;
+use sy_core::{ProxyError, Stage};
 use crate::io::{Rewind, Stream};
+use sy_proto::{FramingScanner, Verdict};
 use crate::live::now_ns;
 use crate::metrics::ListenerKind;
 use crate::snapshot::ListenerRt;
@@ -52,6 +55,12 @@ pub struct ConnState {
     /// may be armed for a later (idle) deadline than the header one.
     head_started: Notify,
     h2: bool,
+    /// Requests started on this connection (HTTP/1.1: in order).
+    requests: AtomicU64,
+    /// 1-based index of the first request head with ambiguous framing
+    /// (both Content-Length and Transfer-Encoding, or Content-Length
+    /// repeated), as seen by the framing scanner; 0 = none.
+    ambiguous_at: AtomicU64,
 }
 
 /// What a connection's timer found.
@@ -75,13 +84,18 @@ impl ConnState {
             first_byte_ms: AtomicU64::new(0),
             head_started: Notify::new(),
             h2,
+            requests: AtomicU64::new(0),
+            ambiguous_at: AtomicU64::new(0),
         }
     }
 
-    /// Marks a request in flight until the guard drops.
-    pub fn begin_request(self: &Arc<Self>) -> RequestGuard {
+    /// Marks a request in flight until the guard drops. The flag is true
+    /// when the framing scanner found this request's head ambiguous.
+    pub fn begin_request(self: &Arc<Self>) -> (RequestGuard, bool) {
         self.active.fetch_add(1, Ordering::Relaxed);
-        RequestGuard(self.clone())
+        let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        let bad = self.ambiguous_at.load(Ordering::Relaxed);
+        (RequestGuard(self.clone()), bad != 0 && n >= bad)
     }
 
     fn on_read(&self) {
@@ -149,11 +163,48 @@ impl http_body::Body for ConnBody {
 }
 
 pin_project_lite::pin_project! {
-    /// Notes reads so the header timer knows a request has begun.
+    /// Notes reads so the header timer knows a request has begun, and runs
+    /// the HTTP/1.1 framing scanner over every byte the client sends.
     struct Tracked<T> {
         #[pin]
         inner: T,
         state: Arc<ConnState>,
+        // None for HTTP/2.
+        scan: Option<Scan>,
+    }
+}
+
+/// The framing scanner of an HTTP/1.1 connection and the number of request
+/// heads it has judged. Kept across parking: the byte stream goes on.
+struct Scan {
+    scanner: FramingScanner,
+    heads: u64,
+}
+
+impl Scan {
+    fn new() -> Self {
+        Scan {
+            scanner: FramingScanner::new(),
+            heads: 0,
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8], state: &ConnState) {
+        if self.scanner.is_done() {
+            return;
+        }
+        let heads = &mut self.heads;
+        self.scanner.feed(bytes, |v| {
+            *heads += 1;
+            if v == Verdict::Ambiguous {
+                let _ = state.ambiguous_at.compare_exchange(
+                    0,
+                    *heads,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+        });
     }
 }
 
@@ -168,6 +219,9 @@ impl<T: AsyncRead> AsyncRead for Tracked<T> {
         let r = this.inner.poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             this.state.on_read();
+            if let Some(scan) = this.scan {
+                scan.feed(&buf.filled()[before..], this.state);
+            }
         }
         r
     }
@@ -274,9 +328,17 @@ pub async fn serve(
     let svc_cx = cx.clone();
     let svc = service_fn(move |req| {
         let cx = svc_cx.clone();
-        let guard = cx.state.begin_request();
+        let (guard, ambiguous) = cx.state.begin_request();
         let fut: BoxFuture<Result<Response<ConnBody>, Infallible>> = Box::pin(async move {
-            let resp = handle(cx, req).await;
+            let resp = if ambiguous {
+                count(&cx.shared, &cx.listener.cfg.name, "ambiguous_framing");
+                respond::error(&ProxyError::new(
+                    Stage::BadRequest,
+                    "ambiguous request framing (Content-Length with Transfer-Encoding, or Content-Length repeated)",
+                ))
+            } else {
+                handle(cx, req).await
+            };
             Ok(resp.map(|inner| ConnBody {
                 inner,
                 _guard: guard,
@@ -294,6 +356,7 @@ pub async fn serve(
         let io = TokioIo::new(Tracked {
             inner: stream,
             state: state.clone(),
+            scan: None,
         });
         drive(
             Box::pin(b.serve_connection(io, svc)),
@@ -317,6 +380,7 @@ pub async fn serve(
             let io = TokioIo::new(Tracked {
                 inner: stream,
                 state: state.clone(),
+                scan: Some(Scan::new()),
             });
             let conn = Box::pin(b.serve_connection(io, svc).with_upgrades());
             drive(conn, &state, &lst, &shared, shutdown).await;
@@ -346,6 +410,7 @@ async fn serve_h1_parking<S>(
     let header = lst.cfg.request_header_timeout;
     let idle = lst.cfg.idle_timeout;
     let mut pre = Bytes::new();
+    let mut scan = Some(Scan::new());
     // Counted in the parked gauge while it lives.
     let mut parked: Option<Parked<'_>> = None;
     loop {
@@ -365,17 +430,28 @@ async fn serve_h1_parking<S>(
             }
         }
         drop(parked.take());
-        let io = TokioIo::new(Tracked {
-            inner: Rewind::new(std::mem::take(&mut pre), tcp),
-            state: state.clone(),
-        });
+        // Replayed bytes were scanned when first read: Rewind goes outside.
+        let io = TokioIo::new(Rewind::new(
+            std::mem::take(&mut pre),
+            Tracked {
+                inner: tcp,
+                state: state.clone(),
+                scan: scan.take(),
+            },
+        ));
         let mut conn = Box::new(builder.serve_connection(io, svc.clone()));
         let park = match drive_parkable(&mut conn, state, lst, shared, &mut shutdown).await {
             Some(park) => park,
             None => return,
         };
         let parts = conn.into_parts();
-        let (rest, stream) = parts.io.into_inner().inner.into_inner();
+        let (rest, tracked) = parts.io.into_inner().into_inner();
+        let Tracked {
+            inner: stream,
+            scan: kept,
+            ..
+        } = tracked;
+        scan = kept;
         let mut buf = rest.map(|b| b.to_vec()).unwrap_or_default();
         buf.extend_from_slice(&parts.read_buf);
         let upgrade = cx

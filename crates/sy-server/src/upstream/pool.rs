@@ -128,10 +128,9 @@ impl ServerPool {
             // Given back at the end of the response body; the connection's
             // task may not have run since. Wait for it briefly rather than
             // throw a good keep-alive connection away.
-            let mut candidate = candidate;
-            if let Ok(Ok(())) = tokio::time::timeout(READY_WAIT, candidate.ready()).await {
+            if let Some(sender) = Box::pin(wait_ready(candidate)).await {
                 return Some(Checkout::H1 {
-                    sender: candidate,
+                    sender,
                     reused: true,
                 });
             }
@@ -181,5 +180,16 @@ impl ServerPool {
             .iter()
             .map(|s| s.lock().map(|s| s.h1.len()).unwrap_or(0))
             .sum()
+    }
+}
+
+/// Waits up to `READY_WAIT` for a just-returned connection (cold path,
+/// boxed by the caller to keep the per-request future small).
+async fn wait_ready(
+    mut sender: http1::SendRequest<ProxyBody>,
+) -> Option<http1::SendRequest<ProxyBody>> {
+    match tokio::time::timeout(READY_WAIT, sender.ready()).await {
+        Ok(Ok(())) => Some(sender),
+        _ => None,
     }
 }

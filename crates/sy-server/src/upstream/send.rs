@@ -36,7 +36,9 @@ pub async fn send(
         let checkout = match idle {
             Some(c) => c,
             None => {
-                let c = connect(&server.target, &up.transport).await?;
+                // Boxed: the connect path (TCP, TLS, handshakes) is large and cold;
+                // inline, it would make every request's future that much bigger.
+                let c = Box::pin(connect(&server.target, &up.transport)).await?;
                 pool.note_opened();
                 server.metrics.opened.inc();
                 match c {

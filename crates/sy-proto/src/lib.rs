@@ -1,0 +1,15 @@
+//! Switchyard's parsers of untrusted bytes: protocol framing read straight
+//! off a client connection, before any HTTP library has had its say.
+//!
+//! Everything here is sans-IO: a parser is handed the bytes the caller read
+//! and returns what it concluded. This crate must not depend on tokio (or any
+//! async runtime) and must not do IO. Its parsers never panic on any input,
+//! do not allocate once built, and each has a fuzz target under `fuzz/` at the
+//! workspace root.
+//!
+//! - [`framing`]: tells, for each HTTP/1.x request on a connection, whether
+//!   its body framing is ambiguous (a request smuggling defence).
+
+pub mod framing;
+
+pub use framing::{FramingScanner, Verdict};
