@@ -78,9 +78,15 @@ impl Live {
 
 /// Monotonic nanoseconds since the process started (for policy code).
 pub fn now_ns() -> u64 {
+    ns_at(Instant::now())
+}
+
+/// `t` as nanoseconds since the process's epoch (saves a clock read when
+/// the caller already has the time).
+pub fn ns_at(t: Instant) -> u64 {
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     let e = *EPOCH.get_or_init(Instant::now);
-    Instant::now().duration_since(e).as_nanos() as u64
+    t.saturating_duration_since(e).as_nanos() as u64
 }
 
 /// Counts a request in flight on a server until the response head is back

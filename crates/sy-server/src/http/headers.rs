@@ -19,16 +19,48 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 /// WebSocket handshake can pass. `TE: trailers` is kept (gRPC needs it);
 /// any other TE is removed.
 pub fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
-    if let Some(conn) = h.get(header::CONNECTION) {
-        // Collect first: we cannot remove while borrowing the value.
-        let named: Vec<HeaderName> = conn
-            .to_str()
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !(t.is_empty() || (upgrade && t.eq_ignore_ascii_case("upgrade"))))
-            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-            .collect();
+    // One pass over the names first: most messages carry none or one of
+    // these, and a removal costs a hash lookup each.
+    const CONNECTION: u8 = 1;
+    const KEEP: u8 = 2;
+    const PROXY_CONN: u8 = 4;
+    const TRANSFER: u8 = 8;
+    const TRAILER: u8 = 16;
+    const UPGRADE: u8 = 32;
+    const TE: u8 = 64;
+    let mut present = 0u8;
+    for name in h.keys() {
+        present |= match name.as_str() {
+            "connection" => CONNECTION,
+            "keep-alive" => KEEP,
+            "proxy-connection" => PROXY_CONN,
+            "transfer-encoding" => TRANSFER,
+            "trailer" => TRAILER,
+            "upgrade" => UPGRADE,
+            "te" => TE,
+            _ => 0,
+        };
+    }
+    if present == 0 {
+        return;
+    }
+    if present & CONNECTION != 0 {
+        // Names listed in Connection, except the ones handled below anyway.
+        let mut named: Vec<HeaderName> = Vec::new();
+        for v in h.get_all(header::CONNECTION) {
+            for t in v.to_str().unwrap_or("").split(',').map(str::trim) {
+                if t.is_empty()
+                    || t.eq_ignore_ascii_case("close")
+                    || t.eq_ignore_ascii_case("keep-alive")
+                    || t.eq_ignore_ascii_case("upgrade")
+                {
+                    continue;
+                }
+                if let Ok(n) = HeaderName::from_bytes(t.as_bytes()) {
+                    named.push(n);
+                }
+            }
+        }
         for n in named {
             h.remove(&n);
         }
@@ -38,15 +70,24 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
             h.remove(header::CONNECTION);
         }
     }
-    h.remove(&KEEP_ALIVE);
-    h.remove(&PROXY_CONNECTION);
-    h.remove(header::TRANSFER_ENCODING);
-    h.remove(header::TRAILER);
-    if !upgrade {
+    if present & KEEP != 0 {
+        h.remove(&KEEP_ALIVE);
+    }
+    if present & PROXY_CONN != 0 {
+        h.remove(&PROXY_CONNECTION);
+    }
+    if present & TRANSFER != 0 {
+        h.remove(header::TRANSFER_ENCODING);
+    }
+    if present & TRAILER != 0 {
+        h.remove(header::TRAILER);
+    }
+    if present & UPGRADE != 0 && !upgrade {
         h.remove(header::UPGRADE);
     }
-    if let Some(te) = h.get(header::TE)
-        && !te.as_bytes().eq_ignore_ascii_case(b"trailers")
+    if present & TE != 0
+        && h.get(header::TE)
+            .is_some_and(|te| !te.as_bytes().eq_ignore_ascii_case(b"trailers"))
     {
         h.remove(header::TE);
     }
@@ -206,6 +247,24 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn every_connection_line_counts_and_clean_messages_are_untouched() {
+        let mut h = HeaderMap::new();
+        h.append(header::CONNECTION, hv("x-a"));
+        h.append(header::CONNECTION, hv("close, x-b"));
+        h.insert("x-a", hv("1"));
+        h.insert("x-b", hv("1"));
+        h.insert("x-c", hv("1"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-c"]);
+        let mut clean = HeaderMap::new();
+        clean.insert("host", hv("a"));
+        clean.insert(header::TE, hv("trailers"));
+        let before = clean.clone();
+        strip_hop_by_hop(&mut clean, false);
+        assert_eq!(clean, before);
     }
 
     #[test]

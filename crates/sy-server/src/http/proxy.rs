@@ -18,7 +18,7 @@ use crate::body::ProxyBody;
 use crate::http::headers::{self as hdr, ForwardCtx};
 use crate::http::respond;
 use crate::http::serve::ConnState;
-use crate::live::{ActiveGuard, now_ns};
+use crate::live::{ActiveGuard, ns_at};
 use crate::metrics::{ListenerKind, RouteStage};
 use crate::snapshot::{ActionRt, ListenerRt, RouteRt, UpstreamRt};
 use crate::upstream::pick::{KeySource, pick};
@@ -315,8 +315,9 @@ async fn forward(
     server.metrics.requests.inc();
     let sent = Instant::now();
     let mut resp = send(up, server, upstream_req).await?;
-    let rtt = sent.elapsed();
-    crate::ewma().observe(&server.live.ewma, rtt.as_nanos() as u64, now_ns());
+    let done = Instant::now();
+    let rtt = done.saturating_duration_since(sent);
+    crate::ewma().observe(&server.live.ewma, rtt.as_nanos() as u64, ns_at(done));
     server.metrics.latency.observe(rtt.as_secs_f64());
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS

@@ -26,12 +26,12 @@ use crate::body::ProxyBody;
 use crate::http::headers::forwarded_node;
 use crate::http::proxy::{ConnCtx, handle};
 use crate::http::respond;
-use sy_core::{ProxyError, Stage};
 use crate::io::{Rewind, Stream};
-use sy_proto::{FramingScanner, Verdict};
 use crate::live::now_ns;
 use crate::metrics::ListenerKind;
 use crate::snapshot::ListenerRt;
+use sy_core::{ProxyError, Stage};
+use sy_proto::{FramingScanner, Verdict};
 
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 

@@ -18,7 +18,21 @@ use crate::snapshot::UpstreamRt;
 
 struct LiveView<'a> {
     up: &'a UpstreamRt,
-    now: u64,
+    // Read on first use: only latency-aware balancers need the time.
+    now: std::cell::Cell<Option<u64>>,
+}
+
+impl LiveView<'_> {
+    fn now(&self) -> u64 {
+        match self.now.get() {
+            Some(t) => t,
+            None => {
+                let t = now_ns();
+                self.now.set(Some(t));
+                t
+            }
+        }
+    }
 }
 
 impl Servers for LiveView<'_> {
@@ -39,7 +53,7 @@ impl Servers for LiveView<'_> {
         self.up
             .servers
             .get(i)
-            .map_or(0.0, |s| crate::ewma().get(&s.live.ewma, self.now))
+            .map_or(0.0, |s| crate::ewma().get(&s.live.ewma, self.now()))
     }
 }
 
@@ -92,7 +106,10 @@ pub fn pick(up: &UpstreamRt, src: &KeySource<'_>) -> Result<usize, ProxyError> {
         Some(k) => key_hash(k, src).unwrap_or(random),
         None => 0,
     };
-    let view = LiveView { up, now: now_ns() };
+    let view = LiveView {
+        up,
+        now: std::cell::Cell::new(None),
+    };
     up.balancer
         .pick(&view, &PickInput { hash, random })
         .ok_or_else(|| {
