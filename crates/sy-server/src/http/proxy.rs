@@ -17,9 +17,9 @@ use crate::Shared;
 use crate::body::ProxyBody;
 use crate::http::headers::{self as hdr, ForwardCtx};
 use crate::http::respond;
-use crate::http::serve::ConnState;
+use crate::http::serve::{ConnState, count};
 use crate::live::{ActiveGuard, ns_at};
-use crate::metrics::{ListenerKind, RouteStage};
+use crate::metrics::RouteStage;
 use crate::snapshot::{ActionRt, ListenerRt, RouteRt, UpstreamRt};
 use crate::upstream::pick::{KeySource, pick};
 use crate::upstream::send::send;
@@ -53,7 +53,7 @@ pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyB
     let lst = snap.listener(&cx.listener.cfg.name).unwrap_or(&cx.listener);
 
     if let Err(e) = check_request(&req) {
-        count_downstream(&cx, lst, "bad_request");
+        count(&cx.shared, &lst.cfg.name, "bad_request");
         return respond::error(&e);
     }
     let selected = {
@@ -118,17 +118,6 @@ pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyB
         .duration
         .observe(start.elapsed().as_secs_f64());
     resp
-}
-
-fn count_downstream(cx: &ConnCtx, lst: &ListenerRt, kind: &str) {
-    cx.shared
-        .metrics
-        .downstream_errors
-        .get_or_create(&ListenerKind {
-            listener: lst.cfg.name.clone(),
-            kind: kind.to_string(),
-        })
-        .inc();
 }
 
 fn count_error(cx: &ConnCtx, route: &str, e: &ProxyError) {

@@ -276,40 +276,10 @@ pub async fn serve(
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = tcp.set_nodelay(true);
-    let header_timeout = lst.cfg.request_header_timeout;
-    let (stream, h2, tls) = match &lst.tls {
-        Some(acceptor) => {
-            // Boxed: the handshake state is large and short-lived.
-            let accept = Box::pin(acceptor.accept(tcp));
-            let res = tokio::time::timeout(header_timeout, accept).await;
-            let ok = matches!(res, Ok(Ok(_)));
-            shared
-                .metrics
-                .tls_handshakes
-                .get_or_create(&ListenerKind {
-                    listener: lst.cfg.name.clone(),
-                    kind: if ok { "ok" } else { "error" }.into(),
-                })
-                .inc();
-            let Ok(Ok(s)) = res else { return };
-            let h2 = s.get_ref().1.alpn_protocol() == Some(b"h2");
-            (Stream::ServerTls(Box::new(s)), h2, true)
-        }
-        None => {
-            let h2 = if lst.cfg.http2 {
-                match tokio::time::timeout(header_timeout, sniff_h2(&tcp)).await {
-                    Ok(Some(h2)) => h2,
-                    Ok(None) => return,
-                    Err(_) => {
-                        count(&shared, &lst.cfg.name, "header_timeout");
-                        return;
-                    }
-                }
-            } else {
-                false
-            };
-            (Stream::Plain(tcp), h2, false)
-        }
+    // Boxed: the handshake and sniffing state is short-lived; inline it
+    // would stay in every connection task for the connection's lifetime.
+    let Some((stream, h2, tls)) = Box::pin(negotiate(tcp, &lst, &shared)).await else {
+        return;
     };
     let state = Arc::new(ConnState::new(h2));
     let parking = !h2 && !tls;
@@ -348,24 +318,20 @@ pub async fn serve(
     });
     let cfg = &lst.cfg;
     if h2 {
-        let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-        b.timer(TokioTimer::new())
-            .max_header_list_size(cfg.max_request_header_bytes.min(u32::MAX as u64) as u32)
-            .keep_alive_interval(Some(Duration::from_secs(30)))
-            .keep_alive_timeout(Duration::from_secs(20));
         let io = TokioIo::new(Tracked {
             inner: stream,
             state: state.clone(),
             scan: None,
         });
-        drive(
-            Box::pin(b.serve_connection(io, svc)),
-            &state,
-            &lst,
-            &shared,
-            shutdown,
-        )
-        .await;
+        let conn = {
+            let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+            b.timer(TokioTimer::new())
+                .max_header_list_size(cfg.max_request_header_bytes.min(u32::MAX as u64) as u32)
+                .keep_alive_interval(Some(Duration::from_secs(30)))
+                .keep_alive_timeout(Duration::from_secs(20));
+            Box::pin(b.serve_connection(io, svc))
+        };
+        Box::pin(drive(conn, &state, &lst, &shared, shutdown)).await;
         return;
     }
     let mut b = hyper::server::conn::http1::Builder::new();
@@ -383,7 +349,51 @@ pub async fn serve(
                 scan: Some(Scan::new()),
             });
             let conn = Box::pin(b.serve_connection(io, svc).with_upgrades());
-            drive(conn, &state, &lst, &shared, shutdown).await;
+            // Boxed here and below: an idle connection's task keeps only
+            // what the parked state needs.
+            Box::pin(drive(conn, &state, &lst, &shared, shutdown)).await;
+        }
+    }
+}
+
+/// TLS handshake (ALPN decides h2) or, in cleartext, the h2c preface
+/// sniff. None: the connection failed or timed out before HTTP began.
+async fn negotiate(
+    tcp: TcpStream,
+    lst: &ListenerRt,
+    shared: &Shared,
+) -> Option<(Stream, bool, bool)> {
+    let header_timeout = lst.cfg.request_header_timeout;
+    match &lst.tls {
+        Some(acceptor) => {
+            let res = tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await;
+            let ok = matches!(res, Ok(Ok(_)));
+            shared
+                .metrics
+                .tls_handshakes
+                .get_or_create(&ListenerKind {
+                    listener: lst.cfg.name.clone(),
+                    kind: if ok { "ok" } else { "error" }.into(),
+                })
+                .inc();
+            let Ok(Ok(s)) = res else { return None };
+            let h2 = s.get_ref().1.alpn_protocol() == Some(b"h2");
+            Some((Stream::ServerTls(Box::new(s)), h2, true))
+        }
+        None => {
+            let h2 = if lst.cfg.http2 {
+                match tokio::time::timeout(header_timeout, sniff_h2(&tcp)).await {
+                    Ok(Some(h2)) => h2,
+                    Ok(None) => return None,
+                    Err(_) => {
+                        count(shared, &lst.cfg.name, "header_timeout");
+                        return None;
+                    }
+                }
+            } else {
+                false
+            };
+            Some((Stream::Plain(tcp), h2, false))
         }
     }
 }
@@ -440,10 +450,11 @@ async fn serve_h1_parking<S>(
             },
         ));
         let mut conn = Box::new(builder.serve_connection(io, svc.clone()));
-        let park = match drive_parkable(&mut conn, state, lst, shared, &mut shutdown).await {
-            Some(park) => park,
-            None => return,
-        };
+        let park =
+            match Box::pin(drive_parkable(&mut conn, state, lst, shared, &mut shutdown)).await {
+                Some(park) => park,
+                None => return,
+            };
         let parts = conn.into_parts();
         let (rest, tracked) = parts.io.into_inner().into_inner();
         let Tracked {
@@ -459,7 +470,11 @@ async fn serve_h1_parking<S>(
             .as_ref()
             .and_then(|slot| slot.lock().ok().and_then(|mut s| s.take()));
         if let Some(upstream) = upgrade {
-            tunnel_manual(Rewind::new(Bytes::from(buf), stream), upstream).await;
+            Box::pin(tunnel_manual(
+                Rewind::new(Bytes::from(buf), stream),
+                upstream,
+            ))
+            .await;
             return;
         }
         if !park {
