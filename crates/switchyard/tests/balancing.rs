@@ -12,23 +12,18 @@ use common::*;
 /// array body, `extra` more keys of `[upstreams.u]` (and sub-tables after).
 fn config(workers: usize, servers: &str, extra: &str, listener_extra: &str) -> String {
     format!(
-        r#"
-[admin]
-address = "127.0.0.1:0"
-[runtime]
-workers = {workers}
-drain_timeout = "5s"
-watch_config = false
-[listeners.main]
-address = "127.0.0.1:0"
-{listener_extra}
+        r#"{}{listener_extra}
 [[routes]]
 name = "all"
 upstream = "u"
 [upstreams.u]
 servers = [{servers}]
 {extra}
-"#
+"#,
+        Preamble {
+            workers,
+            ..Preamble::default()
+        }
     )
 }
 

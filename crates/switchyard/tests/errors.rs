@@ -23,16 +23,7 @@ fn config(
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        r#"
-[admin]
-address = "127.0.0.1:0"
-[runtime]
-workers = 2
-drain_timeout = "5s"
-watch_config = false
-[listeners.main]
-address = "127.0.0.1:0"
-{listener_extra}
+        r#"{}{listener_extra}
 [[routes]]
 name = "all"
 upstream = "u"
@@ -40,7 +31,8 @@ upstream = "u"
 [upstreams.u]
 servers = [{servers}]
 {upstream_extra}
-"#
+"#,
+        Preamble::default()
     )
 }
 
@@ -404,20 +396,31 @@ fn seen_all(r: &reqwest::Response, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// `GET /` with Host `shop.test` and `headers`, as a client would send it.
+async fn get_shop(proxy: &Proxy, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = client()
+        .get(proxy.url("main", "/"))
+        .header("host", "shop.test");
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarding_headers_from_an_untrusted_peer_are_replaced() {
     let backend = Backend::start("b").await;
     let proxy = Proxy::start(&config("", "", &[backend.addr], ""));
-    let r = client()
-        .get(proxy.url("main", "/"))
-        .header("host", "shop.test")
-        .header("x-forwarded-for", "6.6.6.6")
-        .header("x-forwarded-proto", "https")
-        .header("x-forwarded-host", "evil.test")
-        .header("forwarded", "for=6.6.6.6")
-        .send()
-        .await
-        .unwrap();
+    let r = get_shop(
+        &proxy,
+        &[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.test"),
+            ("forwarded", "for=6.6.6.6"),
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(seen_all(&r, "x-forwarded-for"), ["127.0.0.1"]);
     assert_eq!(seen_all(&r, "x-forwarded-proto"), ["http"]);
@@ -440,15 +443,15 @@ async fn forwarding_headers_from_a_trusted_peer_are_appended() {
         &[backend.addr],
         "",
     ));
-    let r = client()
-        .get(proxy.url("main", "/"))
-        .header("host", "shop.test")
-        .header("x-forwarded-for", "203.0.113.9")
-        .header("x-forwarded-proto", "https")
-        .header("via", "1.1 edge")
-        .send()
-        .await
-        .unwrap();
+    let r = get_shop(
+        &proxy,
+        &[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-proto", "https"),
+            ("via", "1.1 edge"),
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(seen_all(&r, "x-forwarded-for"), ["203.0.113.9, 127.0.0.1"]);
     assert_eq!(
@@ -468,13 +471,7 @@ async fn rfc7239_forwarded_when_enabled() {
         &[backend.addr],
         "",
     ));
-    let r = client()
-        .get(proxy.url("main", "/"))
-        .header("host", "shop.test")
-        .header("forwarded", "for=6.6.6.6")
-        .send()
-        .await
-        .unwrap();
+    let r = get_shop(&proxy, &[("forwarded", "for=6.6.6.6")]).await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         seen_all(&r, "forwarded"),
@@ -567,7 +564,11 @@ async fn ambiguous_framing_is_400_and_never_reaches_the_backend() {
     for (i, req) in cases.iter().enumerate() {
         let (resp, _conn) = raw(&proxy, req).await;
         assert_eq!(resp.status, 400, "case {i}");
-        assert_eq!(resp.header("x-switchyard-error"), Some("bad-request"), "case {i}");
+        assert_eq!(
+            resp.header("x-switchyard-error"),
+            Some("bad-request"),
+            "case {i}"
+        );
     }
     wait_downstream(&proxy, "ambiguous_framing", 3.0).await;
     // A clean request on a keep-alive connection after a request with a

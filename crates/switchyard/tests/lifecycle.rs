@@ -9,30 +9,26 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{
-    Backend, Binary, RawHttp, client, eventually, scrape_metric_at, servers, wait_admin_ready,
+    Backend, Binary, Preamble, RawHttp, client, eventually, scrape_metric_at, servers,
+    wait_admin_ready,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
 fn config(backend: &Backend, drain: &str, listener_extra: &str) -> String {
     format!(
-        r#"
-[admin]
-address = "127.0.0.1:0"
-[runtime]
-workers = 2
-drain_timeout = "{drain}"
-watch_config = false
-[listeners.main]
-address = "127.0.0.1:0"
-{listener_extra}
+        r#"{}{listener_extra}
 [[routes]]
 name = "all"
 upstream = "u"
 [upstreams.u]
 servers = [{}]
 "#,
+        Preamble {
+            drain_timeout: drain,
+            ..Preamble::default()
+        },
         servers(&[backend])
     )
 }
@@ -62,40 +58,76 @@ async fn refuses_connections(addr: SocketAddr) -> bool {
     tokio::net::TcpStream::connect(addr).await.is_err()
 }
 
+/// The binary in front of a gated backend, with one request held there.
+/// Fields drop in order: the binary first.
+struct InFlight {
+    bin: Binary,
+    addr: SocketAddr,
+    /// Holds the backend's answer until `true` is sent or it is dropped.
+    gate: tokio::sync::watch::Sender<bool>,
+    backend: Backend,
+    request: tokio::task::JoinHandle<Result<(u16, String), reqwest::Error>>,
+}
+
+impl InFlight {
+    /// Starts the binary (drain timeout `drain`, `listener_extra` under the
+    /// listener) in front of a gated backend `name`, sends `GET /{name}` and
+    /// returns once the request has reached the backend.
+    async fn start(name: &str, drain: &str, listener_extra: &str) -> InFlight {
+        let (backend, gate) = Backend::start_gated(name).await;
+        let bin = start(&config(&backend, drain, listener_extra)).await;
+        let addr = bin.listener_addr("main");
+        let request = spawn_get(format!("http://{addr}/{name}"));
+        eventually("the request reached the backend", DEADLINE, async || {
+            backend.hits() == 1
+        })
+        .await;
+        InFlight {
+            bin,
+            addr,
+            gate,
+            backend,
+            request,
+        }
+    }
+
+    /// Sends `sig` and waits until the listener refuses new connections.
+    async fn signal_and_wait_refused(&self, sig: &str) {
+        self.bin.signal(sig);
+        eventually("new connections are refused", DEADLINE, async || {
+            refuses_connections(self.addr).await
+        })
+        .await;
+    }
+
+    /// Opens the gate: the held request gets the backend's answer (its
+    /// name), then the process exits 0.
+    async fn release_and_exit_zero(mut self) {
+        self.gate.send(true).unwrap();
+        let (status, body) = tokio::time::timeout(DEADLINE, self.request)
+            .await
+            .expect("the in-flight request finished")
+            .unwrap()
+            .expect("the in-flight request got its answer");
+        assert_eq!((status, body.as_str()), (200, self.backend.name.as_str()));
+        assert_eq!(wait_exit(&mut self.bin, DEADLINE), Some(0));
+    }
+}
+
 /// A request in flight when `sig` arrives completes; new connections are
 /// refused meanwhile; the process then exits 0.
 async fn graceful_shutdown_on(sig: &str) {
-    let (backend, gate) = Backend::start_gated("slow").await;
-    let mut bin = start(&config(&backend, "30s", "")).await;
-    let addr = bin.listener_addr("main");
-    let in_flight = spawn_get(format!("http://{addr}/slow"));
-    eventually("the request reached the backend", DEADLINE, async || {
-        backend.hits() == 1
-    })
-    .await;
-
-    bin.signal(sig);
-    eventually("new connections are refused", DEADLINE, async || {
-        refuses_connections(addr).await
-    })
-    .await;
+    let mut f = InFlight::start("slow", "30s", "").await;
+    f.signal_and_wait_refused(sig).await;
     assert!(
-        !in_flight.is_finished(),
+        !f.request.is_finished(),
         "the in-flight request ended before its backend answered"
     );
     assert!(
-        bin.child.try_wait().unwrap().is_none(),
+        f.bin.child.try_wait().unwrap().is_none(),
         "exited with a request in flight"
     );
-
-    gate.send(true).unwrap();
-    let (status, body) = tokio::time::timeout(DEADLINE, in_flight)
-        .await
-        .expect("the in-flight request finished")
-        .unwrap()
-        .expect("the in-flight request got its answer");
-    assert_eq!((status, body.as_str()), (200, "slow"));
-    assert_eq!(wait_exit(&mut bin, DEADLINE), Some(0));
+    f.release_and_exit_zero().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,53 +144,27 @@ async fn sigint_drains_in_flight_requests_and_exits_zero() {
 async fn drain_lets_a_request_outlast_the_idle_timeout() {
     // The drain deadline (30 s), not the connection's idle timer, bounds an
     // in-flight request during shutdown.
-    let (backend, gate) = Backend::start_gated("slow").await;
-    let mut bin = start(&config(&backend, "30s", "idle_timeout = \"200ms\"")).await;
-    let addr = bin.listener_addr("main");
-    let in_flight = spawn_get(format!("http://{addr}/slow"));
-    eventually("the request reached the backend", DEADLINE, async || {
-        backend.hits() == 1
-    })
-    .await;
-    bin.signal("TERM");
-    eventually("new connections are refused", DEADLINE, async || {
-        refuses_connections(addr).await
-    })
-    .await;
+    let mut f = InFlight::start("slow", "30s", "idle_timeout = \"200ms\"").await;
+    f.signal_and_wait_refused("TERM").await;
 
     // Not synchronisation: the backend keeps the answer for several idle
     // timeouts on purpose.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
-        !in_flight.is_finished(),
+        !f.request.is_finished(),
         "the in-flight request was cut: {:?}",
-        in_flight.await
+        (&mut f.request).await
     );
-    gate.send(true).unwrap();
-    let (status, body) = tokio::time::timeout(DEADLINE, in_flight)
-        .await
-        .expect("the in-flight request finished")
-        .unwrap()
-        .expect("the in-flight request got its answer");
-    assert_eq!((status, body.as_str()), (200, "slow"));
-    assert_eq!(wait_exit(&mut bin, DEADLINE), Some(0));
+    f.release_and_exit_zero().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_deadline_ends_a_request_that_never_completes() {
-    let (backend, gate) = Backend::start_gated("never").await;
-    let mut bin = start(&config(&backend, "1s", "")).await;
-    let addr = bin.listener_addr("main");
-    let in_flight = spawn_get(format!("http://{addr}/never"));
-    eventually("the request reached the backend", DEADLINE, async || {
-        backend.hits() == 1
-    })
-    .await;
-
-    bin.signal("TERM");
+    let mut f = InFlight::start("never", "1s", "").await;
+    f.bin.signal("TERM");
     // Far below the 30 s default drain and the 20 s client timeout.
-    assert_eq!(wait_exit(&mut bin, Duration::from_secs(10)), Some(0));
-    let res = tokio::time::timeout(DEADLINE, in_flight)
+    assert_eq!(wait_exit(&mut f.bin, Duration::from_secs(10)), Some(0));
+    let res = tokio::time::timeout(DEADLINE, f.request)
         .await
         .expect("the client saw the close")
         .unwrap();
@@ -166,12 +172,12 @@ async fn drain_deadline_ends_a_request_that_never_completes() {
         res.is_err(),
         "a request cut by the drain deadline got an answer: {res:?}"
     );
-    drop(gate);
+    drop(f.gate);
 }
 
 /// Reads and discards until the peer closes (true) or `within` passes
 /// (false).
-async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+async fn closed_within(stream: &mut (impl AsyncRead + Unpin), within: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + within;
     let mut buf = [0u8; 4096];
     loop {
@@ -246,17 +252,8 @@ async fn slowloris_over_tls_is_disconnected_after_the_header_timeout() {
         .await
         .unwrap();
     slow.flush().await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let mut buf = [0u8; 1024];
-    let closed = loop {
-        match tokio::time::timeout_at(deadline, slow.read(&mut buf)).await {
-            Err(_) => break false,
-            Ok(Ok(0)) | Ok(Err(_)) => break true,
-            Ok(Ok(_)) => {}
-        }
-    };
     assert!(
-        closed,
+        closed_within(&mut slow, Duration::from_secs(10)).await,
         "a half-sent request head kept its TLS connection open"
     );
     eventually("header_timeout is counted", DEADLINE, async || {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{
-    Backend, Binary, Proxy, admin_get, client, eventually, metric_in, scrape_metric,
+    Backend, Binary, Preamble, Proxy, admin_get, client, eventually, metric_in, scrape_metric,
     scrape_metric_at, servers, simple_config, wait_admin_ready,
 };
 use sy_server::ReloadError;
@@ -20,18 +20,11 @@ const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Admin, runtime and the `main` listener, all on port 0.
 fn head(watch: bool) -> String {
-    format!(
-        r#"
-[admin]
-address = "127.0.0.1:0"
-[runtime]
-workers = 2
-drain_timeout = "5s"
-watch_config = {watch}
-[listeners.main]
-address = "127.0.0.1:0"
-"#
-    )
+    Preamble {
+        watch_config: watch,
+        ..Preamble::default()
+    }
+    .to_string()
 }
 
 /// One route `all` to upstream `u` over `backends`.

@@ -8,18 +8,10 @@ use common::*;
 /// unless `rest` declares them, and `rest` appended (routes, upstreams).
 fn config(more_listeners: &str, rest: &str) -> String {
     format!(
-        r#"
-[admin]
-address = "127.0.0.1:0"
-[runtime]
-workers = 2
-drain_timeout = "5s"
-watch_config = false
-[listeners.main]
-address = "127.0.0.1:0"
-{more_listeners}
+        r#"{}{more_listeners}
 {rest}
-"#
+"#,
+        Preamble::default()
     )
 }
 

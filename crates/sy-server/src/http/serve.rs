@@ -111,7 +111,10 @@ impl ConnState {
     /// When the timer should look again, and what will be due then.
     fn deadline(&self, header: Duration, idle: Duration, park: Option<Duration>) -> (u64, Due) {
         if self.active.load(Ordering::Relaxed) > 0 {
-            return (now_ms() + idle.as_millis() as u64, Due::Busy);
+            // Look again soon: when the request ends, the park or idle
+            // deadline starts from then.
+            let again = park.unwrap_or(Duration::from_secs(1)).min(idle);
+            return (now_ms() + again.as_millis() as u64, Due::Busy);
         }
         let first = self.first_byte_ms.load(Ordering::Relaxed);
         if first != 0 {
