@@ -405,7 +405,7 @@ async fn negotiate(
 /// connection has been idle for `PARK_AFTER`, let hyper finish without
 /// closing the socket, drop its state (read and write buffers), and keep
 /// only the socket until the client sends again. An idle keep-alive
-/// connection then costs about a kilobyte instead of tens.
+/// connection then costs about 3 KiB instead of about 26 KiB.
 async fn serve_h1_parking<S>(
     mut tcp: TcpStream,
     builder: &hyper::server::conn::http1::Builder,
