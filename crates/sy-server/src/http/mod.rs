@@ -3,6 +3,7 @@
 //! answers (`respond`).
 
 pub mod headers;
+mod park;
 pub mod proxy;
 pub mod respond;
 pub mod serve;

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{HeaderValue, Response};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -24,9 +23,10 @@ use tokio::sync::{Notify, watch};
 use crate::Shared;
 use crate::body::ProxyBody;
 use crate::http::headers::forwarded_node;
+use crate::http::park::serve_h1_parking;
 use crate::http::proxy::{ConnCtx, handle};
 use crate::http::respond;
-use crate::io::{Rewind, Stream};
+use crate::io::Stream;
 use crate::live::now_ns;
 use crate::metrics::ListenerKind;
 use crate::snapshot::ListenerRt;
@@ -35,14 +35,14 @@ use sy_proto::{FramingScanner, Verdict};
 
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     now_ns() / 1_000_000 + 1
 }
 
 /// An HTTP/1.1 connection idle this long gives its buffers back: hyper's
 /// connection state is dropped and only the socket is kept until the
 /// client sends again (see `serve_h1_parking`).
-const PARK_AFTER: Duration = Duration::from_millis(500);
+pub(super) const PARK_AFTER: Duration = Duration::from_millis(500);
 
 /// Per-connection activity, shared by the IO wrapper, the request handler
 /// and the connection's timer. A request counts as active from its head
@@ -53,7 +53,7 @@ pub struct ConnState {
     first_byte_ms: AtomicU64,
     /// Wakes the connection's timer when a request head begins: the timer
     /// may be armed for a later (idle) deadline than the header one.
-    head_started: Notify,
+    pub(super) head_started: Notify,
     h2: bool,
     /// Requests started on this connection (HTTP/1.1: in order).
     requests: AtomicU64,
@@ -65,7 +65,7 @@ pub struct ConnState {
 
 /// What a connection's timer found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Due {
+pub(super) enum Due {
     /// Requests in flight: nothing to do.
     Busy,
     /// A request head started arriving and did not complete in time.
@@ -109,7 +109,12 @@ impl ConnState {
     }
 
     /// When the timer should look again, and what will be due then.
-    fn deadline(&self, header: Duration, idle: Duration, park: Option<Duration>) -> (u64, Due) {
+    pub(super) fn deadline(
+        &self,
+        header: Duration,
+        idle: Duration,
+        park: Option<Duration>,
+    ) -> (u64, Due) {
         if self.active.load(Ordering::Relaxed) > 0 {
             // Look again soon: when the request ends, the park or idle
             // deadline starts from then.
@@ -168,24 +173,24 @@ impl http_body::Body for ConnBody {
 pin_project_lite::pin_project! {
     /// Notes reads so the header timer knows a request has begun, and runs
     /// the HTTP/1.1 framing scanner over every byte the client sends.
-    struct Tracked<T> {
+    pub(super) struct Tracked<T> {
         #[pin]
-        inner: T,
-        state: Arc<ConnState>,
+        pub(super) inner: T,
+        pub(super) state: Arc<ConnState>,
         // None for HTTP/2.
-        scan: Option<Scan>,
+        pub(super) scan: Option<Scan>,
     }
 }
 
 /// The framing scanner of an HTTP/1.1 connection and the number of request
 /// heads it has judged. Kept across parking: the byte stream goes on.
-struct Scan {
+pub(super) struct Scan {
     scanner: FramingScanner,
     heads: u64,
 }
 
 impl Scan {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Scan {
             scanner: FramingScanner::new(),
             heads: 0,
@@ -401,194 +406,6 @@ async fn negotiate(
     }
 }
 
-/// Cleartext HTTP/1.1: serve with hyper while requests come; once the
-/// connection has been idle for `PARK_AFTER`, let hyper finish without
-/// closing the socket, drop its state (read and write buffers), and keep
-/// only the socket until the client sends again. An idle keep-alive
-/// connection then costs about 3 KiB instead of about 26 KiB.
-async fn serve_h1_parking<S>(
-    mut tcp: TcpStream,
-    builder: &hyper::server::conn::http1::Builder,
-    svc: S,
-    cx: &ConnCtx,
-    lst: &ListenerRt,
-    shared: &Shared,
-    mut shutdown: watch::Receiver<bool>,
-) where
-    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = ConnBody> + Clone + Unpin,
-    S::Future: Unpin,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let state = &cx.state;
-    let header = lst.cfg.request_header_timeout;
-    let idle = lst.cfg.idle_timeout;
-    let mut pre = Bytes::new();
-    let mut scan = Some(Scan::new());
-    // Counted in the parked gauge while it lives.
-    let mut parked: Option<Parked<'_>> = None;
-    loop {
-        if pre.is_empty() {
-            // Parked (or fresh): wait for the next bytes, the idle timeout or shutdown.
-            let (at, _) = state.deadline(header, idle, None);
-            let wait = Duration::from_millis(at.saturating_sub(now_ms()));
-            tokio::select! {
-                r = tcp.readable() => if r.is_err() { return },
-                _ = tokio::time::sleep(wait) => return,
-                _ = shutdown.wait_for(|s| *s) => return,
-            }
-            let mut one = [0u8; 1];
-            match tcp.peek(&mut one).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-        drop(parked.take());
-        // Replayed bytes were scanned when first read: Rewind goes outside.
-        let io = TokioIo::new(Rewind::new(
-            std::mem::take(&mut pre),
-            Tracked {
-                inner: tcp,
-                state: state.clone(),
-                scan: scan.take(),
-            },
-        ));
-        let mut conn = Box::new(builder.serve_connection(io, svc.clone()));
-        let park =
-            match Box::pin(drive_parkable(&mut conn, state, lst, shared, &mut shutdown)).await {
-                Some(park) => park,
-                None => return,
-            };
-        let parts = conn.into_parts();
-        let (rest, tracked) = parts.io.into_inner().into_inner();
-        let Tracked {
-            inner: stream,
-            scan: kept,
-            ..
-        } = tracked;
-        scan = kept;
-        let mut buf = rest.map(|b| b.to_vec()).unwrap_or_default();
-        buf.extend_from_slice(&parts.read_buf);
-        let upgrade = cx
-            .manual_upgrade
-            .as_ref()
-            .and_then(|slot| slot.lock().ok().and_then(|mut s| s.take()));
-        if let Some(upstream) = upgrade {
-            Box::pin(tunnel_manual(
-                Rewind::new(Bytes::from(buf), stream),
-                upstream,
-            ))
-            .await;
-            return;
-        }
-        if !park {
-            return;
-        }
-        // Copied so the large read buffer is freed.
-        pre = Bytes::from(buf);
-        tcp = stream;
-        parked.replace(Parked::new(&lst.metrics.parked));
-    }
-}
-
-/// Holds a connection in the parked gauge.
-struct Parked<'a>(&'a prometheus_client::metrics::gauge::Gauge);
-
-impl<'a> Parked<'a> {
-    fn new(g: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
-        g.inc();
-        Parked(g)
-    }
-}
-
-impl Drop for Parked<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
-/// Copies bytes both ways between the client's socket (after an upgrade
-/// this connection completed itself) and the upgraded upstream connection.
-async fn tunnel_manual(mut client: Rewind<TcpStream>, upstream: hyper::upgrade::OnUpgrade) {
-    let Ok(u) = upstream.await else { return };
-    let mut u = TokioIo::new(u);
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut u).await;
-}
-
-/// Drives a parkable HTTP/1.1 connection. Some(true): it stopped because we
-/// asked it to park; Some(false): it finished (client closed, upgrade,
-/// shutdown); None: it failed or the grace period ran out.
-async fn drive_parkable<I, S>(
-    conn: &mut hyper::server::conn::http1::Connection<I, S>,
-    state: &ConnState,
-    lst: &ListenerRt,
-    shared: &Shared,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Option<bool>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin,
-    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = ConnBody> + Unpin,
-    S::Future: Unpin,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let header = lst.cfg.request_header_timeout;
-    let idle = lst.cfg.idle_timeout;
-    let (first, _) = state.deadline(header, idle, Some(PARK_AFTER));
-    let sleep = tokio::time::sleep(Duration::from_millis(first.saturating_sub(now_ms())));
-    let mut sleep = std::pin::pin!(sleep);
-    // Our timer asked the connection to close: after a grace it is dropped.
-    let mut closing = false;
-    // Shutdown asked it to finish: the worker's drain deadline bounds that.
-    let mut draining = false;
-    let mut park = false;
-    if *shutdown.borrow() {
-        Pin::new(&mut *conn).graceful_shutdown();
-        draining = true;
-    }
-    loop {
-        tokio::select! {
-            biased;
-            res = std::future::poll_fn(|c| conn.poll_without_shutdown(c)) => {
-                return match res {
-                    Ok(()) => Some(park),
-                    Err(e) => {
-                        record_conn_error(shared, &lst.cfg.name, &e);
-                        None
-                    }
-                };
-            }
-            changed = shutdown.changed(), if !closing && !draining => {
-                if changed.is_err() || *shutdown.borrow() {
-                    Pin::new(&mut *conn).graceful_shutdown();
-                    draining = true;
-                    park = false;
-                }
-            }
-            _ = state.head_started.notified(), if !closing => {
-                let (at, _) = state.deadline(header, idle, Some(PARK_AFTER));
-                rearm_earlier(sleep.as_mut(), at);
-            }
-            _ = &mut sleep => {
-                if closing {
-                    return None;
-                }
-                let (at, due) = state.deadline(header, idle, Some(PARK_AFTER));
-                let now = now_ms();
-                if at <= now && due != Due::Busy {
-                    if due == Due::HeaderTimeout {
-                        count(shared, &lst.cfg.name, "header_timeout");
-                    }
-                    park = due == Due::Park;
-                    Pin::new(&mut *conn).graceful_shutdown();
-                    closing = true;
-                    sleep.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(1));
-                } else {
-                    sleep.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now).max(1)));
-                }
-            }
-        }
-    }
-}
-
 /// Peeks at the first bytes: true when they are the HTTP/2 preface.
 /// None when the client closed without sending anything.
 async fn sniff_h2(tcp: &TcpStream) -> Option<bool> {
@@ -674,14 +491,14 @@ async fn drive<C>(
 
 /// Moves the connection's timer to `at_ms` when that is sooner; a timer
 /// that fires early recomputes the deadline and re-arms itself.
-fn rearm_earlier(sleep: Pin<&mut tokio::time::Sleep>, at_ms: u64) {
+pub(super) fn rearm_earlier(sleep: Pin<&mut tokio::time::Sleep>, at_ms: u64) {
     let at = tokio::time::Instant::now() + Duration::from_millis(at_ms.saturating_sub(now_ms()));
     if at < sleep.deadline() {
         sleep.reset(at);
     }
 }
 
-fn record_conn_error(shared: &Shared, listener: &str, h: &hyper::Error) {
+pub(super) fn record_conn_error(shared: &Shared, listener: &str, h: &hyper::Error) {
     let kind = if h.is_parse_too_large() {
         "headers_too_large"
     } else if h.is_parse() {
