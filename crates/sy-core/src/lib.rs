@@ -17,7 +17,3 @@ pub type Nanos = u64;
 /// Name of the response header that says which stage of the request path
 /// failed when Switchyard answers a request itself with an error.
 pub const ERROR_HEADER: &str = "x-switchyard-error";
-
-/// Name of the response header that names the route Switchyard chose
-/// (only added when the route enables `debug_headers`).
-pub const ROUTE_HEADER: &str = "x-switchyard-route";

@@ -5,7 +5,6 @@
 //! Building a snapshot does file IO (certificates) and must run off the
 //! request path; the result is swapped in atomically by `runtime`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use bytes::Bytes;
 use http::HeaderValue;
 use sy_config::model::{
     Action, BalancerKind, Config, HashAlgorithm, HashKey, Listener, PathMatch, Route, Upstream,
-    UpstreamProtocol, ValueMatch,
+    ValueMatch,
 };
 use sy_policy::balance::{self, Balancer, Kind};
 use sy_policy::route::{PathSpec, RouteSpec, RouteTable, ValueSpec};
@@ -362,15 +361,6 @@ fn compile_upstream(u: &Upstream, live: &Live, metrics: &Metrics) -> Result<Upst
 }
 
 impl UpstreamRt {
-    /// True when requests to this upstream travel over HTTP/2 and need an
-    /// absolute URI (scheme and authority).
-    pub fn wants_h2(&self) -> bool {
-        matches!(
-            self.transport.protocol,
-            UpstreamProtocol::H2 | UpstreamProtocol::H2c
-        )
-    }
-
     /// "http" or "https" towards the servers.
     pub fn scheme(&self) -> &'static str {
         if self.transport.tls.is_some() {
@@ -396,12 +386,4 @@ pub fn live_keys(s: &Snapshot) -> Vec<String> {
     keys.sort();
     keys.dedup();
     keys
-}
-
-/// Addresses of all listeners in a snapshot.
-pub fn listener_addrs(s: &Snapshot) -> Vec<(String, SocketAddr)> {
-    s.listeners
-        .iter()
-        .map(|l| (l.cfg.name.clone(), l.cfg.address))
-        .collect()
 }

@@ -256,40 +256,23 @@ async fn forward(
         hdr::add_via(&mut parts.headers, via);
     }
     let send_host = route.host_rewrite.clone().or(orig_host);
-    let pq = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    if up.wants_h2() {
-        let authority = send_host
-            .as_ref()
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or(server.target.authority.as_str());
-        parts.uri = Uri::builder()
-            .scheme(up.scheme())
-            .authority(authority)
-            .path_and_query(pq)
-            .build()
-            .map_err(|_| ProxyError::new(Stage::BadRequest, "request authority is not valid"))?;
-        parts.version = Version::HTTP_2;
-        parts.headers.remove(header::HOST);
-    } else {
-        if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
-            parts.uri = Uri::from(pq);
-        }
-        parts.version = Version::HTTP_11;
-        match send_host {
-            Some(h) => {
-                parts.headers.insert(header::HOST, h);
-            }
-            None => {
-                let h = HeaderValue::from_str(&server.target.authority)
-                    .map_err(|_| ProxyError::new(Stage::Connect, "invalid server address"))?;
-                parts.headers.insert(header::HOST, h);
-            }
-        }
+    // Requests leave in HTTP/1.1 form (origin-form URI, Host header);
+    // `upstream::send` rewrites them when the connection it gets is HTTP/2.
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        let pq = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        parts.uri = Uri::from(pq);
     }
+    parts.version = Version::HTTP_11;
+    let host = match send_host {
+        Some(h) => h,
+        None => HeaderValue::from_str(&server.target.authority)
+            .map_err(|_| ProxyError::new(Stage::Connect, "invalid server address"))?,
+    };
+    parts.headers.insert(header::HOST, host);
     let body = match route.max_request_body {
         Some(limit) => ProxyBody::Limited {
             inner: body,

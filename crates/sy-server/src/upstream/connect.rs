@@ -6,7 +6,6 @@
 //! `tls` or `timeout`, always retry-safe (nothing reached the application).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::client::conn::{http1, http2};
@@ -162,6 +161,3 @@ pub fn io_kind(e: &std::io::Error) -> &'static str {
         _ => "i/o error",
     }
 }
-
-/// Shared handle to a transport, as stored in the snapshot and the pools.
-pub type SharedTransport = Arc<Transport>;

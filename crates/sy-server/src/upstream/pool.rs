@@ -4,7 +4,6 @@
 //!
 //! Pools live outside the snapshot (in `live`), so a reload keeps them warm.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,8 +20,6 @@ pub struct ServerPool {
     slots: Box<[Mutex<Slot>]>,
     max_idle: usize,
     idle_timeout: Duration,
-    /// Connections opened so far (for the reuse ratio metric).
-    pub opened: AtomicU64,
 }
 
 #[derive(Default)]
@@ -80,7 +77,6 @@ impl ServerPool {
                 .collect(),
             max_idle,
             idle_timeout,
-            opened: AtomicU64::new(0),
         })
     }
 
@@ -143,11 +139,6 @@ impl ServerPool {
         slot.h2 = Some(sender);
     }
 
-    /// Counts a newly opened connection.
-    pub fn note_opened(&self) {
-        self.opened.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// Wraps an HTTP/1.1 sender so it comes back when its response ends.
     pub fn returner(self: &Arc<Self>, sender: http1::SendRequest<ProxyBody>) -> PoolReturn {
         PoolReturn {
@@ -172,14 +163,6 @@ impl ServerPool {
                 slot.h2 = None;
             }
         }
-    }
-
-    /// Idle HTTP/1.1 connections across workers (for metrics and tests).
-    pub fn idle_count(&self) -> usize {
-        self.slots
-            .iter()
-            .map(|s| s.lock().map(|s| s.h1.len()).unwrap_or(0))
-            .sum()
     }
 }
 

@@ -11,7 +11,6 @@ use std::error::Error as _;
 use http::header;
 use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, StatusCode, Version};
-use hyper::body::Incoming;
 use sy_core::{ProxyError, Stage};
 
 use crate::body::{BodyTooLarge, ProxyBody};
@@ -39,7 +38,6 @@ pub async fn send(
                 // Boxed: the connect path (TCP, TLS, handshakes) is large and cold;
                 // inline, it would make every request's future that much bigger.
                 let c = Box::pin(connect(&server.target, &up.transport)).await?;
-                pool.note_opened();
                 server.metrics.opened.inc();
                 match c {
                     NewConn::H1(sender) => Checkout::H1 {
@@ -113,19 +111,15 @@ pub async fn send(
     }
 }
 
-/// `protocol = "auto"` prepares requests in HTTP/1.1 form (origin-form
-/// URI, Host header): the version is only known once ALPN has run. On an
-/// HTTP/2 connection, rewrite them to the HTTP/2 form, else h2 would send
-/// `:scheme http` (even over TLS) and no `:authority`. A no-op for requests
-/// already built for HTTP/2 (`h2`, `h2c`).
+/// Requests arrive in HTTP/1.1 form (origin-form URI, Host header): which
+/// version a server speaks is only certain once a connection exists
+/// (`protocol = "auto"` decides by ALPN). On an HTTP/2 connection, move the
+/// Host into `:authority` and give the URI its scheme.
 fn to_h2_form(
     req: &mut Request<ProxyBody>,
     up: &UpstreamRt,
     server: &ServerRt,
 ) -> Result<(), ProxyError> {
-    if req.uri().scheme().is_some() {
-        return Ok(());
-    }
     let host = req.headers_mut().remove(header::HOST);
     let authority = host
         .as_ref()
@@ -182,6 +176,3 @@ pub fn classify(e: &hyper::Error) -> ProxyError {
     };
     ProxyError::new(Stage::UpstreamProtocol, msg)
 }
-
-/// Type of a response straight from a server.
-pub type UpstreamResponse = Response<Incoming>;
