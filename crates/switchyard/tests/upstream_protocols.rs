@@ -46,20 +46,8 @@ async fn h2c_upstream_receives_http2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_tls_verified_against_configured_ca() {
     let dir = tempfile::tempdir().unwrap();
-    let tb = TlsBackend::start(
-        "tls-b",
-        dir.path(),
-        &["backend.example.test"],
-        &["http/1.1"],
-    )
-    .await;
-    let cfg = one_upstream_config(
-        &format!("\"{}\"", tb.addr),
-        &format!(
-            "[upstreams.u.tls]\nca = \"{}\"\nserver_name = \"backend.example.test\"\n",
-            tb.cert_path.display()
-        ),
-    );
+    let tb = tls_backend("tls-b", dir.path(), &["http/1.1"]).await;
+    let cfg = tls_upstream(&tb, "", &tb.cert_path, "backend.example.test");
     let p = Proxy::start(&cfg);
     let h1 = client();
     for _ in 0..2 {
@@ -79,25 +67,13 @@ async fn upstream_tls_verified_against_configured_ca() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_tls_verification_failure_is_a_502_tls_error() {
     let dir = tempfile::tempdir().unwrap();
-    let tb = TlsBackend::start(
-        "tls-b",
-        dir.path(),
-        &["backend.example.test"],
-        &["http/1.1"],
-    )
-    .await;
+    let tb = tls_backend("tls-b", dir.path(), &["http/1.1"]).await;
     let (wrong_ca, _, _) =
         common::write_cert(dir.path(), "unrelated-ca", &["backend.example.test"]);
     let h1 = client();
 
     // A CA that did not sign the backend's certificate.
-    let cfg = one_upstream_config(
-        &format!("\"{}\"", tb.addr),
-        &format!(
-            "[upstreams.u.tls]\nca = \"{}\"\nserver_name = \"backend.example.test\"\n",
-            wrong_ca.display()
-        ),
-    );
+    let cfg = tls_upstream(&tb, "", &wrong_ca, "backend.example.test");
     let p = Proxy::start(&cfg);
     let r = within("request", h1.get(p.url("main", "/wrong-ca")).send())
         .await
@@ -107,13 +83,7 @@ async fn upstream_tls_verification_failure_is_a_502_tls_error() {
     drop(p);
 
     // The right CA but a name the certificate does not carry.
-    let cfg = one_upstream_config(
-        &format!("\"{}\"", tb.addr),
-        &format!(
-            "[upstreams.u.tls]\nca = \"{}\"\nserver_name = \"other.example.test\"\n",
-            tb.cert_path.display()
-        ),
-    );
+    let cfg = tls_upstream(&tb, "", &tb.cert_path, "other.example.test");
     let p = Proxy::start(&cfg);
     let r = within("request", h1.get(p.url("main", "/wrong-name")).send())
         .await
@@ -130,33 +100,17 @@ async fn upstream_tls_verification_failure_is_a_502_tls_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_tls_alpn_auto_and_h2() {
     let dir = tempfile::tempdir().unwrap();
-    let both = TlsBackend::start(
-        "both",
-        dir.path(),
-        &["backend.example.test"],
-        &["h2", "http/1.1"],
-    )
-    .await;
-    let only1 = TlsBackend::start(
-        "only1",
-        dir.path(),
-        &["backend.example.test"],
-        &["http/1.1"],
-    )
-    .await;
-    let tls = |b: &TlsBackend| {
-        format!(
-            "[upstreams.u.tls]\nca = \"{}\"\nserver_name = \"backend.example.test\"\n",
-            b.cert_path.display()
-        )
-    };
+    let both = tls_backend("both", dir.path(), &["h2", "http/1.1"]).await;
+    let only1 = tls_backend("only1", dir.path(), &["http/1.1"]).await;
     let h1 = client();
     let h2 = h2c_client();
 
     // auto + a server offering h2: ALPN picks h2.
-    let p = Proxy::start(&one_upstream_config(
-        &format!("\"{}\"", both.addr),
-        &format!("protocol = \"auto\"\n{}", tls(&both)),
+    let p = Proxy::start(&tls_upstream(
+        &both,
+        "protocol = \"auto\"",
+        &both.cert_path,
+        "backend.example.test",
     ));
     for (c, v) in [
         (&h1, Version::HTTP_11),
@@ -186,9 +140,11 @@ async fn upstream_tls_alpn_auto_and_h2() {
     drop(p);
 
     // auto + a server offering only http/1.1: falls back to HTTP/1.1.
-    let p = Proxy::start(&one_upstream_config(
-        &format!("\"{}\"", only1.addr),
-        &format!("protocol = \"auto\"\n{}", tls(&only1)),
+    let p = Proxy::start(&tls_upstream(
+        &only1,
+        "protocol = \"auto\"",
+        &only1.cert_path,
+        "backend.example.test",
     ));
     let r = within("request", h2.get(p.url("main", "/auto1")).send())
         .await
@@ -199,9 +155,11 @@ async fn upstream_tls_alpn_auto_and_h2() {
     drop(p);
 
     // protocol = "h2" over TLS.
-    let p = Proxy::start(&one_upstream_config(
-        &format!("\"{}\"", both.addr),
-        &format!("protocol = \"h2\"\n{}", tls(&both)),
+    let p = Proxy::start(&tls_upstream(
+        &both,
+        "protocol = \"h2\"",
+        &both.cert_path,
+        "backend.example.test",
     ));
     let r = within("request", h1.get(p.url("main", "/h2")).send())
         .await
@@ -215,4 +173,21 @@ async fn upstream_tls_alpn_auto_and_h2() {
     assert_eq!(header(&r, "x-seen-version"), "HTTP/2.0");
     assert_eq!(both.hits(), 4);
     assert_eq!(only1.hits(), 1);
+}
+
+/// A TLS backend with a certificate for `backend.example.test`.
+async fn tls_backend(name: &str, dir: &std::path::Path, alpn: &[&str]) -> TlsBackend {
+    TlsBackend::start(name, dir, &["backend.example.test"], alpn).await
+}
+
+/// A one-upstream config to `b` over TLS, trusting `ca` and verifying
+/// `server_name`, with `extra` upstream keys (e.g. `protocol`).
+fn tls_upstream(b: &TlsBackend, extra: &str, ca: &std::path::Path, server_name: &str) -> String {
+    one_upstream_config(
+        &format!("\"{}\"", b.addr),
+        &format!(
+            "{extra}\n[upstreams.u.tls]\nca = \"{}\"\nserver_name = \"{server_name}\"\n",
+            ca.display()
+        ),
+    )
 }

@@ -62,52 +62,21 @@ impl Backend {
         name: &str,
         custom: Arc<dyn Fn(&Request<Incoming>) -> Option<Response<Full<Bytes>>> + Send + Sync>,
     ) -> Backend {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let hits = Arc::new(AtomicUsize::new(0));
-        let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
         let n: Arc<str> = name.into();
-        let h = hits.clone();
-        tokio::spawn(async move {
-            loop {
-                let (tcp, _) = tokio::select! {
-                    r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
-                    _ = stop_rx.changed() => return,
+        Self::start_async(
+            name,
+            Arc::new(move |req: Request<Incoming>| {
+                let resp = match custom(&req) {
+                    Some(r) => r,
+                    None => {
+                        let (parts, _) = req.into_parts();
+                        echo_response(&n, &parts, Bytes::from(n.to_string()))
+                    }
                 };
-                let n = n.clone();
-                let h = h.clone();
-                let custom = custom.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: Request<Incoming>| {
-                        let n = n.clone();
-                        h.fetch_add(1, Ordering::SeqCst);
-                        let custom = custom.clone();
-                        async move {
-                            if let Some(r) = custom(&req) {
-                                return Ok::<_, Infallible>(r);
-                            }
-                            let mut b = Response::builder()
-                                .header("x-backend", &*n)
-                                .header("x-seen-path", req.uri().to_string())
-                                .header("x-seen-version", format!("{:?}", req.version()));
-                            for (k, v) in req.headers() {
-                                b = b.header(format!("x-seen-{}", k.as_str()), v.clone());
-                            }
-                            Ok(b.body(Full::new(Bytes::from(n.to_string()))).unwrap())
-                        }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection_with_upgrades(TokioIo::new(tcp), svc)
-                        .await;
-                });
-            }
-        });
-        Backend {
-            name: name.to_string(),
-            addr,
-            hits,
-            stop,
-        }
+                Box::pin(async move { resp })
+            }),
+        )
+        .await
     }
 
     /// Starts a backend (HTTP/1.1 and h2c) whose every answer comes from the
