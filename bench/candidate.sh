@@ -8,7 +8,9 @@
 #
 # Extra scenarios beyond the harness's: SCENARIO=websocket (WebSocket
 # upgrades proxied to UPSTREAMS) and SCENARIO=grpc (upstreams speak gRPC
-# over h2c). SWITCHYARD_BIN overrides the binary.
+# over h2c). SWITCHYARD_BIN overrides the binary. RESILIENCE=1 adds an
+# HTTP health check, outlier detection, a retry policy and all four circuit
+# breakers to the bench upstream (issue 3's speed check).
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${SWITCHYARD_BIN:-$here/target/release/switchyard}
@@ -35,7 +37,15 @@ protocol=http1
     printf '[listeners.bench.tls]\ncertificates = [{ cert = "%s", key = "%s" }]\n' "$CERT" "$KEY"
   fi
   printf '\n[[routes]]\nname = "bench"\nupstream = "origins"\n\n'
+  if [ "${RESILIENCE:-0}" = 1 ]; then
+    printf '[routes.retry]\nattempts = 2\nper_try_timeout = "5s"\n\n'
+  fi
   printf '[upstreams.origins]\nbalancer = "round_robin"\nprotocol = "%s"\nservers = [%s]\n' "$protocol" "$servers"
+  if [ "${RESILIENCE:-0}" = 1 ]; then
+    printf '[upstreams.origins.health_check]\ntype = "http"\npath = "/small"\ninterval = "1s"\ntimeout = "1s"\n'
+    printf '[upstreams.origins.outlier]\nconsecutive_5xx = 5\nconsecutive_gateway_failures = 5\n'
+    printf '[upstreams.origins.circuit_breaker]\nmax_connections = 4096\nmax_pending_requests = 1024\nmax_requests = 4096\nmax_retries = 16\n'
+  fi
   # h2c multiplexes 64 x 8 streams onto HTTP/1.1 upstreams: keep enough
   # idle connections for 512 concurrent requests. Elsewhere the default
   # (64 per server and worker) covers the 64 client connections.

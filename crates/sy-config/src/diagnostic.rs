@@ -197,6 +197,11 @@ impl<'a> Report<'a> {
         self.errors.is_empty()
     }
 
+    /// How many problems have been reported so far.
+    pub(crate) fn len(&self) -> usize {
+        self.errors.len()
+    }
+
     /// All diagnostics in file order (stable for equal positions).
     pub(crate) fn finish(mut self) -> Diagnostics {
         self.errors.sort_by_key(|d| (d.line, d.column));

@@ -137,7 +137,7 @@ pub struct Route {
     pub listeners: Vec<String>,
     /// `[routes.match]`.
     pub matcher: Match,
-    /// The action: exactly one of `upstream`, `respond`, `redirect`.
+    /// The action: exactly one of `upstream`, `split`, `respond`, `redirect`.
     pub action: Action,
     /// `timeout`: total deadline for the whole exchange up to the end of
     /// the response headers. Default none (the upstream's timeouts apply).
@@ -146,6 +146,87 @@ pub struct Route {
     pub max_request_body: Option<u64>,
     /// `host_rewrite`: None keeps the client's Host; Some(h) sends h.
     pub host_rewrite: Option<String>,
+    /// `[routes.retry]`: None = no retries.
+    pub retry: Option<Retry>,
+    /// `[routes.hedge]`: None = no hedging.
+    pub hedge: Option<Hedge>,
+    /// `[routes.mirror]`: None = no mirroring.
+    pub mirror: Option<Mirror>,
+}
+
+/// `[routes.retry]`: when and how a failed attempt is tried again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retry {
+    /// `attempts`: total tries including the first, 2..=10. Default 3.
+    pub attempts: u32,
+    /// `on`: the failures that are retried.
+    pub on: RetryOn,
+    /// `per_try_timeout`: deadline for each attempt's response head.
+    /// Default none (the upstream's `response_timeout`).
+    pub per_try_timeout: Option<Duration>,
+    /// `backoff_base`: first backoff; doubles per retry, full jitter. Default 25ms.
+    pub backoff_base: Duration,
+    /// `backoff_max`: backoff cap. Default 250ms.
+    pub backoff_max: Duration,
+    /// `non_idempotent`: also retry POST, PATCH and other non-idempotent
+    /// methods. Default false.
+    pub non_idempotent: bool,
+    /// `buffer`: a request body up to this size is kept for replay; a
+    /// larger (or unknown-length) body is sent once. Default 64KiB.
+    pub buffer: u64,
+}
+
+/// `on = [...]` of `[routes.retry]`, plus `statuses`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RetryOn {
+    /// "connect-failure": the connection to the server could not be made.
+    pub connect_failure: bool,
+    /// "refused-stream": an HTTP/2 server refused the stream (REFUSED_STREAM).
+    pub refused_stream: bool,
+    /// "reset": the connection or stream was reset / closed before the
+    /// response head arrived.
+    pub reset: bool,
+    /// "timeout": the per-try timeout (or the upstream's response timeout) expired.
+    pub timeout: bool,
+    /// "gateway-error": the server answered 502, 503 or 504.
+    pub gateway_error: bool,
+    /// `statuses = [409, ...]`: further response statuses that are retried.
+    pub statuses: Vec<u16>,
+}
+
+/// `[routes.hedge]`: send a second attempt if the first is slow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hedge {
+    /// `delay`: a duration, or "p95" for the upstream's recent p95 latency.
+    pub delay: HedgeDelay,
+}
+
+/// When the hedged attempt is sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HedgeDelay {
+    /// `delay = "50ms"`.
+    Fixed(Duration),
+    /// `delay = "p95"`: the upstream's recent 95th percentile response time
+    /// (falls back to `fallback`, default 100ms, until enough samples exist).
+    P95 {
+        /// `fallback`: delay used while there are fewer than 20 samples.
+        fallback: Duration,
+    },
+}
+
+/// `[routes.mirror]`: copy a share of requests to another upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mirror {
+    /// `upstream`: where copies go (must exist).
+    pub upstream: String,
+    /// `percent`: share of requests copied, 0 < p <= 100. Default 100.
+    pub percent: f64,
+    /// `max_in_flight`: copies outstanding at once; more are dropped and
+    /// counted. Default 64.
+    pub max_in_flight: u32,
+    /// `max_body`: requests with larger (or unknown-length) bodies are not
+    /// mirrored. Default 64KiB.
+    pub max_body: u64,
 }
 
 /// `[routes.match]`. All given conditions must hold.
@@ -194,6 +275,8 @@ pub enum ValueMatch {
 pub enum Action {
     /// `upstream = "NAME"`: proxy to that upstream.
     Upstream(String),
+    /// `[routes.split]`: weighted split across upstreams (canary, blue-green).
+    Split(Split),
     /// `respond = { status = 200, body = "...", content_type = "text/plain" }`.
     Respond {
         /// HTTP status.
@@ -212,6 +295,28 @@ pub enum Action {
         /// Append the request's path and query to `location`.
         keep_path: bool,
     },
+}
+
+/// `[routes.split]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Split {
+    /// `[[routes.split.backends]]`: at least one; weights sum > 0.
+    pub backends: Vec<SplitBackend>,
+    /// `header`: a request header whose value names one of the backends'
+    /// upstreams forces that upstream (e.g. `x-canary: api-v2`).
+    pub header: Option<String>,
+    /// `cookie`: a cookie whose value names one of the backends' upstreams
+    /// forces that upstream.
+    pub cookie: Option<String>,
+}
+
+/// One `[[routes.split.backends]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitBackend {
+    /// `upstream`: must exist.
+    pub upstream: String,
+    /// `weight`: 0..=10000; the share is weight / sum of weights.
+    pub weight: u32,
 }
 
 /// `[upstreams.NAME]`.
@@ -236,6 +341,132 @@ pub struct Upstream {
     pub pool: Pool,
     /// `[upstreams.NAME.tls]`; None = plaintext.
     pub tls: Option<UpstreamTls>,
+    /// `[upstreams.NAME.health_check]`: active checks; None = none.
+    pub health_check: Option<HealthCheck>,
+    /// `[upstreams.NAME.outlier]`: passive health; None = off.
+    pub outlier: Option<Outlier>,
+    /// `panic_threshold`: percent 0..=100. When fewer than this share of
+    /// servers are healthy, balance over all of them. Default 50; 0 = never.
+    pub panic_threshold: u8,
+    /// `slow_start`: ramp window for a new or recovered server. Default none.
+    pub slow_start: Option<Duration>,
+    /// `[upstreams.NAME.circuit_breaker]`.
+    pub circuit_breaker: CircuitBreaker,
+    /// `[upstreams.NAME.retry_budget]`.
+    pub retry_budget: RetryBudget,
+    /// `[upstreams.NAME.sticky]`: cookie-based session persistence; None = off.
+    pub sticky: Option<Sticky>,
+}
+
+/// `[upstreams.NAME.health_check]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheck {
+    /// `type` ("http" default, "tcp", "grpc") and its keys.
+    pub kind: HealthCheckKind,
+    /// `interval`: time between checks of one server. Default 5s.
+    pub interval: Duration,
+    /// `jitter`: each interval is shortened or lengthened by up to this.
+    /// Default interval / 10. Must be less than `interval`.
+    pub jitter: Duration,
+    /// `timeout`: one check's deadline. Default 2s.
+    pub timeout: Duration,
+    /// `unhealthy_threshold`: consecutive failures that mark a server down. Default 3.
+    pub unhealthy_threshold: u32,
+    /// `healthy_threshold`: consecutive successes that mark it up again. Default 2.
+    pub healthy_threshold: u32,
+}
+
+/// What a health check does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HealthCheckKind {
+    /// `type = "http"`: a request whose status (and optionally body) is checked.
+    Http {
+        /// `method`, default "GET".
+        method: String,
+        /// `path`, default "/". Must start with "/".
+        path: String,
+        /// `host`: Host header; default the server address.
+        host: Option<String>,
+        /// `expect_status`: inclusive ranges; "200", "200-299" or 204 in
+        /// TOML. Default [200-399].
+        expect_status: Vec<(u16, u16)>,
+        /// `expect_body`: the body must contain this substring (first 64KiB).
+        expect_body: Option<String>,
+    },
+    /// `type = "tcp"`: the TCP (and TLS, if configured) connection succeeds.
+    Tcp,
+    /// `type = "grpc"`: grpc.health.v1.Health/Check answers SERVING.
+    Grpc {
+        /// `service`: the service name asked about; default "" (the server).
+        service: String,
+    },
+}
+
+/// `[upstreams.NAME.outlier]`: passive health (outlier detection).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outlier {
+    /// `consecutive_5xx`: eject after this many 5xx answers in a row. Default 5; 0 = off.
+    pub consecutive_5xx: u32,
+    /// `consecutive_gateway_failures`: eject after this many gateway
+    /// failures in a row (connect refused/failed, reset, timeout, 502/503/504).
+    /// Default 5; 0 = off.
+    pub consecutive_gateway_failures: u32,
+    /// `base_ejection_time`: first ejection's length; the n-th in a row
+    /// lasts n times this. Default 30s.
+    pub base_ejection_time: Duration,
+    /// `max_ejection_time`: cap on one ejection. Default 300s.
+    pub max_ejection_time: Duration,
+    /// `max_ejected_percent`: at most this share of servers ejected at once
+    /// (at least one may always be). Default 10.
+    pub max_ejected_percent: u8,
+}
+
+/// `[upstreams.NAME.circuit_breaker]`. Each limit is None (unlimited) by default.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CircuitBreaker {
+    /// `max_connections`: open connections to all servers of the upstream.
+    pub max_connections: Option<u64>,
+    /// `max_pending_requests`: requests waiting for a connection.
+    pub max_pending_requests: Option<u64>,
+    /// `max_requests`: requests in flight to the upstream.
+    pub max_requests: Option<u64>,
+    /// `max_retries`: retries (and hedges) in flight to the upstream.
+    pub max_retries: Option<u64>,
+}
+
+/// `[upstreams.NAME.retry_budget]`: retries allowed per window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryBudget {
+    /// `ratio`: retries may add this share of the window's requests,
+    /// 0.0..=1.0. Default 0.2.
+    pub ratio: f64,
+    /// `min_retries_per_second`: retries always allowed per second of the
+    /// window, whatever the ratio. Default 10.
+    pub min_retries_per_second: u32,
+    /// `window`: how far back requests and retries are counted, 1s..=60s. Default 10s.
+    pub window: Duration,
+}
+
+/// `[upstreams.NAME.sticky]`: a proxy-inserted cookie pins a client to a server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sticky {
+    /// `cookie`: the cookie name. Default "sy_server".
+    pub cookie: String,
+    /// `ttl`: Max-Age; None = a session cookie. Default none.
+    pub ttl: Option<Duration>,
+    /// `path`: cookie Path. Default "/".
+    pub path: String,
+    /// `domain`: cookie Domain. Default none.
+    pub domain: Option<String>,
+    /// `secure`: add Secure. Default false.
+    pub secure: bool,
+    /// `http_only`: add HttpOnly. Default true.
+    pub http_only: bool,
+    /// `same_site`: "lax", "strict" or "none". Default none (attribute omitted).
+    pub same_site: Option<String>,
+    /// `secret`: mixed into the cookie value so it cannot be mapped back to
+    /// an address. Default: the upstream's name.
+    pub secret: String,
 }
 
 /// One server of an upstream.

@@ -17,6 +17,8 @@ use toml::Spanned;
 pub(crate) type Text = Spanned<String>;
 /// An integer value with its position.
 pub(crate) type Int = Spanned<i64>;
+/// A number (TOML integer or float) with its position.
+pub(crate) type Number = Spanned<f64>;
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -105,9 +107,13 @@ pub(crate) struct RawRoute {
     pub upstream: Option<Text>,
     pub respond: Option<Spanned<RawRespond>>,
     pub redirect: Option<Spanned<RawRedirect>>,
+    pub split: Option<Spanned<RawSplit>>,
     pub timeout: Option<Text>,
     pub max_request_body: Option<Spanned<RawSize>>,
     pub host_rewrite: Option<Text>,
+    pub retry: Option<Spanned<RawRetry>>,
+    pub hedge: Option<Spanned<RawHedge>>,
+    pub mirror: Option<Spanned<RawMirror>>,
 }
 
 /// `[routes.match]`.
@@ -141,6 +147,55 @@ pub(crate) struct RawRedirect {
     pub keep_path: Option<bool>,
 }
 
+/// `[routes.split]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSplit {
+    pub backends: Option<Spanned<Vec<Spanned<RawSplitBackend>>>>,
+    pub header: Option<Text>,
+    pub cookie: Option<Text>,
+}
+
+/// One `[[routes.split.backends]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSplitBackend {
+    pub upstream: Option<Text>,
+    pub weight: Option<Int>,
+}
+
+/// `[routes.retry]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRetry {
+    pub attempts: Option<Int>,
+    pub on: Option<Spanned<Vec<Text>>>,
+    pub statuses: Option<Vec<Int>>,
+    pub per_try_timeout: Option<Text>,
+    pub backoff_base: Option<Text>,
+    pub backoff_max: Option<Text>,
+    pub non_idempotent: Option<bool>,
+    pub buffer: Option<Spanned<RawSize>>,
+}
+
+/// `[routes.hedge]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHedge {
+    pub delay: Option<Text>,
+    pub fallback: Option<Text>,
+}
+
+/// `[routes.mirror]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMirror {
+    pub upstream: Option<Text>,
+    pub percent: Option<Number>,
+    pub max_in_flight: Option<Int>,
+    pub max_body: Option<Spanned<RawSize>>,
+}
+
 /// `[upstreams.NAME]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -153,6 +208,13 @@ pub(crate) struct RawUpstream {
     pub response_timeout: Option<Text>,
     pub pool: Option<RawPool>,
     pub tls: Option<Spanned<RawUpstreamTls>>,
+    pub health_check: Option<Spanned<RawHealthCheck>>,
+    pub outlier: Option<RawOutlier>,
+    pub panic_threshold: Option<Int>,
+    pub slow_start: Option<Text>,
+    pub circuit_breaker: Option<RawCircuitBreaker>,
+    pub retry_budget: Option<RawRetryBudget>,
+    pub sticky: Option<RawSticky>,
 }
 
 /// `[upstreams.NAME.hash]`.
@@ -178,6 +240,95 @@ pub(crate) struct RawUpstreamTls {
     pub server_name: Option<Text>,
     pub ca: Option<Text>,
     pub verify: Option<bool>,
+}
+
+/// `[upstreams.NAME.health_check]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHealthCheck {
+    #[serde(rename = "type")]
+    pub kind: Option<Text>,
+    pub interval: Option<Text>,
+    pub jitter: Option<Text>,
+    pub timeout: Option<Text>,
+    pub unhealthy_threshold: Option<Int>,
+    pub healthy_threshold: Option<Int>,
+    pub method: Option<Text>,
+    pub path: Option<Text>,
+    pub host: Option<Text>,
+    pub expect_status: Option<Spanned<Vec<Spanned<RawStatus>>>>,
+    pub expect_body: Option<Text>,
+    pub service: Option<Text>,
+}
+
+/// `[upstreams.NAME.outlier]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOutlier {
+    pub consecutive_5xx: Option<Int>,
+    pub consecutive_gateway_failures: Option<Int>,
+    pub base_ejection_time: Option<Text>,
+    pub max_ejection_time: Option<Text>,
+    pub max_ejected_percent: Option<Int>,
+}
+
+/// `[upstreams.NAME.circuit_breaker]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCircuitBreaker {
+    pub max_connections: Option<Int>,
+    pub max_pending_requests: Option<Int>,
+    pub max_requests: Option<Int>,
+    pub max_retries: Option<Int>,
+}
+
+/// `[upstreams.NAME.retry_budget]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRetryBudget {
+    pub ratio: Option<Number>,
+    pub min_retries_per_second: Option<Int>,
+    pub window: Option<Text>,
+}
+
+/// `[upstreams.NAME.sticky]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSticky {
+    pub cookie: Option<Text>,
+    pub ttl: Option<Text>,
+    pub path: Option<Text>,
+    pub domain: Option<Text>,
+    pub secure: Option<bool>,
+    pub http_only: Option<bool>,
+    pub same_site: Option<Text>,
+    pub secret: Option<Text>,
+}
+
+/// One `expect_status` entry: `204` or `"200"` / `"200-299"`.
+#[derive(Debug)]
+pub(crate) enum RawStatus {
+    Code(i64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for RawStatus {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StatusVisitor;
+        impl Visitor<'_> for StatusVisitor {
+            type Value = RawStatus;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a status code or a string such as \"200-299\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawStatus, E> {
+                Ok(RawStatus::Text(v.to_owned()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawStatus, E> {
+                Ok(RawStatus::Code(v))
+            }
+        }
+        deserializer.deserialize_any(StatusVisitor)
+    }
 }
 
 /// A size: `"64KiB"` or a plain integer number of bytes.

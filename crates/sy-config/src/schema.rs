@@ -23,6 +23,8 @@ pub(crate) enum Kind {
     Size,
     /// An integer that fits in an i64.
     Int,
+    /// A number: an integer (fits in an i64) or a float.
+    Number,
     /// `true` or `false`.
     Bool,
     /// An array whose elements all have the given kind.
@@ -34,6 +36,9 @@ pub(crate) enum Kind {
     /// A string, or a table with the given keys; the texts describe one
     /// such value and several of them.
     StrOrTable(&'static [Field], &'static str, &'static str),
+    /// A string or an integer; the texts describe one such value and
+    /// several of them.
+    StrOrInt(&'static str, &'static str),
 }
 
 /// One known key of a table.
@@ -46,7 +51,7 @@ const fn f(name: &'static str, kind: Kind) -> Field {
     Field { name, kind }
 }
 
-use Kind::{Array, Bool, Duration, Int, Map, Size, Str, StrOrTable, Table};
+use Kind::{Array, Bool, Duration, Int, Map, Number, Size, Str, StrOrInt, StrOrTable, Table};
 
 /// The whole file.
 pub(crate) static ROOT: &[Field] = &[
@@ -105,9 +110,13 @@ static ROUTE: &[Field] = &[
     f("upstream", Str),
     f("respond", Table(RESPOND)),
     f("redirect", Table(REDIRECT)),
+    f("split", Table(SPLIT)),
     f("timeout", Duration),
     f("max_request_body", Size),
     f("host_rewrite", Str),
+    f("retry", Table(RETRY)),
+    f("hedge", Table(HEDGE)),
+    f("mirror", Table(MIRROR)),
 ];
 
 static CONDITION: Kind = StrOrTable(
@@ -130,6 +139,34 @@ static RESPOND: &[Field] = &[f("status", Int), f("body", Str), f("content_type",
 
 static REDIRECT: &[Field] = &[f("location", Str), f("status", Int), f("keep_path", Bool)];
 
+static SPLIT: &[Field] = &[
+    f("backends", Array(&Table(SPLIT_BACKEND))),
+    f("header", Str),
+    f("cookie", Str),
+];
+
+static SPLIT_BACKEND: &[Field] = &[f("upstream", Str), f("weight", Int)];
+
+static RETRY: &[Field] = &[
+    f("attempts", Int),
+    f("on", Array(&Str)),
+    f("statuses", Array(&Int)),
+    f("per_try_timeout", Duration),
+    f("backoff_base", Duration),
+    f("backoff_max", Duration),
+    f("non_idempotent", Bool),
+    f("buffer", Size),
+];
+
+static HEDGE: &[Field] = &[f("delay", Str), f("fallback", Duration)];
+
+static MIRROR: &[Field] = &[
+    f("upstream", Str),
+    f("percent", Number),
+    f("max_in_flight", Int),
+    f("max_body", Size),
+];
+
 static UPSTREAM: &[Field] = &[
     f("servers", Array(&SERVER)),
     f("balancer", Str),
@@ -139,6 +176,13 @@ static UPSTREAM: &[Field] = &[
     f("response_timeout", Duration),
     f("pool", Table(POOL)),
     f("tls", Table(UPSTREAM_TLS)),
+    f("health_check", Table(HEALTH_CHECK)),
+    f("outlier", Table(OUTLIER)),
+    f("panic_threshold", Int),
+    f("slow_start", Duration),
+    f("circuit_breaker", Table(CIRCUIT_BREAKER)),
+    f("retry_budget", Table(RETRY_BUDGET)),
+    f("sticky", Table(STICKY)),
 ];
 
 static SERVER: Kind = StrOrTable(
@@ -153,6 +197,58 @@ static POOL: &[Field] = &[f("max_idle_per_server", Int), f("idle_timeout", Durat
 
 static UPSTREAM_TLS: &[Field] = &[f("server_name", Str), f("ca", Str), f("verify", Bool)];
 
+static HEALTH_CHECK: &[Field] = &[
+    f("type", Str),
+    f("interval", Duration),
+    f("jitter", Duration),
+    f("timeout", Duration),
+    f("unhealthy_threshold", Int),
+    f("healthy_threshold", Int),
+    f("method", Str),
+    f("path", Str),
+    f("host", Str),
+    f("expect_status", Array(&STATUS)),
+    f("expect_body", Str),
+    f("service", Str),
+];
+
+static STATUS: Kind = StrOrInt(
+    "a status such as 200 or a string such as \"200-299\"",
+    "statuses such as 200 or strings such as \"200-299\"",
+);
+
+static OUTLIER: &[Field] = &[
+    f("consecutive_5xx", Int),
+    f("consecutive_gateway_failures", Int),
+    f("base_ejection_time", Duration),
+    f("max_ejection_time", Duration),
+    f("max_ejected_percent", Int),
+];
+
+static CIRCUIT_BREAKER: &[Field] = &[
+    f("max_connections", Int),
+    f("max_pending_requests", Int),
+    f("max_requests", Int),
+    f("max_retries", Int),
+];
+
+static RETRY_BUDGET: &[Field] = &[
+    f("ratio", Number),
+    f("min_retries_per_second", Int),
+    f("window", Duration),
+];
+
+static STICKY: &[Field] = &[
+    f("cookie", Str),
+    f("ttl", Duration),
+    f("path", Str),
+    f("domain", Str),
+    f("secure", Bool),
+    f("http_only", Bool),
+    f("same_site", Str),
+    f("secret", Str),
+];
+
 impl Kind {
     fn describe(&self) -> String {
         match self {
@@ -160,10 +256,11 @@ impl Kind {
             Duration => "a duration string such as \"5s\"".into(),
             Size => "a size such as \"64KiB\" or a number of bytes".into(),
             Int => "an integer".into(),
+            Number => "a number".into(),
             Bool => "a boolean (true or false)".into(),
             Array(inner) => format!("an array of {}", plural(inner)),
             Table(_) | Map(_) => "a table".into(),
-            StrOrTable(_, one, _) => (*one).into(),
+            StrOrTable(_, one, _) | StrOrInt(one, _) => (*one).into(),
         }
     }
 }
@@ -172,7 +269,8 @@ fn plural(kind: &Kind) -> String {
     match kind {
         Str => "strings".into(),
         Table(_) => "tables".into(),
-        StrOrTable(_, _, many) => (*many).into(),
+        StrOrTable(_, _, many) | StrOrInt(_, many) => (*many).into(),
+        Int => "integers".into(),
         other => other.describe(),
     }
 }
@@ -238,8 +336,8 @@ fn check_value(
 ) -> bool {
     let span = value.span();
     match (kind, value.get_mut()) {
-        (Str | Duration, DeValue::String(_)) | (Bool, DeValue::Boolean(_)) => true,
-        (Int | Size, DeValue::Integer(int)) => {
+        (Str | Duration | StrOrInt(..), DeValue::String(_)) | (Bool, DeValue::Boolean(_)) => true,
+        (Int | Size | Number | StrOrInt(..), DeValue::Integer(int)) => {
             let digits = int.as_str().replace('_', "");
             if i64::from_str_radix(&digits, int.radix()).is_ok() {
                 true
@@ -249,6 +347,20 @@ fn check_value(
             }
         }
         (Size, DeValue::String(_)) => true,
+        (Number, DeValue::Float(float)) => {
+            // Mirrors toml's own conversion: a finite literal that overflows
+            // to infinity is refused by the deserializer.
+            let text = float.as_str();
+            if text
+                .parse::<f64>()
+                .is_ok_and(|x| !x.is_infinite() || text.contains("inf"))
+            {
+                true
+            } else {
+                report.error_value(span, path, "number is out of range");
+                false
+            }
+        }
         (Table(fields) | StrOrTable(fields, ..), DeValue::Table(table)) => {
             check_table(table, fields, path, report);
             true
@@ -288,10 +400,27 @@ fn check_value(
     }
 }
 
+/// A field path as a TOML table header: `routes[5].split.backends` is
+/// written `routes.split.backends` under its `[[routes]]` entry.
+fn table_header(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_index = false;
+    for c in path.chars() {
+        match c {
+            '[' => in_index = true,
+            ']' => in_index = false,
+            _ if !in_index => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
 fn type_hint(kind: &Kind, found: &DeValue<'_>, path: &str) -> Option<String> {
     match (kind, found) {
         (Array(Table(_)), DeValue::Table(_)) => Some(format!(
-            "write each entry as [[{path}]], with double brackets"
+            "write each entry as [[{}]], with double brackets",
+            table_header(path)
         )),
         (Duration, DeValue::Integer(int)) => {
             Some(format!("durations need a unit, e.g. \"{}s\"", int.as_str()))
@@ -300,7 +429,7 @@ fn type_hint(kind: &Kind, found: &DeValue<'_>, path: &str) -> Option<String> {
             Some("put the value in double quotes".into())
         }
         (Array(_), DeValue::String(_)) => Some("wrap the value in [ ]".into()),
-        (Int, DeValue::String(_)) => Some("remove the quotes".into()),
+        (Int | Number, DeValue::String(_)) => Some("remove the quotes".into()),
         _ => None,
     }
 }
@@ -342,6 +471,24 @@ mod tests {
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(errors[0].contains("expected an integer, found a string (got \"2\")"));
         assert!(errors[1].contains("durations need a unit, e.g. \"30s\""));
+    }
+
+    #[test]
+    fn numbers_take_integers_and_finite_floats() {
+        let source = "[upstreams.a.retry_budget]\nratio = 1\n[upstreams.b.retry_budget]\nratio = 0.5\n[upstreams.c.retry_budget]\nratio = 1e400\n[upstreams.d.retry_budget]\nratio = \"0.5\"\n";
+        let (_, errors) = check(source);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("upstreams.c.retry_budget.ratio: number is out of range"));
+        assert!(errors[1].contains("expected a number, found a string"));
+        assert!(errors[1].contains("remove the quotes"));
+    }
+
+    #[test]
+    fn statuses_take_integers_and_strings() {
+        let (_, errors) =
+            check("[upstreams.a.health_check]\nexpect_status = [200, \"300-399\", true]\n");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("expect_status[2]: expected a status such as 200"));
     }
 
     #[test]

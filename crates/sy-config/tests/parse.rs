@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sy_config::model::{
-    Action, BalancerKind, HashAlgorithm, HashKey, PathMatch, TlsVersion, UpstreamProtocol,
-    ValueMatch,
+    Action, BalancerKind, CircuitBreaker, HashAlgorithm, HashKey, HealthCheck, HealthCheckKind,
+    Hedge, HedgeDelay, Mirror, Outlier, PathMatch, Retry, RetryBudget, RetryOn, Split,
+    SplitBackend, Sticky, TlsVersion, UpstreamProtocol, ValueMatch,
 };
 
 fn examples_dir() -> PathBuf {
@@ -315,4 +316,402 @@ fn a_malformed_table_does_not_hide_errors_elsewhere() {
         "{err}"
     );
     assert!(!err.contains("missing required key"), "{err}");
+}
+
+#[test]
+fn resilience_keys_default_to_off_or_their_documented_values() {
+    let config = parse_ok(
+        r#"
+        [[routes]]
+        name = "r"
+        upstream = "api"
+        [routes.retry]
+        [routes.hedge]
+        delay = "p95"
+        [routes.mirror]
+        upstream = "api"
+        [upstreams.api]
+        servers = ["127.0.0.1:9000"]
+        [upstreams.api.health_check]
+        [upstreams.api.outlier]
+        [upstreams.api.sticky]
+        [upstreams.bare]
+        servers = ["127.0.0.1:9001"]
+        "#,
+    );
+    let route = &config.routes[0];
+    assert_eq!(
+        route.retry,
+        Some(Retry {
+            attempts: 3,
+            on: RetryOn {
+                connect_failure: true,
+                refused_stream: true,
+                reset: true,
+                timeout: true,
+                gateway_error: true,
+                statuses: vec![],
+            },
+            per_try_timeout: None,
+            backoff_base: Duration::from_millis(25),
+            backoff_max: Duration::from_millis(250),
+            non_idempotent: false,
+            buffer: 64 * 1024,
+        })
+    );
+    assert_eq!(
+        route.hedge,
+        Some(Hedge {
+            delay: HedgeDelay::P95 {
+                fallback: Duration::from_millis(100)
+            }
+        })
+    );
+    assert_eq!(
+        route.mirror,
+        Some(Mirror {
+            upstream: "api".into(),
+            percent: 100.0,
+            max_in_flight: 64,
+            max_body: 64 * 1024,
+        })
+    );
+
+    let api = config.upstream("api").unwrap();
+    assert_eq!(
+        api.health_check,
+        Some(HealthCheck {
+            kind: HealthCheckKind::Http {
+                method: "GET".into(),
+                path: "/".into(),
+                host: None,
+                expect_status: vec![(200, 399)],
+                expect_body: None,
+            },
+            interval: Duration::from_secs(5),
+            jitter: Duration::from_millis(500),
+            timeout: Duration::from_secs(2),
+            unhealthy_threshold: 3,
+            healthy_threshold: 2,
+        })
+    );
+    assert_eq!(
+        api.outlier,
+        Some(Outlier {
+            consecutive_5xx: 5,
+            consecutive_gateway_failures: 5,
+            base_ejection_time: Duration::from_secs(30),
+            max_ejection_time: Duration::from_secs(300),
+            max_ejected_percent: 10,
+        })
+    );
+    assert_eq!(
+        api.sticky,
+        Some(Sticky {
+            cookie: "sy_server".into(),
+            ttl: None,
+            path: "/".into(),
+            domain: None,
+            secure: false,
+            http_only: true,
+            same_site: None,
+            secret: "api".into(),
+        })
+    );
+
+    let bare = config.upstream("bare").unwrap();
+    assert_eq!(bare.health_check, None);
+    assert_eq!(bare.outlier, None);
+    assert_eq!(bare.panic_threshold, 50);
+    assert_eq!(bare.slow_start, None);
+    assert_eq!(bare.circuit_breaker, CircuitBreaker::default());
+    assert_eq!(
+        bare.retry_budget,
+        RetryBudget {
+            ratio: 0.2,
+            min_retries_per_second: 10,
+            window: Duration::from_secs(10),
+        }
+    );
+    assert_eq!(bare.sticky, None);
+    assert_eq!(config.routes[0].action, Action::Upstream("api".into()));
+
+    // A route without the tables has none of the policies.
+    let plain = parse_ok(
+        "[[routes]]\nname = \"p\"\nupstream = \"u\"\n[upstreams.u]\nservers = [\"127.0.0.1:1\"]\n",
+    );
+    let route = &plain.routes[0];
+    assert!(route.retry.is_none() && route.hedge.is_none() && route.mirror.is_none());
+}
+
+#[test]
+fn the_resilience_example_loads_the_way_it_reads() {
+    let config = sy_config::load(&examples_dir().join("resilience.toml")).unwrap();
+    let api = &config.routes[0];
+    assert_eq!(
+        api.action,
+        Action::Split(Split {
+            backends: vec![
+                SplitBackend {
+                    upstream: "api-v1".into(),
+                    weight: 90
+                },
+                SplitBackend {
+                    upstream: "api-v2".into(),
+                    weight: 10
+                },
+            ],
+            header: Some("x-canary".into()),
+            cookie: Some("canary".into()),
+        })
+    );
+    assert_eq!(
+        api.retry,
+        Some(Retry {
+            attempts: 3,
+            on: RetryOn {
+                connect_failure: true,
+                refused_stream: true,
+                reset: true,
+                timeout: false,
+                gateway_error: true,
+                statuses: vec![429],
+            },
+            per_try_timeout: Some(Duration::from_secs(2)),
+            backoff_base: Duration::from_millis(25),
+            backoff_max: Duration::from_millis(250),
+            non_idempotent: false,
+            buffer: 64 * 1024,
+        })
+    );
+    assert_eq!(
+        api.hedge,
+        Some(Hedge {
+            delay: HedgeDelay::P95 {
+                fallback: Duration::from_millis(100)
+            }
+        })
+    );
+    assert_eq!(
+        api.mirror,
+        Some(Mirror {
+            upstream: "shadow".into(),
+            percent: 5.0,
+            max_in_flight: 32,
+            max_body: 16 * 1024,
+        })
+    );
+
+    let v1 = config.upstream("api-v1").unwrap();
+    assert_eq!(
+        v1.health_check,
+        Some(HealthCheck {
+            kind: HealthCheckKind::Http {
+                method: "GET".into(),
+                path: "/healthz".into(),
+                host: Some("api.internal".into()),
+                expect_status: vec![(204, 204), (200, 299)],
+                expect_body: Some("ok".into()),
+            },
+            interval: Duration::from_secs(5),
+            jitter: Duration::from_millis(500),
+            timeout: Duration::from_secs(2),
+            unhealthy_threshold: 3,
+            healthy_threshold: 2,
+        })
+    );
+    assert_eq!(
+        v1.outlier,
+        Some(Outlier {
+            consecutive_5xx: 5,
+            consecutive_gateway_failures: 5,
+            base_ejection_time: Duration::from_secs(30),
+            max_ejection_time: Duration::from_secs(300),
+            max_ejected_percent: 34,
+        })
+    );
+    assert_eq!(v1.panic_threshold, 50);
+    assert_eq!(v1.slow_start, Some(Duration::from_secs(30)));
+    assert_eq!(
+        v1.circuit_breaker,
+        CircuitBreaker {
+            max_connections: Some(1000),
+            max_pending_requests: Some(200),
+            max_requests: Some(2000),
+            max_retries: Some(50),
+        }
+    );
+    assert_eq!(
+        v1.retry_budget,
+        RetryBudget {
+            ratio: 0.2,
+            min_retries_per_second: 10,
+            window: Duration::from_secs(10),
+        }
+    );
+
+    let v2 = config.upstream("api-v2").unwrap();
+    let check = v2.health_check.as_ref().unwrap();
+    assert_eq!(
+        check.kind,
+        HealthCheckKind::Grpc {
+            service: "api.v2.Api".into()
+        }
+    );
+    assert_eq!(check.interval, Duration::from_secs(10));
+    assert_eq!(check.jitter, Duration::from_secs(1), "interval / 10");
+    assert_eq!(
+        config
+            .upstream("shadow")
+            .unwrap()
+            .health_check
+            .as_ref()
+            .unwrap()
+            .kind,
+        HealthCheckKind::Tcp
+    );
+
+    assert_eq!(
+        config.upstream("app").unwrap().sticky,
+        Some(Sticky {
+            cookie: "sy_app".into(),
+            ttl: Some(Duration::from_secs(3600)),
+            path: "/".into(),
+            domain: None,
+            secure: true,
+            http_only: true,
+            same_site: Some("lax".into()),
+            secret: "change-me".into(),
+        })
+    );
+}
+
+#[test]
+fn resilience_values_are_normalised() {
+    let config = parse_ok(
+        r#"
+        [[routes]]
+        name = "r"
+        [routes.split]
+        header = "X-Canary"
+        backends = [{ upstream = "a" }, { upstream = "b", weight = 0 }]
+        [routes.retry]
+        on = ["timeout"]
+        statuses = [503, 409, 503]
+        backoff_base = "0s"
+        backoff_max = "0s"
+        non_idempotent = true
+        buffer = 0
+        [routes.hedge]
+        delay = "40ms"
+        [routes.mirror]
+        upstream = "b"
+        percent = 0.5
+        [upstreams.a]
+        servers = ["127.0.0.1:1"]
+        panic_threshold = 0
+        [upstreams.a.health_check]
+        method = "head"
+        path = "/status?full=1"
+        expect_status = ["200", 301]
+        [upstreams.a.retry_budget]
+        ratio = 1
+        window = "1s"
+        [upstreams.a.circuit_breaker]
+        max_requests = 1_000_000
+        [upstreams.a.sticky]
+        domain = ".Example.com"
+        same_site = "none"
+        secure = true
+        [upstreams.b]
+        servers = ["127.0.0.1:2"]
+        [upstreams.b.health_check]
+        type = "grpc"
+        "#,
+    );
+    let route = &config.routes[0];
+    let Action::Split(split) = &route.action else {
+        panic!("{:?}", route.action)
+    };
+    assert_eq!(split.header.as_deref(), Some("x-canary"));
+    assert_eq!(split.cookie, None);
+    assert_eq!(
+        split.backends.iter().map(|b| b.weight).collect::<Vec<_>>(),
+        [1, 0]
+    );
+    let retry = route.retry.as_ref().unwrap();
+    assert_eq!(
+        retry.on,
+        RetryOn {
+            timeout: true,
+            statuses: vec![503, 409],
+            ..RetryOn::default()
+        }
+    );
+    assert_eq!(retry.backoff_base, Duration::ZERO);
+    assert!(retry.non_idempotent);
+    assert_eq!(retry.buffer, 0);
+    assert_eq!(
+        route.hedge.as_ref().unwrap().delay,
+        HedgeDelay::Fixed(Duration::from_millis(40))
+    );
+    assert_eq!(route.mirror.as_ref().unwrap().percent, 0.5);
+
+    let a = config.upstream("a").unwrap();
+    assert_eq!(a.panic_threshold, 0);
+    let HealthCheckKind::Http {
+        method,
+        path,
+        expect_status,
+        ..
+    } = &a.health_check.as_ref().unwrap().kind
+    else {
+        panic!("{:?}", a.health_check)
+    };
+    assert_eq!(method, "HEAD");
+    assert_eq!(path, "/status?full=1");
+    assert_eq!(expect_status, &[(200, 200), (301, 301)]);
+    assert_eq!(a.retry_budget.ratio, 1.0);
+    assert_eq!(a.retry_budget.window, Duration::from_secs(1));
+    assert_eq!(a.circuit_breaker.max_requests, Some(1_000_000));
+    assert_eq!(a.circuit_breaker.max_connections, None);
+    let sticky = a.sticky.as_ref().unwrap();
+    assert_eq!(sticky.domain.as_deref(), Some(".Example.com"));
+    assert_eq!(sticky.same_site.as_deref(), Some("none"));
+    assert_eq!(
+        config
+            .upstream("b")
+            .unwrap()
+            .health_check
+            .as_ref()
+            .unwrap()
+            .kind,
+        HealthCheckKind::Grpc {
+            service: String::new()
+        }
+    );
+}
+
+#[test]
+fn resilience_errors_point_at_the_value() {
+    let err = parse_err(
+        "[[routes]]\nname = \"r\"\nupstream = \"u\"\nretry = { on = [\"resett\"] }\n[upstreams.u]\nservers = [\"127.0.0.1:1\"]\n",
+    );
+    assert!(
+        err.starts_with("test.toml:4:17: error: routes[0].retry.on[0]: unknown retry condition (got \"resett\")\n  hint: did you mean `reset`?"),
+        "{err}"
+    );
+    let err = parse_err(
+        "[[routes]]\nname = \"r\"\nredirect = { location = \"/\" }\nmirror = { upstream = \"nope\" }\n",
+    );
+    assert!(
+        err.contains(
+            "routes[0].mirror: `mirror` applies to routes with `upstream` or `split` only"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("routes[0].mirror.upstream: unknown upstream `nope`"),
+        "{err}"
+    );
 }

@@ -100,7 +100,17 @@ fn config_file() -> impl Strategy<Value = String> {
         "[upstreams.api.hash]",
         "[upstreams.api.pool]",
         "[upstreams.api.tls]",
+        "[upstreams.api.health_check]",
+        "[upstreams.api.outlier]",
+        "[upstreams.api.circuit_breaker]",
+        "[upstreams.api.retry_budget]",
+        "[upstreams.api.sticky]",
         "[upstreams.b]",
+        "[routes.split]",
+        "[[routes.split.backends]]",
+        "[routes.retry]",
+        "[routes.hedge]",
+        "[routes.mirror]",
     ]);
     let keys = prop::sample::select(vec![
         "address",
@@ -153,6 +163,55 @@ fn config_file() -> impl Strategy<Value = String> {
         "pool",
         "tls",
         "adress",
+        "split",
+        "retry",
+        "hedge",
+        "mirror",
+        "backends",
+        "weight",
+        "header",
+        "cookie",
+        "attempts",
+        "on",
+        "statuses",
+        "per_try_timeout",
+        "backoff_base",
+        "backoff_max",
+        "non_idempotent",
+        "buffer",
+        "delay",
+        "fallback",
+        "percent",
+        "max_in_flight",
+        "max_body",
+        "health_check",
+        "outlier",
+        "panic_threshold",
+        "slow_start",
+        "circuit_breaker",
+        "retry_budget",
+        "sticky",
+        "type",
+        "interval",
+        "jitter",
+        "unhealthy_threshold",
+        "healthy_threshold",
+        "method",
+        "host",
+        "expect_status",
+        "expect_body",
+        "service",
+        "consecutive_5xx",
+        "base_ejection_time",
+        "max_ejection_time",
+        "max_ejected_percent",
+        "max_requests",
+        "ratio",
+        "window",
+        "ttl",
+        "same_site",
+        "secure",
+        "secret",
     ]);
     let values = prop::sample::select(vec![
         "\"127.0.0.1:8080\"",
@@ -194,14 +253,31 @@ fn config_file() -> impl Strategy<Value = String> {
         "{ \"x-a\" = \"1\", \"x-b\" = { present = false } }",
         "{ cert = \"certs/a.example.com.pem\" }",
         "[{ cert = \"certs/a.example.com.pem\", key = \"nope\", name = \"a\" }]",
+        "0.5",
+        "1e400",
+        "nan",
+        "-inf",
+        "\"p95\"",
+        "\"50ms\"",
+        "\"none\"",
+        "\"grpc\"",
+        "\"tcp\"",
+        "\"2xx\"",
+        "\"300-200\"",
+        "[200, \"300-399\", \"5é\"]",
+        "[\"reset\", \"timeout\", \"rest\"]",
+        "[{ upstream = \"api\", weight = 0 }, { upstream = \"b\" }]",
+        "{ upstream = \"api\" }",
+        "{ delay = \"p95\", fallback = \"0s\" }",
+        "{ backends = [{ upstream = \"api\" }] }",
     ]);
     let section = (headers, prop::collection::btree_map(keys, values, 0..6));
     prop::collection::vec(section, 0..12).prop_map(|sections| {
         let mut seen = std::collections::HashSet::new();
         let mut out = String::new();
         for (header, entries) in sections {
-            // A repeated [table] is a syntax error; [[routes]] may repeat.
-            if header != "[[routes]]" && !seen.insert(header) {
+            // A repeated [table] is a syntax error; [[arrays]] may repeat.
+            if !header.starts_with("[[") && !seen.insert(header) {
                 continue;
             }
             out.push_str(header);
@@ -231,6 +307,7 @@ proptest! {
     fn mutated_examples_never_panic(
         name in prop::sample::select(vec![
             "basic.toml", "tls.toml", "routing.toml", "balancers.toml", "h2-upstreams.toml",
+            "resilience.toml",
         ]),
         mutations in prop::collection::vec(mutation(), 1..8),
     ) {

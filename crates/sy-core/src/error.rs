@@ -38,6 +38,9 @@ pub enum Stage {
     UpstreamProtocol,
     /// The client went away or its body failed mid-request.
     ClientAbort,
+    /// A circuit breaker of the upstream is open: the request failed fast
+    /// (503; the breaker is named in `x-switchyard-breaker`).
+    CircuitOpen,
 }
 
 impl Stage {
@@ -54,6 +57,7 @@ impl Stage {
             Stage::Timeout => "timeout",
             Stage::UpstreamProtocol => "upstream-protocol",
             Stage::ClientAbort => "client-abort",
+            Stage::CircuitOpen => "circuit-open",
         }
     }
 
@@ -64,7 +68,7 @@ impl Stage {
             Stage::HeadersTooLarge => 431,
             Stage::BodyTooLarge => 413,
             Stage::NoRoute => 404,
-            Stage::NoHealthyServer => 503,
+            Stage::NoHealthyServer | Stage::CircuitOpen => 503,
             Stage::Connect | Stage::Tls | Stage::UpstreamProtocol => 502,
             Stage::Timeout => 504,
             // nginx's 499: nobody reads it, but logs and metrics do.
@@ -80,7 +84,7 @@ impl Stage {
             | Stage::BodyTooLarge
             | Stage::NoRoute
             | Stage::ClientAbort => Origin::Downstream,
-            Stage::NoHealthyServer => Origin::Internal,
+            Stage::NoHealthyServer | Stage::CircuitOpen => Origin::Internal,
             Stage::Connect | Stage::Tls | Stage::Timeout | Stage::UpstreamProtocol => {
                 Origin::Upstream
             }
@@ -107,6 +111,8 @@ pub struct ProxyError {
     pub retry_safe: bool,
     /// A short cause, safe to show to clients (no internal addresses).
     pub message: String,
+    /// The circuit breaker that failed the request (stage `circuit-open`).
+    pub breaker: Option<&'static str>,
 }
 
 impl ProxyError {
@@ -115,8 +121,20 @@ impl ProxyError {
     pub fn new(stage: Stage, message: impl Into<String>) -> Self {
         ProxyError {
             stage,
-            retry_safe: matches!(stage, Stage::Connect | Stage::Tls | Stage::NoHealthyServer),
+            retry_safe: matches!(
+                stage,
+                Stage::Connect | Stage::Tls | Stage::NoHealthyServer | Stage::CircuitOpen
+            ),
             message: message.into(),
+            breaker: None,
+        }
+    }
+
+    /// A request failed fast by circuit breaker `breaker` (e.g. "max_requests").
+    pub fn breaker(breaker: &'static str, message: impl Into<String>) -> Self {
+        ProxyError {
+            breaker: Some(breaker),
+            ..ProxyError::new(Stage::CircuitOpen, message)
         }
     }
 

@@ -17,3 +17,6 @@ pub type Nanos = u64;
 /// Name of the response header that says which stage of the request path
 /// failed when Switchyard answers a request itself with an error.
 pub const ERROR_HEADER: &str = "x-switchyard-error";
+
+/// Response header naming the circuit breaker that failed a request fast.
+pub const BREAKER_HEADER: &str = "x-switchyard-breaker";

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod health;
 pub mod http;
 pub mod io;
 pub mod listener;

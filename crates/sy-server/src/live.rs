@@ -4,11 +4,14 @@
 //! pools and latency history survive it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use sy_policy::ewma::EwmaState;
+use sy_policy::outlier::OutlierState;
+use sy_policy::quantile::LatencyWindow;
+use sy_policy::retry_budget::RetryBudget;
 
 use crate::upstream::pool::ServerPool;
 
@@ -20,12 +23,111 @@ pub struct ServerLive {
     pub ewma: EwmaState,
     /// Idle connections.
     pub pool: Arc<ServerPool>,
+    /// Health, ejection and draining state.
+    pub state: ServerState,
+}
+
+/// Why a server takes no new requests (bits of [`ServerState::flags`]).
+pub mod flag {
+    /// The active health check marked it down.
+    pub const DOWN: u8 = 1;
+    /// Outlier detection ejected it (until `ejected_until`).
+    pub const EJECTED: u8 = 2;
+    /// An operator drained it through the admin API.
+    pub const DRAINING: u8 = 4;
+}
+
+/// Health, ejection and draining of one server. The request path reads one
+/// atomic (`flags`) when everything is fine.
+#[derive(Default)]
+pub struct ServerState {
+    /// `flag::*` bits.
+    pub flags: AtomicU8,
+    /// End of the current ejection (ns, see [`now_ns`]).
+    pub ejected_until: AtomicU64,
+    /// When the server last became available (ns); 0 = from the start
+    /// (no slow-start ramp).
+    pub ready_at: AtomicU64,
+    /// Non-zero while outlier counters may be non-zero: lets a success skip
+    /// the lock.
+    pub failing: AtomicU32,
+    /// Outlier detection counters and ejection history.
+    pub outlier: Mutex<OutlierState>,
+}
+
+impl ServerState {
+    /// The flags now.
+    pub fn flags(&self) -> u8 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    /// Sets or clears `bit`; true when that changed anything.
+    pub fn set(&self, bit: u8, on: bool) -> bool {
+        let old = if on {
+            self.flags.fetch_or(bit, Ordering::AcqRel)
+        } else {
+            self.flags.fetch_and(!bit, Ordering::AcqRel)
+        };
+        (old & bit != 0) != on
+    }
+
+    /// Takes new requests at `now` (an expired ejection counts as over even
+    /// before the sweeper clears it). Draining is not health: see `draining`.
+    pub fn healthy(&self, now: u64) -> bool {
+        let f = self.flags();
+        if f & flag::DOWN != 0 {
+            return false;
+        }
+        f & flag::EJECTED == 0 || self.ejected_until.load(Ordering::Relaxed) <= now
+    }
+
+    /// Drained by an operator.
+    pub fn draining(&self) -> bool {
+        self.flags() & flag::DRAINING != 0
+    }
+
+    /// The outlier state, locked.
+    pub fn outlier(&self) -> MutexGuard<'_, OutlierState> {
+        relock(&self.outlier)
+    }
+}
+
+/// Live state of one upstream (all its servers): circuit-breaker counters,
+/// the retry budget and recent latencies. Survives reloads.
+pub struct UpstreamLive {
+    /// Requests in flight to any server of the upstream.
+    pub requests: AtomicU64,
+    /// Requests waiting for a new connection.
+    pub pending: AtomicU64,
+    /// Open connections to all servers.
+    pub connections: Arc<AtomicU64>,
+    /// Retries and hedges in flight.
+    pub retries: AtomicU64,
+    /// Retry budget (requests and retries in the recent window).
+    pub budget: Mutex<RetryBudget>,
+    /// Response-head latencies, for hedging at the p95.
+    pub latency: LatencyWindow,
+}
+
+impl UpstreamLive {
+    /// The retry budget, locked.
+    pub fn budget(&self) -> MutexGuard<'_, RetryBudget> {
+        relock(&self.budget)
+    }
+}
+
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
 }
 
 /// The registry of live server state.
 pub struct Live {
     workers: usize,
     servers: Mutex<HashMap<String, Arc<ServerLive>>>,
+    upstreams: Mutex<HashMap<String, Arc<UpstreamLive>>>,
 }
 
 impl Live {
@@ -34,42 +136,69 @@ impl Live {
         Live {
             workers,
             servers: Mutex::new(HashMap::new()),
+            upstreams: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The live state for `key`, created on first use.
-    pub fn server(&self, key: &str, max_idle: usize, idle_timeout: Duration) -> Arc<ServerLive> {
-        let mut map = match self.servers.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
+    /// The live state for `key`, created on first use. A server created
+    /// with `ramp` (added by a reload) starts its slow-start window now.
+    pub fn server(
+        &self,
+        key: &str,
+        max_idle: usize,
+        idle_timeout: Duration,
+        ramp: bool,
+    ) -> Arc<ServerLive> {
+        let mut map = relock(&self.servers);
         map.entry(key.to_string())
             .or_insert_with(|| {
+                let state = ServerState::default();
+                if ramp {
+                    state.ready_at.store(now_ns().max(1), Ordering::Relaxed);
+                }
                 Arc::new(ServerLive {
                     active: AtomicU64::new(0),
                     ewma: EwmaState::default(),
                     pool: ServerPool::new(self.workers, max_idle, idle_timeout),
+                    state,
                 })
             })
             .clone()
     }
 
+    /// The live state of upstream `key`, created on first use with `budget`
+    /// (a changed budget configuration makes a new key).
+    pub fn upstream(&self, key: &str, budget: impl FnOnce() -> RetryBudget) -> Arc<UpstreamLive> {
+        let mut map = relock(&self.upstreams);
+        map.entry(key.to_string())
+            .or_insert_with(|| {
+                Arc::new(UpstreamLive {
+                    requests: AtomicU64::new(0),
+                    pending: AtomicU64::new(0),
+                    connections: Arc::new(AtomicU64::new(0)),
+                    retries: AtomicU64::new(0),
+                    budget: Mutex::new(budget()),
+                    latency: LatencyWindow::new(),
+                })
+            })
+            .clone()
+    }
+
+    /// Every upstream's live state (for the periodic latency rotation).
+    pub fn upstreams(&self) -> Vec<Arc<UpstreamLive>> {
+        relock(&self.upstreams).values().cloned().collect()
+    }
+
     /// Forgets servers no longer in the running snapshot (their pools close
     /// once in-flight requests of older snapshots let go of them).
-    pub fn retain(&self, keep: &[String]) {
-        let mut map = match self.servers.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        map.retain(|k, _| keep.iter().any(|x| x == k));
+    pub fn retain(&self, keep: &[String], keep_upstreams: &[String]) {
+        relock(&self.servers).retain(|k, _| keep.iter().any(|x| x == k));
+        relock(&self.upstreams).retain(|k, _| keep_upstreams.iter().any(|x| x == k));
     }
 
     /// Closes expired idle connections everywhere.
     pub fn sweep(&self) {
-        let servers: Vec<Arc<ServerLive>> = match self.servers.lock() {
-            Ok(m) => m.values().cloned().collect(),
-            Err(p) => p.into_inner().values().cloned().collect(),
-        };
+        let servers: Vec<Arc<ServerLive>> = relock(&self.servers).values().cloned().collect();
         for s in servers {
             s.pool.sweep();
         }

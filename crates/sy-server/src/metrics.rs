@@ -60,6 +60,53 @@ pub struct ServerLabel {
     pub server: String,
 }
 
+/// Labels: an upstream.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabel {
+    /// Upstream name.
+    pub upstream: String,
+}
+
+/// Labels: an upstream server and an outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServerOutcome {
+    /// Upstream name.
+    pub upstream: String,
+    /// Server address as configured.
+    pub server: String,
+    /// What happened.
+    pub outcome: String,
+}
+
+/// Labels: an upstream and an outcome (or breaker).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamOutcome {
+    /// Upstream name.
+    pub upstream: String,
+    /// What happened.
+    pub outcome: String,
+}
+
+/// Labels: a route and an outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteOutcome {
+    /// Route name.
+    pub route: String,
+    /// What happened.
+    pub outcome: String,
+}
+
+/// Labels: a route, the upstream it used and a reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteUpstreamReason {
+    /// Route name.
+    pub route: String,
+    /// Upstream name.
+    pub upstream: String,
+    /// Why (retry reason; "" where not applicable).
+    pub reason: String,
+}
+
 /// Labels: reload outcome.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
@@ -102,6 +149,36 @@ pub struct Metrics {
     pub upstream_active: Family<ServerLabel, Gauge>,
     /// switchyard_reloads_total
     pub reloads: Family<ResultLabel, Counter>,
+    /// switchyard_health_checks_total (outcome = ok | fail)
+    pub health_checks: Family<ServerOutcome, Counter>,
+    /// switchyard_health_transitions_total (outcome = healthy | unhealthy)
+    pub health_transitions: Family<ServerOutcome, Counter>,
+    /// switchyard_upstream_server_healthy
+    pub server_healthy: Family<ServerLabel, Gauge>,
+    /// switchyard_upstream_server_ejected
+    pub server_ejected: Family<ServerLabel, Gauge>,
+    /// switchyard_upstream_server_draining
+    pub server_draining: Family<ServerLabel, Gauge>,
+    /// switchyard_outlier_ejections_total (outcome = ejected | returned)
+    pub ejections: Family<ServerOutcome, Counter>,
+    /// switchyard_outlier_ejections_skipped_total
+    pub ejections_skipped: Family<UpstreamLabel, Counter>,
+    /// switchyard_upstream_panic_total
+    pub panic: Family<UpstreamLabel, Counter>,
+    /// switchyard_retries_total
+    pub retries: Family<RouteUpstreamReason, Counter>,
+    /// switchyard_retry_budget_exhausted_total
+    pub budget_exhausted: Family<UpstreamLabel, Counter>,
+    /// switchyard_circuit_breaker_trips_total (outcome = the breaker)
+    pub breaker_trips: Family<UpstreamOutcome, Counter>,
+    /// switchyard_hedges_total (outcome = sent | won)
+    pub hedges: Family<RouteOutcome, Counter>,
+    /// switchyard_mirror_requests_total (outcome = sent | ok | failed | dropped | skipped)
+    pub mirrors: Family<RouteOutcome, Counter>,
+    /// switchyard_split_requests_total
+    pub split: Family<RouteUpstreamReason, Counter>,
+    /// switchyard_sticky_sessions_total (outcome = hit | assigned | moved)
+    pub sticky: Family<UpstreamOutcome, Counter>,
     /// switchyard_config_version
     pub config_version: Gauge,
 }
@@ -126,6 +203,21 @@ impl Metrics {
             upstream_active: Family::default(),
             reloads: Family::default(),
             config_version: Gauge::default(),
+            health_checks: Family::default(),
+            health_transitions: Family::default(),
+            server_healthy: Family::default(),
+            server_ejected: Family::default(),
+            server_draining: Family::default(),
+            ejections: Family::default(),
+            ejections_skipped: Family::default(),
+            panic: Family::default(),
+            retries: Family::default(),
+            budget_exhausted: Family::default(),
+            breaker_trips: Family::default(),
+            hedges: Family::default(),
+            mirrors: Family::default(),
+            split: Family::default(),
+            sticky: Family::default(),
         };
         registry.register(
             "downstream_connections",
@@ -197,6 +289,81 @@ impl Metrics {
             "Version of the running configuration snapshot (1 = first load)",
             m.config_version.clone(),
         );
+        registry.register(
+            "health_checks",
+            "Active health checks run, by server and outcome (ok | fail)",
+            m.health_checks.clone(),
+        );
+        registry.register(
+            "health_transitions",
+            "Active health state changes, by server and new state (healthy | unhealthy)",
+            m.health_transitions.clone(),
+        );
+        registry.register(
+            "upstream_server_healthy",
+            "1 when the server passes its active health checks (or has none), else 0",
+            m.server_healthy.clone(),
+        );
+        registry.register(
+            "upstream_server_ejected",
+            "1 while outlier detection has ejected the server, else 0",
+            m.server_ejected.clone(),
+        );
+        registry.register(
+            "upstream_server_draining",
+            "1 while the server is drained through the admin API, else 0",
+            m.server_draining.clone(),
+        );
+        registry.register(
+            "outlier_ejections",
+            "Outlier detection events, by server (outcome = ejected | returned)",
+            m.ejections.clone(),
+        );
+        registry.register(
+            "outlier_ejections_skipped",
+            "Ejections not made because max_ejected_percent was reached",
+            m.ejections_skipped.clone(),
+        );
+        registry.register(
+            "upstream_panic",
+            "Requests balanced over all servers because too few were healthy (panic_threshold)",
+            m.panic.clone(),
+        );
+        registry.register(
+            "retries",
+            "Retry attempts, by route, upstream and reason",
+            m.retries.clone(),
+        );
+        registry.register(
+            "retry_budget_exhausted",
+            "Retries not made because the upstream's retry budget was spent",
+            m.budget_exhausted.clone(),
+        );
+        registry.register(
+            "circuit_breaker_trips",
+            "Requests failed fast by a circuit breaker (outcome = the breaker)",
+            m.breaker_trips.clone(),
+        );
+        registry.register(
+            "hedges",
+            "Hedged attempts sent, and how many of them answered first (outcome = sent | won)",
+            m.hedges.clone(),
+        );
+        registry.register(
+            "mirror_requests",
+            "Mirrored copies (outcome = sent | ok | failed | dropped | skipped)",
+            m.mirrors.clone(),
+        );
+        registry.register(
+            "split_requests",
+            "Requests of a split route, by the upstream chosen",
+            m.split.clone(),
+        );
+        registry.register(
+            "sticky_sessions",
+            "Sticky-cookie decisions (outcome = hit | assigned | moved)",
+            m.sticky.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -263,6 +430,16 @@ pub struct ServerMetrics {
     pub opened: Counter,
     /// In flight.
     pub active: Gauge,
+    /// Passes active checks.
+    pub healthy: Gauge,
+    /// Ejected by outlier detection.
+    pub ejected: Gauge,
+    /// Drained.
+    pub draining: Gauge,
+    /// Ejections.
+    pub ejections: Counter,
+    /// Returns from ejection.
+    pub returns: Counter,
 }
 
 impl ServerMetrics {
@@ -272,11 +449,83 @@ impl ServerMetrics {
             upstream: upstream.to_string(),
             server: server.to_string(),
         };
+        // One statement per handle of the same family: `get_or_create`
+        // returns a read guard that lives to the end of its statement, and
+        // a second call on that family in the same statement deadlocks.
+        let ejections = m
+            .ejections
+            .get_or_create(&outcome(upstream, server, "ejected"))
+            .clone();
+        let returns = m
+            .ejections
+            .get_or_create(&outcome(upstream, server, "returned"))
+            .clone();
         ServerMetrics {
             requests: m.upstream_requests.get_or_create(&l).clone(),
             latency: m.upstream_latency.get_or_create(&l).clone(),
             opened: m.upstream_conns_opened.get_or_create(&l).clone(),
             active: m.upstream_active.get_or_create(&l).clone(),
+            healthy: m.server_healthy.get_or_create(&l).clone(),
+            ejected: m.server_ejected.get_or_create(&l).clone(),
+            draining: m.server_draining.get_or_create(&l).clone(),
+            ejections,
+            returns,
+        }
+    }
+}
+
+/// `ServerOutcome` labels.
+pub fn outcome(upstream: &str, server: &str, outcome: &str) -> ServerOutcome {
+    ServerOutcome {
+        upstream: upstream.to_string(),
+        server: server.to_string(),
+        outcome: outcome.to_string(),
+    }
+}
+
+/// Per-upstream handles for the resilience counters, resolved once per snapshot.
+#[derive(Clone)]
+pub struct UpstreamMetrics {
+    /// Breaker trips: max_connections, max_pending_requests, max_requests, max_retries.
+    pub trips: [Counter; 4],
+    /// Retry budget exhausted.
+    pub budget_exhausted: Counter,
+    /// Picks in panic mode.
+    pub panic: Counter,
+    /// Ejections refused by max_ejected_percent.
+    pub ejections_skipped: Counter,
+    /// Sticky: hit, assigned, moved.
+    pub sticky: [Counter; 3],
+}
+
+/// The breakers, in `UpstreamMetrics::trips` order.
+pub const BREAKERS: [&str; 4] = [
+    "max_connections",
+    "max_pending_requests",
+    "max_requests",
+    "max_retries",
+];
+
+impl UpstreamMetrics {
+    /// Resolves the handles of upstream `name`.
+    pub fn new(m: &Metrics, name: &str) -> Self {
+        let u = UpstreamLabel {
+            upstream: name.to_string(),
+        };
+        let o = |family: &Family<UpstreamOutcome, Counter>, outcome: &str| {
+            family
+                .get_or_create(&UpstreamOutcome {
+                    upstream: name.to_string(),
+                    outcome: outcome.to_string(),
+                })
+                .clone()
+        };
+        UpstreamMetrics {
+            trips: BREAKERS.map(|b| o(&m.breaker_trips, b)),
+            budget_exhausted: m.budget_exhausted.get_or_create(&u).clone(),
+            panic: m.panic.get_or_create(&u).clone(),
+            ejections_skipped: m.ejections_skipped.get_or_create(&u).clone(),
+            sticky: ["hit", "assigned", "moved"].map(|s| o(&m.sticky, s)),
         }
     }
 }

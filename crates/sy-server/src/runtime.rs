@@ -48,6 +48,8 @@ pub struct Shared {
     pub started: Instant,
     /// Recent reloads, newest last.
     pub reloads: Mutex<VecDeque<ReloadRecord>>,
+    /// Active health checkers (one task per checked server).
+    pub checkers: crate::health::Checkers,
 }
 
 /// One reload attempt, for the admin API.
@@ -185,6 +187,7 @@ pub fn start(config: Config, opts: Options) -> anyhow::Result<ServerHandle> {
         workers,
         started: Instant::now(),
         reloads: Mutex::new(VecDeque::new()),
+        checkers: crate::health::Checkers::new(),
     });
     let (drain_tx, drain_rx) = watch::channel(false);
     let (stopped, _) = watch::channel(false);
@@ -339,6 +342,14 @@ fn control_main(
         }
     };
     rt.block_on(async move {
+        control
+            .shared
+            .checkers
+            .set_runtime(tokio::runtime::Handle::current(), &control.shared.metrics);
+        control
+            .shared
+            .checkers
+            .reconcile(&control.shared.snapshot.load());
         let mut stopped = control.stopped.subscribe();
         if let Some(sock) = admin {
             tokio::spawn(crate::admin::serve(sock, control.clone()));
@@ -353,9 +364,18 @@ fn control_main(
             let c = control.clone();
             async move {
                 let mut t = tokio::time::interval(Duration::from_secs(1));
+                let mut ticks = 0u64;
                 loop {
                     t.tick().await;
+                    ticks += 1;
                     c.shared.live.sweep();
+                    crate::upstream::outlier::sweep(&c.shared.snapshot.load());
+                    // The hedging p95 covers the last 10-20 seconds.
+                    if ticks.is_multiple_of(10) {
+                        for u in c.shared.live.upstreams() {
+                            u.latency.rotate();
+                        }
+                    }
                 }
             }
         };
@@ -439,8 +459,9 @@ impl Control {
             .filter(|o| snap.listener(&o.cfg.name).is_none())
             .map(|o| o.cfg.name.clone())
             .collect();
-        let keys = live_keys(&snap);
+        let (keys, upstream_keys) = live_keys(&snap);
         self.shared.snapshot.store(Arc::new(snap));
+        self.shared.checkers.reconcile(&self.shared.snapshot.load());
         {
             let mut bound = lock(&self.bound);
             // A Listen for an existing name replaces (and stops) its old
@@ -463,7 +484,7 @@ impl Control {
                 }
             }
         }
-        self.shared.live.retain(&keys);
+        self.shared.live.retain(&keys, &upstream_keys);
         self.shared.metrics.config_version.set(version as i64);
         self.record(trigger, version, Ok(()));
         tracing::info!(snapshot = version, trigger, "configuration reloaded");

@@ -9,17 +9,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::HeaderName;
 use http::HeaderValue;
 use sy_config::model::{
-    Action, BalancerKind, Config, HashAlgorithm, HashKey, Listener, PathMatch, Route, Upstream,
+    Action, BalancerKind, CircuitBreaker, Config, HashAlgorithm, HashKey, HealthCheck,
+    HealthCheckKind, Hedge, Listener, PathMatch, Retry, Route, Sticky, Upstream, UpstreamProtocol,
     ValueMatch,
 };
 use sy_policy::balance::{self, Balancer, Kind};
+use sy_policy::outlier::OutlierConfig;
+use sy_policy::retry_budget::RetryBudget;
 use sy_policy::route::{PathSpec, RouteSpec, RouteTable, ValueSpec};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::live::{Live, ServerLive};
-use crate::metrics::{ListenerLabel, Metrics, RouteMetrics, ServerMetrics};
+use crate::live::{Live, ServerLive, UpstreamLive};
+use crate::metrics::{
+    ListenerLabel, Metrics, RouteMetrics, RouteOutcome, RouteUpstreamReason, ServerMetrics,
+    UpstreamMetrics,
+};
 use crate::tls;
 use crate::upstream::connect::{Target, Transport, UpstreamTls};
 
@@ -31,12 +38,19 @@ pub struct Snapshot {
     pub config: Arc<Config>,
     /// Listeners, by name order.
     pub listeners: Vec<Arc<ListenerRt>>,
+    /// Upstreams, by name order.
+    pub upstreams: Vec<Arc<UpstreamRt>>,
 }
 
 impl Snapshot {
     /// The listener called `name`.
     pub fn listener(&self, name: &str) -> Option<&Arc<ListenerRt>> {
         self.listeners.iter().find(|l| l.cfg.name == name)
+    }
+
+    /// The upstream called `name`.
+    pub fn upstream(&self, name: &str) -> Option<&Arc<UpstreamRt>> {
+        self.upstreams.iter().find(|u| u.name == name)
     }
 }
 
@@ -80,14 +94,51 @@ pub struct RouteRt {
     pub max_request_body: Option<u64>,
     /// Host sent upstream instead of the client's.
     pub host_rewrite: Option<HeaderValue>,
+    /// Retry policy.
+    pub retry: Option<Retry>,
+    /// Hedging policy.
+    pub hedge: Option<Hedge>,
+    /// Mirroring.
+    pub mirror: Option<MirrorRt>,
     /// Metric handles.
     pub metrics: RouteMetrics,
 }
 
+/// A compiled `[routes.mirror]`.
+pub struct MirrorRt {
+    /// Where copies go.
+    pub upstream: Arc<UpstreamRt>,
+    /// Share copied, 0..=1.
+    pub fraction: f64,
+    /// Copies outstanding at once.
+    pub max_in_flight: u32,
+    /// Copies outstanding now (per snapshot).
+    pub in_flight: Arc<std::sync::atomic::AtomicU32>,
+    /// Largest body copied.
+    pub max_body: u64,
+    /// Counters: sent, ok, failed, dropped, skipped.
+    pub counters: [prometheus_client::metrics::counter::Counter; 5],
+}
+
+/// A compiled `[routes.split]`.
+pub struct SplitRt {
+    /// The upstreams.
+    pub backends: Vec<Arc<UpstreamRt>>,
+    /// Their weights.
+    pub weights: Vec<u32>,
+    /// Forcing header.
+    pub header: Option<HeaderName>,
+    /// Forcing cookie.
+    pub cookie: Option<String>,
+    /// Requests per backend.
+    pub counters: Vec<prometheus_client::metrics::counter::Counter>,
+}
 /// A compiled route action.
 pub enum ActionRt {
     /// Proxy to an upstream.
     Upstream(Arc<UpstreamRt>),
+    /// Proxy to one of several upstreams, by weight.
+    Split(SplitRt),
     /// Answer directly.
     Respond {
         /// Status.
@@ -122,12 +173,61 @@ pub struct UpstreamRt {
     pub transport: Arc<Transport>,
     /// From request sent to response head.
     pub response_timeout: Duration,
+    /// Breaker counters, retry budget, latency window (survive reloads).
+    pub live: Arc<UpstreamLive>,
+    /// Resilience metric handles.
+    pub metrics: UpstreamMetrics,
+    /// Outlier detection; None = off.
+    pub outlier: Option<OutlierRt>,
+    /// Percent of healthy servers below which all are used.
+    pub panic_threshold: u8,
+    /// Slow-start window in ns; 0 = off.
+    pub slow_start_ns: u64,
+    /// Circuit-breaker limits.
+    pub breaker: CircuitBreaker,
+    /// Sticky cookie; None = off.
+    pub sticky: Option<StickyRt>,
+    /// Active health checking; None = off.
+    pub health: Option<HealthRt>,
+    /// Some route retries or hedges to this upstream: count requests in
+    /// the retry budget.
+    pub budgeted: bool,
+    /// The configuration it was built from.
+    pub cfg: Upstream,
+}
+
+/// Compiled outlier detection.
+pub struct OutlierRt {
+    /// Thresholds and ejection times.
+    pub cfg: OutlierConfig,
+    /// Cap on ejected servers, percent.
+    pub max_ejected_percent: u8,
+}
+
+/// Compiled sticky-cookie settings.
+pub struct StickyRt {
+    /// Cookie name.
+    pub cookie: String,
+    /// "; Path=/; HttpOnly ..." appended after `name=value`.
+    pub attributes: String,
+}
+
+/// Compiled active health checking.
+pub struct HealthRt {
+    /// The check.
+    pub cfg: HealthCheck,
+    /// How the checker connects (HTTP/2 for gRPC checks).
+    pub transport: Arc<Transport>,
 }
 
 /// One server of an upstream.
 pub struct ServerRt {
     /// Where it is.
     pub target: Target,
+    /// Configured weight.
+    pub weight: u32,
+    /// The sticky cookie value naming this server ("" without sticky).
+    pub sticky_value: String,
     /// Live state (survives reloads).
     pub live: Arc<ServerLive>,
     /// Metric handles.
@@ -145,8 +245,24 @@ pub fn compile(
 ) -> Result<Snapshot, Vec<String>> {
     let mut errors = Vec::new();
     let mut upstreams: Vec<Arc<UpstreamRt>> = Vec::new();
+    let budgeted: Vec<&str> = config
+        .routes
+        .iter()
+        .filter(|r| r.retry.is_some() || r.hedge.is_some())
+        .flat_map(|r| match &r.action {
+            Action::Upstream(u) => vec![u.as_str()],
+            Action::Split(s) => s.backends.iter().map(|b| b.upstream.as_str()).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
     for u in &config.upstreams {
-        match compile_upstream(u, live, metrics) {
+        let ctx = UpstreamCtx {
+            live,
+            metrics,
+            ramp: version > 1,
+            budgeted: budgeted.contains(&u.name.as_str()),
+        };
+        match compile_upstream(u, &ctx) {
             Ok(rt) => upstreams.push(Arc::new(rt)),
             Err(e) => errors.push(format!("upstream {}: {e}", u.name)),
         }
@@ -176,6 +292,7 @@ pub fn compile(
         version,
         config: Arc::new(config),
         listeners,
+        upstreams,
     })
 }
 
@@ -256,14 +373,42 @@ fn compile_route(
     upstreams: &[Arc<UpstreamRt>],
     metrics: &Metrics,
 ) -> Result<RouteRt, String> {
+    let find = |name: &str| {
+        upstreams
+            .iter()
+            .find(|u| u.name == name)
+            .cloned()
+            .ok_or_else(|| format!("unknown upstream {name}"))
+    };
     let action = match &r.action {
-        Action::Upstream(name) => ActionRt::Upstream(
-            upstreams
+        Action::Upstream(name) => ActionRt::Upstream(find(name)?),
+        Action::Split(split) => ActionRt::Split(SplitRt {
+            backends: split
+                .backends
                 .iter()
-                .find(|u| &u.name == name)
-                .cloned()
-                .ok_or_else(|| format!("unknown upstream {name}"))?,
-        ),
+                .map(|b| find(&b.upstream))
+                .collect::<Result<_, _>>()?,
+            weights: split.backends.iter().map(|b| b.weight).collect(),
+            header: match &split.header {
+                Some(h) => Some(HeaderName::from_bytes(h.as_bytes()).map_err(|e| e.to_string())?),
+                None => None,
+            },
+            cookie: split.cookie.clone(),
+            counters: split
+                .backends
+                .iter()
+                .map(|b| {
+                    metrics
+                        .split
+                        .get_or_create(&RouteUpstreamReason {
+                            route: r.name.clone(),
+                            upstream: b.upstream.clone(),
+                            reason: String::new(),
+                        })
+                        .clone()
+                })
+                .collect(),
+        }),
         Action::Respond {
             status,
             body,
@@ -287,20 +432,51 @@ fn compile_route(
         Some(h) => Some(HeaderValue::from_str(h).map_err(|e| format!("host_rewrite: {e}"))?),
         None => None,
     };
+    let mirror = match &r.mirror {
+        Some(m) => Some(MirrorRt {
+            upstream: find(&m.upstream)?,
+            fraction: (m.percent / 100.0).clamp(0.0, 1.0),
+            max_in_flight: m.max_in_flight,
+            in_flight: Arc::default(),
+            max_body: m.max_body,
+            counters: ["sent", "ok", "failed", "dropped", "skipped"].map(|o| {
+                metrics
+                    .mirrors
+                    .get_or_create(&RouteOutcome {
+                        route: r.name.clone(),
+                        outcome: o.to_string(),
+                    })
+                    .clone()
+            }),
+        }),
+        None => None,
+    };
     Ok(RouteRt {
         name: r.name.clone(),
         action,
         timeout: r.timeout,
         max_request_body: r.max_request_body,
         host_rewrite,
+        retry: r.retry.clone(),
+        hedge: r.hedge.clone(),
+        mirror,
         metrics: RouteMetrics::new(metrics, &r.name),
     })
 }
 
-fn compile_upstream(u: &Upstream, live: &Live, metrics: &Metrics) -> Result<UpstreamRt, String> {
-    let tls = match &u.tls {
+struct UpstreamCtx<'a> {
+    live: &'a Live,
+    metrics: &'a Metrics,
+    /// Servers new to the live registry start a slow-start ramp (not on
+    /// the first load).
+    ramp: bool,
+    budgeted: bool,
+}
+
+fn upstream_tls(u: &Upstream, protocol: UpstreamProtocol) -> Result<Option<UpstreamTls>, String> {
+    Ok(match &u.tls {
         Some(t) => {
-            let cfg = tls::client_config(t, u.protocol).map_err(|e| e.to_string())?;
+            let cfg = tls::client_config(t, protocol).map_err(|e| e.to_string())?;
             let server_name = match &t.server_name {
                 Some(n) => Some(
                     rustls::pki_types::ServerName::try_from(n.clone())
@@ -311,6 +487,57 @@ fn compile_upstream(u: &Upstream, live: &Live, metrics: &Metrics) -> Result<Upst
             Some(UpstreamTls {
                 connector: TlsConnector::from(cfg),
                 server_name,
+            })
+        }
+        None => None,
+    })
+}
+
+fn sticky_attributes(s: &Sticky) -> String {
+    let mut a = format!("; Path={}", s.path);
+    if let Some(d) = &s.domain {
+        a.push_str("; Domain=");
+        a.push_str(d);
+    }
+    if let Some(ttl) = s.ttl {
+        a.push_str(&format!("; Max-Age={}", ttl.as_secs()));
+    }
+    if s.secure {
+        a.push_str("; Secure");
+    }
+    if s.http_only {
+        a.push_str("; HttpOnly");
+    }
+    if let Some(ss) = &s.same_site {
+        let v = match ss.as_str() {
+            "strict" => "Strict",
+            "none" => "None",
+            _ => "Lax",
+        };
+        a.push_str("; SameSite=");
+        a.push_str(v);
+    }
+    a
+}
+
+fn compile_upstream(u: &Upstream, ctx: &UpstreamCtx<'_>) -> Result<UpstreamRt, String> {
+    let (live, metrics) = (ctx.live, ctx.metrics);
+    let tls = upstream_tls(u, u.protocol)?;
+    let health = match &u.health_check {
+        Some(hc) => {
+            // gRPC health checks speak HTTP/2 whatever the data protocol.
+            let protocol = match (&hc.kind, u.tls.is_some()) {
+                (HealthCheckKind::Grpc { .. }, true) => UpstreamProtocol::H2,
+                (HealthCheckKind::Grpc { .. }, false) => UpstreamProtocol::H2c,
+                _ => u.protocol,
+            };
+            Some(HealthRt {
+                cfg: hc.clone(),
+                transport: Arc::new(Transport {
+                    protocol,
+                    tls: upstream_tls(u, protocol)?,
+                    connect_timeout: hc.timeout,
+                }),
             })
         }
         None => None,
@@ -338,14 +565,35 @@ fn compile_upstream(u: &Upstream, live: &Live, metrics: &Metrics) -> Result<Upst
         .iter()
         .map(|s| {
             let key = format!("{}\u{0}{}\u{0}{}", u.name, s.address, fingerprint);
+            let srv_live = live.server(
+                &key,
+                u.pool.max_idle_per_server,
+                u.pool.idle_timeout,
+                ctx.ramp,
+            );
+            let m = ServerMetrics::new(metrics, &u.name, &s.address);
+            let flags = srv_live.state.flags();
+            m.healthy
+                .set(i64::from(flags & crate::live::flag::DOWN == 0));
+            m.draining
+                .set(i64::from(flags & crate::live::flag::DRAINING != 0));
             ServerRt {
                 target: Target::new(&s.address),
-                live: live.server(&key, u.pool.max_idle_per_server, u.pool.idle_timeout),
-                metrics: ServerMetrics::new(metrics, &u.name, &s.address),
+                weight: s.weight,
+                sticky_value: match &u.sticky {
+                    Some(st) => sy_policy::sticky::cookie_value(&st.secret, &s.address),
+                    None => String::new(),
+                },
+                live: srv_live,
+                metrics: m,
                 key,
             }
         })
         .collect();
+    let b = &u.retry_budget;
+    let upstream_key = upstream_live_key(u);
+    let (ratio, floor, window) = (b.ratio, b.min_retries_per_second, b.window);
+    let up_live = live.upstream(&upstream_key, || RetryBudget::new(ratio, floor, window));
     Ok(UpstreamRt {
         name: u.name.clone(),
         servers,
@@ -357,6 +605,27 @@ fn compile_upstream(u: &Upstream, live: &Live, metrics: &Metrics) -> Result<Upst
             connect_timeout: u.connect_timeout,
         }),
         response_timeout: u.response_timeout,
+        live: up_live,
+        metrics: UpstreamMetrics::new(metrics, &u.name),
+        outlier: u.outlier.as_ref().map(|o| OutlierRt {
+            cfg: OutlierConfig {
+                consecutive_5xx: o.consecutive_5xx,
+                consecutive_gateway: o.consecutive_gateway_failures,
+                base_ejection_ns: o.base_ejection_time.as_nanos() as u64,
+                max_ejection_ns: o.max_ejection_time.as_nanos() as u64,
+            },
+            max_ejected_percent: o.max_ejected_percent,
+        }),
+        panic_threshold: u.panic_threshold,
+        slow_start_ns: u.slow_start.map_or(0, |d| d.as_nanos() as u64),
+        breaker: u.circuit_breaker.clone(),
+        sticky: u.sticky.as_ref().map(|s| StickyRt {
+            cookie: s.cookie.clone(),
+            attributes: sticky_attributes(s),
+        }),
+        health,
+        budgeted: ctx.budgeted,
+        cfg: u.clone(),
     })
 }
 
@@ -371,19 +640,21 @@ impl UpstreamRt {
     }
 }
 
-/// The live-state keys a snapshot uses (everything else can be forgotten).
-pub fn live_keys(s: &Snapshot) -> Vec<String> {
+/// An upstream's live-state key: a changed retry budget starts afresh.
+fn upstream_live_key(u: &Upstream) -> String {
+    format!("{}\u{0}{:?}", u.name, u.retry_budget)
+}
+
+/// The live-state keys a snapshot uses (everything else can be
+/// forgotten): server keys and upstream keys.
+pub fn live_keys(s: &Snapshot) -> (Vec<String>, Vec<String>) {
     let mut keys = Vec::new();
-    for l in &s.listeners {
-        for r in &l.routes {
-            if let ActionRt::Upstream(u) = &r.action {
-                for srv in &u.servers {
-                    keys.push(srv.key.clone());
-                }
-            }
+    let mut ups = Vec::new();
+    for u in &s.upstreams {
+        ups.push(upstream_live_key(&u.cfg));
+        for srv in &u.servers {
+            keys.push(srv.key.clone());
         }
     }
-    keys.sort();
-    keys.dedup();
-    keys
+    (keys, ups)
 }

@@ -9,12 +9,12 @@ use toml::Spanned;
 
 use super::Cx;
 use crate::diagnostic::{did_you_mean, list};
-use crate::raw::{Int, RawSize, Text};
+use crate::raw::{Int, Number, RawSize, Text};
 use crate::units;
 
 /// The longest duration accepted anywhere; longer ones are surely typos and
 /// would risk overflowing timer arithmetic in the server.
-const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+pub(super) const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Whether a zero duration makes sense for a key.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,15 @@ pub(super) enum Zero {
 }
 
 impl Cx<'_> {
+    /// Runs `check` and tells whether it reported nothing, so that a check
+    /// across keys can skip values that already failed on their own.
+    pub(super) fn clean<T>(&mut self, check: impl FnOnce(&mut Self) -> T) -> (T, bool) {
+        let before = self.report.len();
+        let value = check(self);
+        let clean = self.report.len() == before;
+        (value, clean)
+    }
+
     /// A required value is missing: reported at the enclosing table unless
     /// the key was present but malformed (already reported).
     pub(super) fn missing(&mut self, table_span: std::ops::Range<usize>, table: &str, key: &str) {
@@ -72,13 +81,13 @@ impl Cx<'_> {
         value.map(|v| self.duration(Some(v), path, Duration::ZERO, Zero::Rejected))
     }
 
-    /// A size key, or its default when absent; at least `min` bytes.
+    /// A size key, or its default when absent; `min..=max` bytes.
     pub(super) fn size(
         &mut self,
         value: Option<&Spanned<RawSize>>,
         path: &str,
         default: u64,
-        min: u64,
+        (min, max): (u64, u64),
     ) -> u64 {
         let Some(value) = value else { return default };
         let parsed = match value.get_ref() {
@@ -98,6 +107,14 @@ impl Cx<'_> {
                     value.span(),
                     path,
                     format!("must be at least {min} bytes"),
+                );
+                default
+            }
+            Ok(n) if n > max => {
+                self.report.error_value(
+                    value.span(),
+                    path,
+                    format!("must be at most {}", human_size(max)),
                 );
                 default
             }
@@ -137,6 +154,40 @@ impl Cx<'_> {
         if let Some(hint) = hint {
             diagnostic.hint(hint);
         }
+        default
+    }
+
+    /// An optional integer key within `min..=max` (no default).
+    pub(super) fn opt_int(
+        &mut self,
+        value: Option<&Int>,
+        path: &str,
+        range: (i64, i64),
+        hint: Option<&str>,
+    ) -> Option<i64> {
+        let value = value?;
+        let (n, clean) = self.clean(|cx| cx.int(Some(value), path, 0, range, hint));
+        clean.then_some(n)
+    }
+
+    /// A number key (TOML integer or float) accepted by `ok`, or its
+    /// default when absent; `rule` says which values are accepted.
+    pub(super) fn number(
+        &mut self,
+        value: Option<&Number>,
+        path: &str,
+        default: f64,
+        ok: impl Fn(f64) -> bool,
+        rule: &str,
+    ) -> f64 {
+        let Some(value) = value else { return default };
+        let n = *value.get_ref();
+        if ok(n) {
+            return n;
+        }
+        let field = path.rsplit('.').next().unwrap_or(path);
+        self.report
+            .error_value(value.span(), path, format!("{field} must be {rule}"));
         default
     }
 
@@ -219,6 +270,56 @@ impl Cx<'_> {
             );
         }
         resolved
+    }
+}
+
+/// A byte count as written in the docs: "16MiB", "64KiB" or "1000 bytes".
+pub(super) fn human_size(bytes: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    const KIB: u64 = 1 << 10;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{}MiB", bytes / MIB)
+    } else if bytes >= KIB && bytes.is_multiple_of(KIB) {
+        format!("{}KiB", bytes / KIB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// A duration as humantime writes it: "5s", "250ms", "1m 30s".
+pub(super) fn human_duration(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
+}
+
+/// `low` must not exceed `high`; the key the user wrote is blamed (the
+/// upper one when both were written).
+pub(super) fn blame_order(
+    cx: &mut Cx<'_>,
+    (low_text, low_path, low): (Option<&Text>, &str, Duration),
+    (high_text, high_path, high): (Option<&Text>, &str, Duration),
+) {
+    let low_key = low_path.rsplit('.').next().unwrap_or(low_path);
+    let high_key = high_path.rsplit('.').next().unwrap_or(high_path);
+    if let Some(text) = high_text {
+        cx.report.error_value(
+            text.span(),
+            high_path,
+            format!(
+                "{high_key} must be at least {low_key} ({})",
+                human_duration(low)
+            ),
+        );
+    } else if let Some(text) = low_text {
+        cx.report
+            .error_value(
+                text.span(),
+                low_path,
+                format!(
+                    "{low_key} must be at most {high_key} ({}, the default)",
+                    human_duration(high)
+                ),
+            )
+            .hint(format!("raise {high_key} too"));
     }
 }
 

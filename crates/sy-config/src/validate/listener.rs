@@ -57,7 +57,7 @@ pub(super) fn validate(cx: &mut Cx<'_>, name: &Text, raw: &Spanned<RawListener>)
             l.max_request_header_bytes.as_ref(),
             &p("max_request_header_bytes"),
             64 * 1024,
-            1,
+            (1, u64::MAX),
         ),
         max_request_headers: cx.count(
             l.max_request_headers.as_ref(),

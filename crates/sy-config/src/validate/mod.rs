@@ -7,7 +7,9 @@
 mod fields;
 mod listener;
 mod route;
+mod route_policy;
 mod upstream;
+mod upstream_policy;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

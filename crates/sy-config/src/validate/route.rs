@@ -6,12 +6,13 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::fields::{host_pattern, is_header_value, is_token};
-use super::{Cx, Known};
+use super::{Cx, Known, route_policy};
 use crate::diagnostic::{did_you_mean, index, join, list};
-use crate::model::{Action, Match, PathMatch, Route, ValueMatch};
-use crate::raw::{RawCondition, RawMatch, RawRedirect, RawRespond, RawRoute, Text};
+use crate::model::{Action, Match, PathMatch, Route, Split, SplitBackend, ValueMatch};
+use crate::raw::{RawCondition, RawMatch, RawRedirect, RawRespond, RawRoute, RawSplit, Text};
 
-const ACTIONS: [&str; 3] = ["upstream", "respond", "redirect"];
+const ACTIONS: [&str; 4] = ["upstream", "respond", "redirect", "split"];
+const ONE_ACTION: &str = "set exactly one of `upstream`, `respond`, `redirect` or `split`";
 const PATH_KEYS: [&str; 3] = ["path", "path_exact", "path_regex"];
 const REDIRECT_STATUSES: [i64; 5] = [301, 302, 303, 307, 308];
 
@@ -58,21 +59,79 @@ pub(super) fn validate(
         .as_ref()
         .map(|m| matcher(cx, m, &p("match")))
         .unwrap_or_default();
+    let action = action(cx, raw, &path, known);
+    let timeout = cx.opt_duration(r.timeout.as_ref(), &p("timeout"));
+    let max_request_body = r
+        .max_request_body
+        .as_ref()
+        .map(|size| cx.size(Some(size), &p("max_request_body"), 0, (0, u64::MAX)));
+    let host_rewrite = r
+        .host_rewrite
+        .as_ref()
+        .map(|host| self::host_rewrite(cx, host, &p("host_rewrite")));
+    let retry = r
+        .retry
+        .as_ref()
+        .map(|retry| route_policy::retry(cx, retry, &p("retry")));
+    let hedge = r
+        .hedge
+        .as_ref()
+        .map(|hedge| route_policy::hedge(cx, hedge, &p("hedge")));
+    let mirror = r
+        .mirror
+        .as_ref()
+        .map(|mirror| route_policy::mirror(cx, mirror, &p("mirror"), known));
+    let policies = [
+        ("retry", r.retry.as_ref().map(Spanned::span)),
+        ("hedge", r.hedge.as_ref().map(Spanned::span)),
+        ("mirror", r.mirror.as_ref().map(Spanned::span)),
+    ];
+    let answers = match &action {
+        Action::Respond { .. } => Some("respond"),
+        Action::Redirect { .. } => Some("redirect"),
+        Action::Upstream(_) | Action::Split(_) => None,
+    };
+    if let Some(answer) = answers {
+        for (key, span) in policies {
+            let Some(span) = span else { continue };
+            cx.report
+                .error(
+                    span,
+                    &p(key),
+                    format!("`{key}` applies to routes with `upstream` or `split` only"),
+                )
+                .hint(format!(
+                    "this route answers with `{answer}` and never contacts an upstream; remove [routes.{key}]"
+                ));
+        }
+    }
     Route {
         name,
         listeners,
         matcher,
-        action: action(cx, raw, &path, known),
-        timeout: cx.opt_duration(r.timeout.as_ref(), &p("timeout")),
-        max_request_body: r
-            .max_request_body
-            .as_ref()
-            .map(|size| cx.size(Some(size), &p("max_request_body"), 0, 0)),
-        host_rewrite: r
-            .host_rewrite
-            .as_ref()
-            .map(|host| host_rewrite(cx, host, &p("host_rewrite"))),
+        action,
+        timeout,
+        max_request_body,
+        host_rewrite,
+        retry,
+        hedge,
+        mirror,
     }
+}
+
+/// A reference to an upstream: reported (with a "did you mean") when no
+/// `[upstreams.NAME]` defines it.
+pub(super) fn upstream_ref(cx: &mut Cx<'_>, name: &Text, path: &str, known: &Known<'_>) -> String {
+    let target = name.get_ref();
+    if !known.upstreams.contains(&target.as_str())
+        && !cx.report.was_pruned(&join("upstreams", target))
+    {
+        let hint = reference_hint(target, &known.upstreams, "upstream", "[upstreams.NAME]");
+        cx.report
+            .error_value(name.span(), path, format!("unknown upstream `{target}`"))
+            .hint(hint);
+    }
+    target.clone()
 }
 
 /// "did you mean", or the list of defined names, or how to define one.
@@ -88,10 +147,11 @@ pub(super) fn reference_hint(target: &str, names: &[&str], what: &str, table: &s
 
 fn action(cx: &mut Cx<'_>, raw: &Spanned<RawRoute>, path: &str, known: &Known<'_>) -> Action {
     let r = raw.get_ref();
-    let spans: [Option<Range<usize>>; 3] = [
+    let spans: [Option<Range<usize>>; 4] = [
         r.upstream.as_ref().map(Spanned::span),
         r.respond.as_ref().map(Spanned::span),
         r.redirect.as_ref().map(Spanned::span),
+        r.split.as_ref().map(Spanned::span),
     ];
     let given: Vec<(&str, Range<usize>)> = ACTIONS
         .iter()
@@ -105,7 +165,7 @@ fn action(cx: &mut Cx<'_>, raw: &Spanned<RawRoute>, path: &str, known: &Known<'_
         [] if !pruned => {
             cx.report
                 .error(raw.span(), path, "route has no action")
-                .hint("set exactly one of `upstream`, `respond` or `redirect`");
+                .hint(ONE_ACTION);
         }
         [_, extra @ ..] => {
             for (key, span) in extra {
@@ -118,26 +178,13 @@ fn action(cx: &mut Cx<'_>, raw: &Spanned<RawRoute>, path: &str, known: &Known<'_
                             given[0].0
                         ),
                     )
-                    .hint("set exactly one of `upstream`, `respond` or `redirect`");
+                    .hint(ONE_ACTION);
             }
         }
         [] => {}
     }
     if let Some(name) = &r.upstream {
-        let target = name.get_ref();
-        if !known.upstreams.contains(&target.as_str())
-            && !cx.report.was_pruned(&join("upstreams", target))
-        {
-            let hint = reference_hint(target, &known.upstreams, "upstream", "[upstreams.NAME]");
-            cx.report
-                .error_value(
-                    name.span(),
-                    &join(path, "upstream"),
-                    format!("unknown upstream `{target}`"),
-                )
-                .hint(hint);
-        }
-        return Action::Upstream(target.clone());
+        return Action::Upstream(upstream_ref(cx, name, &join(path, "upstream"), known));
     }
     if let Some(respond) = &r.respond {
         return self::respond(cx, respond, &join(path, "respond"));
@@ -145,7 +192,97 @@ fn action(cx: &mut Cx<'_>, raw: &Spanned<RawRoute>, path: &str, known: &Known<'_
     if let Some(redirect) = &r.redirect {
         return self::redirect(cx, redirect, &join(path, "redirect"));
     }
+    if let Some(split) = &r.split {
+        return Action::Split(self::split(cx, split, &join(path, "split"), known));
+    }
     Action::Upstream(String::new())
+}
+
+fn split(cx: &mut Cx<'_>, raw: &Spanned<RawSplit>, path: &str, known: &Known<'_>) -> Split {
+    let s = raw.get_ref();
+    let list_path = join(path, "backends");
+    let mut backends = Vec::new();
+    match &s.backends {
+        None => cx.missing(raw.span(), path, "backends"),
+        Some(list) if list.get_ref().is_empty() => {
+            cx.report
+                .error(
+                    list.span(),
+                    &list_path,
+                    "a split needs at least one backend",
+                )
+                .hint(
+                    "add [[routes.split.backends]] entries with upstream = \"NAME\" and weight = N",
+                );
+        }
+        Some(list) => {
+            // (upstream, index in the file) of the entries kept so far.
+            let mut seen: Vec<(String, usize)> = Vec::new();
+            let mut weights_clean = true;
+            for (i, entry) in list.get_ref().iter().enumerate() {
+                let entry_path = index(&list_path, i);
+                let b = entry.get_ref();
+                let (weight, clean) = cx.clean(|cx| {
+                    cx.int(
+                        b.weight.as_ref(),
+                        &join(&entry_path, "weight"),
+                        1,
+                        (0, 10_000),
+                        Some("weights are relative shares; 0 sends no traffic unless forced by `header` or `cookie`"),
+                    )
+                });
+                weights_clean &= clean;
+                let Some(name) = &b.upstream else {
+                    cx.missing(entry.span(), &entry_path, "upstream");
+                    weights_clean = false;
+                    continue;
+                };
+                let upstream = upstream_ref(cx, name, &join(&entry_path, "upstream"), known);
+                if let Some((_, first)) = seen.iter().find(|(u, _)| *u == upstream) {
+                    cx.report
+                        .error_value(
+                            name.span(),
+                            &join(&entry_path, "upstream"),
+                            format!("upstream `{upstream}` is already listed as backends[{first}]"),
+                        )
+                        .hint("list each upstream once; its weight sets its share");
+                    weights_clean = false;
+                    continue;
+                }
+                seen.push((upstream.clone(), i));
+                backends.push(SplitBackend {
+                    upstream,
+                    weight: u32::try_from(weight).unwrap_or(1),
+                });
+            }
+            if weights_clean && backends.iter().all(|b| b.weight == 0) {
+                cx.report
+                    .error(list.span(), &list_path, "the backends' weights add up to 0")
+                    .hint("give at least one backend a weight above 0");
+            }
+        }
+    }
+    let header = s.header.as_ref().map(|text| {
+        if !is_token(text.get_ref()) {
+            cx.report
+                .error_value(text.span(), &join(path, "header"), "invalid header name")
+                .hint("header names use letters, digits and `-`, e.g. \"x-canary\"");
+        }
+        text.get_ref().to_ascii_lowercase()
+    });
+    let cookie = s.cookie.as_ref().map(|text| {
+        if !is_token(text.get_ref()) {
+            cx.report
+                .error_value(text.span(), &join(path, "cookie"), "invalid cookie name")
+                .hint("cookie names use letters, digits, `-` and `_`, e.g. \"canary\"");
+        }
+        text.get_ref().clone()
+    });
+    Split {
+        backends,
+        header,
+        cookie,
+    }
 }
 
 fn respond(cx: &mut Cx<'_>, raw: &Spanned<RawRespond>, path: &str) -> Action {
@@ -213,7 +350,7 @@ fn redirect(cx: &mut Cx<'_>, raw: &Spanned<RawRedirect>, path: &str) -> Action {
     }
 }
 
-fn host_rewrite(cx: &mut Cx<'_>, host: &Text, path: &str) -> String {
+pub(super) fn host_rewrite(cx: &mut Cx<'_>, host: &Text, path: &str) -> String {
     let value = host.get_ref();
     let ok = !value.is_empty()
         && value

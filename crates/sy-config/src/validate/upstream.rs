@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::Cx;
 use super::fields::{Zero, host_name, is_token, server_address};
+use super::{Cx, upstream_policy};
 use crate::diagnostic::{index, join};
 use crate::model::{
     BalancerKind, HashAlgorithm, HashKey, HashPolicy, Pool, Server, Upstream, UpstreamProtocol,
@@ -132,6 +132,37 @@ pub(super) fn validate(cx: &mut Cx<'_>, name: &Text, raw: &Spanned<RawUpstream>)
         ),
         pool: pool(cx, u.pool.as_ref(), &p("pool")),
         tls,
+        health_check: u
+            .health_check
+            .as_ref()
+            .map(|h| upstream_policy::health_check(cx, h, &p("health_check"))),
+        outlier: u
+            .outlier
+            .as_ref()
+            .map(|o| upstream_policy::outlier(cx, o, &p("outlier"))),
+        panic_threshold: u8::try_from(cx.int(
+            u.panic_threshold.as_ref(),
+            &p("panic_threshold"),
+            50,
+            (0, 100),
+            Some("a percentage of servers; 0 never balances over unhealthy servers"),
+        ))
+        .unwrap_or(50),
+        slow_start: cx.opt_duration(u.slow_start.as_ref(), &p("slow_start")),
+        circuit_breaker: upstream_policy::circuit_breaker(
+            cx,
+            u.circuit_breaker.as_ref(),
+            &p("circuit_breaker"),
+        ),
+        retry_budget: upstream_policy::retry_budget(
+            cx,
+            u.retry_budget.as_ref(),
+            &p("retry_budget"),
+        ),
+        sticky: u
+            .sticky
+            .as_ref()
+            .map(|s| upstream_policy::sticky(cx, s, &p("sticky"), name.get_ref())),
     }
 }
 

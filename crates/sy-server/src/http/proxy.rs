@@ -6,9 +6,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
-use http::{Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use sy_core::{ProxyError, Stage};
 use sy_policy::route::RequestView;
@@ -18,11 +20,12 @@ use crate::body::ProxyBody;
 use crate::http::headers::{self as hdr, ForwardCtx};
 use crate::http::respond;
 use crate::http::serve::{ConnState, count};
-use crate::live::{ActiveGuard, ns_at};
+use crate::live::now_ns;
 use crate::metrics::RouteStage;
-use crate::snapshot::{ActionRt, ListenerRt, RouteRt, UpstreamRt};
-use crate::upstream::pick::{KeySource, pick};
-use crate::upstream::send::send;
+use crate::snapshot::{ActionRt, ListenerRt, RouteRt, SplitRt, StickyRt, UpstreamRt};
+use crate::upstream::attempt::{self, Plan, Template, attempt, set_host};
+use crate::upstream::pick::{KeySource, available, cookie, pick, request_hash};
+use sy_policy::split::pick_weighted;
 
 /// Per-connection facts every request on it shares.
 pub struct ConnCtx {
@@ -91,7 +94,12 @@ pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyB
                 respond::redirect(*status, location)
             }
         }
-        ActionRt::Upstream(up) => {
+        ActionRt::Upstream(_) | ActionRt::Split(_) => {
+            let Some(up) = route_upstream(&route.action, req.headers()) else {
+                let e = ProxyError::new(Stage::NoHealthyServer, "split route has no upstream");
+                count_error(&cx, &route.name, &e);
+                return respond::error(&e);
+            };
             let fut = forward(&cx, lst, route, up, req);
             let res = match route.timeout {
                 Some(t) => match tokio::time::timeout(t, fut).await {
@@ -187,6 +195,75 @@ fn content_length(h: &http::HeaderMap) -> Option<u64> {
         .ok()
 }
 
+/// Idempotent methods (RFC 9110 9.2.2): safe to send twice.
+fn idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// The body, whole (when it is empty or its declared length is at most
+/// `limit`), or still streaming.
+async fn buffer_body(
+    body: Incoming,
+    headers: &http::HeaderMap,
+    limit: u64,
+) -> Result<Result<Bytes, Incoming>, ProxyError> {
+    if hyper::body::Body::is_end_stream(&body) {
+        return Ok(Ok(Bytes::new()));
+    }
+    match content_length(headers) {
+        Some(n) if n <= limit => match body.collect().await {
+            Ok(c) => Ok(Ok(c.to_bytes())),
+            Err(_) => Err(ProxyError::new(
+                Stage::ClientAbort,
+                "client request body ended early",
+            )),
+        },
+        _ => Ok(Err(body)),
+    }
+}
+
+/// Picks the upstream of a split route: a forcing header or cookie naming
+/// one of its upstreams wins, else a weighted random choice.
+fn split_choice(s: &SplitRt, headers: &http::HeaderMap) -> Option<usize> {
+    let named = |v: &[u8]| s.backends.iter().position(|u| u.name.as_bytes() == v);
+    let forced = s
+        .header
+        .as_ref()
+        .and_then(|h| headers.get(h))
+        .and_then(|v| named(v.as_bytes()))
+        .or_else(|| {
+            s.cookie
+                .as_ref()
+                .and_then(|c| cookie(headers, c))
+                .and_then(named)
+        });
+    let i = match forced {
+        Some(i) => i,
+        None => pick_weighted(&s.weights, rand::random())?,
+    };
+    if let Some(c) = s.counters.get(i) {
+        c.inc();
+    }
+    Some(i)
+}
+
+/// The upstream a route sends this request to.
+pub fn route_upstream<'a>(
+    action: &'a ActionRt,
+    headers: &http::HeaderMap,
+) -> Option<&'a UpstreamRt> {
+    match action {
+        ActionRt::Upstream(u) => Some(u),
+        ActionRt::Split(s) => split_choice(s, headers)
+            .and_then(|i| s.backends.get(i))
+            .map(|u| &**u),
+        _ => None,
+    }
+}
+
 async fn forward(
     cx: &ConnCtx,
     lst: &ListenerRt,
@@ -210,7 +287,7 @@ async fn forward(
     let (mut parts, body) = req.into_parts();
     let fwd = &lst.cfg.forwarded;
 
-    let idx = pick(
+    let hash = request_hash(
         up,
         &KeySource {
             headers: &parts.headers,
@@ -218,12 +295,17 @@ async fn forward(
             peer: cx.peer.ip(),
             trusted: &fwd.trusted_proxies,
         },
-    )?;
-    let Some(server) = up.servers.get(idx) else {
-        return Err(ProxyError::new(
-            Stage::NoHealthyServer,
-            "balancer chose no server",
-        ));
+    );
+    // A sticky cookie naming an available server pins the request to it.
+    let pinned = up.sticky.as_ref().and_then(|st| {
+        let v = cookie(&parts.headers, &st.cookie)?;
+        up.servers
+            .iter()
+            .position(|s| s.sticky_value.as_bytes() == v)
+    });
+    let idx = match pinned {
+        Some(i) if available(up, i) => i,
+        _ => pick(up, hash, &[])?,
     };
 
     let client_h2 = parts.version == Version::HTTP_2;
@@ -267,30 +349,73 @@ async fn forward(
         parts.uri = Uri::from(pq);
     }
     parts.version = Version::HTTP_11;
-    let host = match send_host {
-        Some(h) => h,
-        None => HeaderValue::from_str(&server.target.authority)
-            .map_err(|_| ProxyError::new(Stage::Connect, "invalid server address"))?,
-    };
-    parts.headers.insert(header::HOST, host);
-    let body = match route.max_request_body {
-        Some(limit) => ProxyBody::Limited {
-            inner: body,
-            remaining: limit,
-            limit,
-        },
-        None => ProxyBody::Stream(body),
-    };
-    let upstream_req = Request::from_parts(parts, body);
 
-    let _active = ActiveGuard::new(&server.live, &server.metrics.active);
-    server.metrics.requests.inc();
-    let sent = Instant::now();
-    let mut resp = send(up, server, upstream_req).await?;
-    let done = Instant::now();
-    let rtt = done.saturating_duration_since(sent);
-    crate::ewma().observe(&server.live.ewma, rtt.as_nanos() as u64, ns_at(done));
-    server.metrics.latency.observe(rtt.as_secs_f64());
+    if up.budgeted {
+        up.live.budget().deposit(now_ns());
+    }
+    let plain = client_upgrade.is_some()
+        || (route.retry.is_none() && route.hedge.is_none() && route.mirror.is_none());
+    let (res, used) = if plain {
+        let req = streaming_request(parts, body, route, send_host.as_ref(), up, idx);
+        (attempt(up, idx, req, None).await, idx)
+    } else {
+        let safe = idempotent(&parts.method);
+        let retry = route.retry.as_ref().filter(|r| safe || r.non_idempotent);
+        let hedge = route.hedge.as_ref().filter(|_| safe);
+        let mirror = route
+            .mirror
+            .as_ref()
+            .filter(|m| m.fraction >= 1.0 || rand::random::<f64>() < m.fraction);
+        let limit = [
+            retry.map_or(0, |r| r.buffer),
+            hedge.map_or(0, |_| HEDGE_BUFFER),
+            mirror.map_or(0, |m| m.max_body),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+        let buffered = if limit > 0 {
+            buffer_body(body, &parts.headers, limit).await?
+        } else {
+            Err(body)
+        };
+        match buffered {
+            Ok(bytes) => {
+                let tpl = Template {
+                    method: parts.method,
+                    uri: parts.uri,
+                    headers: parts.headers,
+                    host: send_host,
+                    body: bytes,
+                };
+                if let Some(m) = mirror {
+                    if tpl.body.len() as u64 <= m.max_body {
+                        attempt::mirror(m, &tpl, hash);
+                    } else {
+                        m.counters[4].inc();
+                    }
+                }
+                let plan = Plan {
+                    route,
+                    up,
+                    metrics: &cx.shared.metrics,
+                    hash,
+                    retry,
+                    hedge,
+                    tpl: &tpl,
+                };
+                attempt::run(&plan, idx).await
+            }
+            Err(body) => {
+                if let Some(m) = mirror {
+                    m.counters[4].inc();
+                }
+                let req = streaming_request(parts, body, route, send_host.as_ref(), up, idx);
+                (attempt(up, idx, req, None).await, idx)
+            }
+        }
+    };
+    let mut resp = res?;
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_side) = client_upgrade
@@ -317,12 +442,66 @@ async fn forward(
     if fwd.via {
         hdr::add_via(&mut rparts.headers, via);
     }
+    if let Some(st) = &up.sticky {
+        set_sticky(up, st, pinned, used, &mut rparts.headers);
+    }
     if client_h2 {
         rparts.version = Version::HTTP_2;
     } else {
         rparts.version = Version::HTTP_11;
     }
     Ok(Response::from_parts(rparts, rbody))
+}
+
+/// Largest body kept for a hedged request.
+const HEDGE_BUFFER: u64 = 64 * 1024;
+
+/// The upstream request with the client's body streaming through.
+fn streaming_request(
+    mut parts: http::request::Parts,
+    body: Incoming,
+    route: &RouteRt,
+    host: Option<&HeaderValue>,
+    up: &UpstreamRt,
+    idx: usize,
+) -> Request<ProxyBody> {
+    set_host(&mut parts.headers, host, up, idx);
+    let body = match route.max_request_body {
+        Some(limit) => ProxyBody::Limited {
+            inner: body,
+            remaining: limit,
+            limit,
+        },
+        None => ProxyBody::Stream(body),
+    };
+    Request::from_parts(parts, body)
+}
+
+/// Sets (or keeps) the sticky cookie after server `used` answered.
+fn set_sticky(
+    up: &UpstreamRt,
+    st: &StickyRt,
+    pinned: Option<usize>,
+    used: usize,
+    headers: &mut http::HeaderMap,
+) {
+    let [hit, assigned, moved] = &up.metrics.sticky;
+    if pinned == Some(used) {
+        hit.inc();
+        return;
+    }
+    if pinned.is_some() {
+        moved.inc();
+    } else {
+        assigned.inc();
+    }
+    let Some(server) = up.servers.get(used) else {
+        return;
+    };
+    let v = format!("{}={}{}", st.cookie, server.sticky_value, st.attributes);
+    if let Ok(v) = HeaderValue::from_str(&v) {
+        headers.append(header::SET_COOKIE, v);
+    }
 }
 
 /// Copies bytes both ways between an upgraded client connection and the

@@ -3,7 +3,7 @@
 
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
-use sy_core::{ERROR_HEADER, ProxyError};
+use sy_core::{BREAKER_HEADER, ERROR_HEADER, ProxyError};
 
 use crate::body::ProxyBody;
 
@@ -25,6 +25,9 @@ pub fn error(e: &ProxyError) -> Response<ProxyBody> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     h.insert(ERROR_HEADER, HeaderValue::from_static(e.stage.as_str()));
+    if let Some(b) = e.breaker {
+        h.insert(BREAKER_HEADER, HeaderValue::from_static(b));
+    }
     if status == StatusCode::BAD_REQUEST {
         // After a framing error the connection's byte stream is suspect.
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));

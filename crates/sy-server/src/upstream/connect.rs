@@ -6,6 +6,8 @@
 //! `tls` or `timeout`, always retry-safe (nothing reached the application).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hyper::client::conn::{http1, http2};
@@ -72,22 +74,45 @@ pub enum NewConn {
     H2(http2::SendRequest<ProxyBody>),
 }
 
-/// Opens a connection to `target` under `transport`'s settings.
-pub async fn connect(target: &Target, transport: &Transport) -> Result<NewConn, ProxyError> {
-    match tokio::time::timeout(transport.connect_timeout, connect_inner(target, transport)).await {
+/// Opens a connection to `target` under `transport`'s settings. `open`,
+/// when given, counts the connection while it stays open.
+pub async fn connect(
+    target: &Target,
+    transport: &Transport,
+    open: Option<&Arc<AtomicU64>>,
+) -> Result<NewConn, ProxyError> {
+    let inner = connect_inner(target, transport, open.cloned());
+    match tokio::time::timeout(transport.connect_timeout, inner).await {
         Ok(r) => r,
         Err(_) => Err(ProxyError {
-            stage: Stage::Timeout,
             retry_safe: true,
-            message: format!(
-                "connect to upstream server timed out after {:?}",
-                transport.connect_timeout
-            ),
+            ..ProxyError::new(
+                Stage::Timeout,
+                format!(
+                    "connect to upstream server timed out after {:?}",
+                    transport.connect_timeout
+                ),
+            )
         }),
     }
 }
 
-async fn connect_inner(target: &Target, transport: &Transport) -> Result<NewConn, ProxyError> {
+/// Decrements a connection counter when the connection task ends.
+struct OpenGuard(Option<Arc<AtomicU64>>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        if let Some(c) = &self.0 {
+            c.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn connect_inner(
+    target: &Target,
+    transport: &Transport,
+    open: Option<Arc<AtomicU64>>,
+) -> Result<NewConn, ProxyError> {
     let tcp = match target.addr {
         Some(addr) => TcpStream::connect(addr).await,
         None => TcpStream::connect(target.authority.as_str()).await,
@@ -132,16 +157,26 @@ async fn connect_inner(target: &Target, transport: &Transport) -> Result<NewConn
             .map_err(|e| {
                 ProxyError::new(Stage::Connect, format!("http/2 handshake failed: {e}"))
             })?;
+        if let Some(c) = &open {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        let guard = OpenGuard(open);
         tokio::spawn(async move {
             let _ = conn.await;
+            drop(guard);
         });
         Ok(NewConn::H2(sender))
     } else {
         let (sender, conn) = http1::Builder::new().handshake(io).await.map_err(|e| {
             ProxyError::new(Stage::Connect, format!("http/1 handshake failed: {e}"))
         })?;
+        if let Some(c) = &open {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        let guard = OpenGuard(open);
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
+            drop(guard);
         });
         Ok(NewConn::H1(sender))
     }

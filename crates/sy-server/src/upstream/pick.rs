@@ -1,7 +1,15 @@
 //! `upstream::pick`: runs the upstream's policy balancer over the live view
-//! of its servers. Input: the request (for hash keys) and the client
-//! address. Output: a server index, or the `no-healthy-server` error.
+//! of its servers. Input: the request's hash key (for consistent hashing)
+//! and the servers already tried. Output: a server index, or the
+//! `no-healthy-server` error.
+//!
+//! A server is eligible when it is not drained, passes its active health
+//! checks and is not ejected by outlier detection. When fewer than
+//! `panic_threshold` percent of the (non-drained) servers are eligible, the
+//! upstream is in panic and health is ignored. A server in its slow-start
+//! window is admitted to a pick with a probability that ramps with time.
 
+use std::cell::Cell;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 
@@ -11,26 +19,39 @@ use ipnet::IpNet;
 use sy_config::model::HashKey;
 use sy_core::{ProxyError, Stage};
 use sy_policy::balance::{PickInput, Servers, hash_key};
+use sy_policy::outlier::in_panic;
+use sy_policy::slow_start;
 
 use crate::http::headers::client_ip;
-use crate::live::now_ns;
+use crate::live::{flag, now_ns};
 use crate::snapshot::UpstreamRt;
 
 struct LiveView<'a> {
     up: &'a UpstreamRt,
-    // Read on first use: only latency-aware balancers need the time.
-    now: std::cell::Cell<Option<u64>>,
+    // Read on first use: only some decisions need the time.
+    now: Cell<Option<u64>>,
+    /// Servers already tried by this request.
+    tried: &'a [usize],
+    /// Honour `tried` and slow start (relaxed when nothing else is left).
+    strict: Cell<bool>,
+    /// Ignore health (panic mode).
+    panic: bool,
+    random: u64,
 }
 
 impl LiveView<'_> {
     fn now(&self) -> u64 {
-        match self.now.get() {
-            Some(t) => t,
-            None => {
-                let t = now_ns();
-                self.now.set(Some(t));
-                t
-            }
+        lazy_now(&self.now)
+    }
+}
+
+fn lazy_now(c: &Cell<Option<u64>>) -> u64 {
+    match c.get() {
+        Some(t) => t,
+        None => {
+            let t = now_ns();
+            c.set(Some(t));
+            t
         }
     }
 }
@@ -39,8 +60,40 @@ impl Servers for LiveView<'_> {
     fn len(&self) -> usize {
         self.up.servers.len()
     }
-    fn eligible(&self, _i: usize) -> bool {
-        // Health checks and draining (issue "upstream health") plug in here.
+    fn eligible(&self, i: usize) -> bool {
+        let Some(s) = self.up.servers.get(i) else {
+            return false;
+        };
+        let strict = self.strict.get();
+        if strict && self.tried.contains(&i) {
+            return false;
+        }
+        let st = &s.live.state;
+        let f = st.flags();
+        if f != 0 {
+            if f & flag::DRAINING != 0 {
+                return false;
+            }
+            if !self.panic && !st.healthy(self.now()) {
+                return false;
+            }
+        }
+        if strict && self.up.slow_start_ns > 0 {
+            // A server whose ejection just ended ramps from the end of the
+            // ejection, before the sweeper has noticed.
+            let ready = if f & flag::EJECTED != 0 {
+                st.ejected_until.load(Ordering::Relaxed)
+            } else {
+                st.ready_at.load(Ordering::Relaxed)
+            };
+            if ready > 0 {
+                let elapsed = self.now().saturating_sub(ready);
+                if elapsed < self.up.slow_start_ns {
+                    let f = slow_start::factor(elapsed, self.up.slow_start_ns);
+                    return slow_start::admit(f, self.random, i as u64);
+                }
+            }
+        }
         true
     }
     fn active(&self, i: usize) -> u64 {
@@ -69,7 +122,8 @@ pub struct KeySource<'a> {
     pub trusted: &'a [IpNet],
 }
 
-fn cookie<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
+/// The value of cookie `name` in the request, if any.
+pub fn cookie<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
     for v in h.get_all(COOKIE) {
         for pair in v.as_bytes().split(|b| *b == b';') {
             let pair = pair.trim_ascii();
@@ -98,26 +152,77 @@ fn key_hash(key: &HashKey, src: &KeySource<'_>) -> Option<u64> {
     }
 }
 
-/// Chooses a server of `up` for this request.
-pub fn pick(up: &UpstreamRt, src: &KeySource<'_>) -> Result<usize, ProxyError> {
-    let random: u64 = rand::random();
-    // A request without the key (no such header or cookie) is spread at random.
-    let hash = match &up.hash_key {
-        Some(k) => key_hash(k, src).unwrap_or(random),
-        None => 0,
+/// The consistent-hash key of this request for `up` (None when the
+/// upstream does not hash, or the request lacks the key: such requests are
+/// spread at random).
+pub fn request_hash(up: &UpstreamRt, src: &KeySource<'_>) -> Option<u64> {
+    up.hash_key.as_ref().and_then(|k| key_hash(k, src))
+}
+
+/// Whether server `i` may take a new request now (sticky sessions: the
+/// pinned server is used only if this holds).
+pub fn available(up: &UpstreamRt, i: usize) -> bool {
+    let Some(s) = up.servers.get(i) else {
+        return false;
     };
+    let st = &s.live.state;
+    let f = st.flags();
+    f == 0 || (f & flag::DRAINING == 0 && (st.healthy(now_ns()) || panicking(up, now_ns())))
+}
+
+/// Whether too few servers are healthy (see the module docs); drained
+/// servers count neither way.
+pub fn panicking(up: &UpstreamRt, now: u64) -> bool {
+    let mut total = 0;
+    let mut healthy = 0;
+    for s in &up.servers {
+        let st = &s.live.state;
+        if st.draining() {
+            continue;
+        }
+        total += 1;
+        if st.healthy(now) {
+            healthy += 1;
+        }
+    }
+    healthy < total && in_panic(healthy, total, up.panic_threshold)
+}
+
+/// Chooses a server of `up` for this request, avoiding the servers in
+/// `tried` when another one is available.
+pub fn pick(up: &UpstreamRt, hash: Option<u64>, tried: &[usize]) -> Result<usize, ProxyError> {
+    let random: u64 = rand::random();
+    let now = Cell::new(None);
+    // One atomic load per server when all is well.
+    let degraded = up.servers.iter().any(|s| s.live.state.flags() != 0);
+    let panic = degraded && panicking(up, lazy_now(&now));
+    if panic {
+        up.metrics.panic.inc();
+    }
     let view = LiveView {
         up,
-        now: std::cell::Cell::new(None),
+        now,
+        tried,
+        strict: Cell::new(true),
+        panic,
+        random,
     };
-    up.balancer
-        .pick(&view, &PickInput { hash, random })
-        .ok_or_else(|| {
-            ProxyError::new(
-                Stage::NoHealthyServer,
-                format!("upstream {} has no server available", up.name),
-            )
-        })
+    let input = PickInput {
+        hash: hash.unwrap_or(random),
+        random,
+    };
+    if let Some(i) = up.balancer.pick(&view, &input) {
+        return Ok(i);
+    }
+    // Nothing new is left (or slow start turned every server away): a
+    // server already tried beats no server.
+    view.strict.set(false);
+    up.balancer.pick(&view, &input).ok_or_else(|| {
+        ProxyError::new(
+            Stage::NoHealthyServer,
+            format!("upstream {} has no server available", up.name),
+        )
+    })
 }
 
 #[cfg(test)]

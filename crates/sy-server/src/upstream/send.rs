@@ -7,6 +7,8 @@
 //! upstream-protocol, body-too-large, client-abort).
 
 use std::error::Error as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use http::header;
 use http::uri::{PathAndQuery, Uri};
@@ -14,15 +16,18 @@ use http::{Request, Response, StatusCode, Version};
 use sy_core::{ProxyError, Stage};
 
 use crate::body::{BodyTooLarge, ProxyBody};
+use crate::metrics::BREAKERS;
 use crate::snapshot::{ServerRt, UpstreamRt};
 use crate::upstream::connect::{NewConn, connect};
 use crate::upstream::pool::Checkout;
 
-/// Sends `req` to `server` and waits for the response head.
+/// Sends `req` to `server` and waits for the response head, at most
+/// `timeout` (the upstream's response timeout, or a shorter per-try one).
 pub async fn send(
     up: &UpstreamRt,
     server: &ServerRt,
     mut req: Request<ProxyBody>,
+    timeout: Duration,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let pool = &server.live.pool;
     let mut fresh_only = false;
@@ -35,9 +40,13 @@ pub async fn send(
         let checkout = match idle {
             Some(c) => c,
             None => {
+                let slot = connect_slot(up)?;
                 // Boxed: the connect path (TCP, TLS, handshakes) is large and cold;
                 // inline, it would make every request's future that much bigger.
-                let c = Box::pin(connect(&server.target, &up.transport)).await?;
+                let open = Some(&up.live.connections);
+                let c = Box::pin(connect(&server.target, &up.transport, open)).await;
+                drop(slot);
+                let c = c?;
                 server.metrics.opened.inc();
                 match c {
                     NewConn::H1(sender) => Checkout::H1 {
@@ -54,9 +63,9 @@ pub async fn send(
         match checkout {
             Checkout::H1 { mut sender, reused } => {
                 let fut = sender.try_send_request(req);
-                let res = match tokio::time::timeout(up.response_timeout, fut).await {
+                let res = match tokio::time::timeout(timeout, fut).await {
                     Ok(r) => r,
-                    Err(_) => return Err(response_timeout(up)),
+                    Err(_) => return Err(response_timeout(timeout)),
                 };
                 match res {
                     Ok(resp) => {
@@ -101,14 +110,52 @@ pub async fn send(
                 }
                 to_h2_form(&mut req, up, server)?;
                 let fut = sender.send_request(req);
-                return match tokio::time::timeout(up.response_timeout, fut).await {
-                    Err(_) => Err(response_timeout(up)),
+                return match tokio::time::timeout(timeout, fut).await {
+                    Err(_) => Err(response_timeout(timeout)),
                     Ok(Ok(resp)) => Ok(resp.map(ProxyBody::Stream)),
                     Ok(Err(e)) => Err(classify(&e)),
                 };
             }
         }
     }
+}
+
+/// A request waiting for a new connection (`max_pending_requests`).
+struct PendingSlot<'a>(&'a AtomicU64);
+
+impl Drop for PendingSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Checks the connection breakers before a new connection is opened.
+fn connect_slot(up: &UpstreamRt) -> Result<PendingSlot<'_>, ProxyError> {
+    let b = &up.breaker;
+    if let Some(max) = b.max_connections
+        && up.live.connections.load(Ordering::Relaxed) >= max
+    {
+        up.metrics.trips[0].inc();
+        return Err(ProxyError::breaker(
+            BREAKERS[0],
+            format!("upstream {} has {max} connections open", up.name),
+        ));
+    }
+    let pending = up.live.pending.fetch_add(1, Ordering::Relaxed) + 1;
+    let slot = PendingSlot(&up.live.pending);
+    if let Some(max) = b.max_pending_requests
+        && pending > max
+    {
+        up.metrics.trips[1].inc();
+        return Err(ProxyError::breaker(
+            BREAKERS[1],
+            format!(
+                "upstream {} has {max} requests waiting for a connection",
+                up.name
+            ),
+        ));
+    }
+    Ok(slot)
 }
 
 /// Requests arrive in HTTP/1.1 form (origin-form URI, Host header): which
@@ -140,11 +187,22 @@ fn to_h2_form(
     Ok(())
 }
 
-fn response_timeout(up: &UpstreamRt) -> ProxyError {
+fn response_timeout(t: Duration) -> ProxyError {
     ProxyError::new(
         Stage::Timeout,
-        format!("upstream did not answer within {:?}", up.response_timeout),
+        format!("upstream did not answer within {t:?}"),
     )
+}
+
+fn refused_stream(e: &hyper::Error) -> bool {
+    let mut src = e.source();
+    while let Some(s) = src {
+        if let Some(h) = s.downcast_ref::<h2::Error>() {
+            return h.reason() == Some(h2::Reason::REFUSED_STREAM);
+        }
+        src = s.source();
+    }
+    false
 }
 
 /// Maps a hyper client error to the stage that failed.
@@ -163,6 +221,13 @@ pub fn classify(e: &hyper::Error) -> ProxyError {
     }
     if e.is_user() {
         return ProxyError::new(Stage::ClientAbort, "client request body failed");
+    }
+    if refused_stream(e) {
+        // The server promises it did not process the request (RFC 9113 8.7).
+        return ProxyError {
+            retry_safe: true,
+            ..ProxyError::new(Stage::UpstreamProtocol, "upstream refused the stream")
+        };
     }
     if e.is_timeout() {
         return ProxyError::new(Stage::Timeout, "upstream timed out");
