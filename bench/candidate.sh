@@ -10,7 +10,10 @@
 # upgrades proxied to UPSTREAMS) and SCENARIO=grpc (upstreams speak gRPC
 # over h2c). SWITCHYARD_BIN overrides the binary. RESILIENCE=1 adds an
 # HTTP health check, outlier detection, a retry policy and all four circuit
-# breakers to the bench upstream (issue 3's speed check).
+# breakers to the bench upstream (issue 3's speed check). TRACING=RATIO adds
+# [tracing] (issue 4's overhead check; see below). OBSERVE=1 turns on
+# everything issue 4's speed check asks for: the admin listener (metrics,
+# dashboard sampling), a JSON access log to a file, and tracing at 1%.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${SWITCHYARD_BIN:-$here/target/release/switchyard}
@@ -29,7 +32,11 @@ protocol=http1
 [ "$scenario" = grpc ] && protocol=h2c
 
 {
-  printf '[admin]\nenabled = false\n\n'
+  if [ "${OBSERVE:-0}" = 1 ]; then
+    printf '[admin]\naddress = "127.0.0.1:0"\n\n'
+  else
+    printf '[admin]\nenabled = false\n\n'
+  fi
   printf '[runtime]\nworkers = %s\nwatch_config = false\nlog_level = "warn"\ndrain_timeout = "1s"\n\n' "$workers"
   printf '[listeners.bench]\naddress = "%s"\n' "$LISTEN"
   if [ "$scenario" = tls ]; then
@@ -51,6 +58,17 @@ protocol=http1
   # (64 per server and worker) covers the 64 client connections.
   if [ "$scenario" = h2c ]; then
     printf '[upstreams.origins.pool]\nmax_idle_per_server = 256\n'
+  fi
+  # TRACING=RATIO (e.g. 0.01) adds [tracing] with that sample ratio,
+  # exporting to TRACING_ENDPOINT (default a local OTLP/HTTP collector; with
+  # none listening, exports fail and are counted, which costs little).
+  if [ "${OBSERVE:-0}" = 1 ]; then
+    : "${TRACING:=0.01}"
+    printf '\n[access_log]\nformat = "json"\npath = "%s/access.log"\n' "$dir"
+  fi
+  if [ -n "${TRACING:-}" ]; then
+    printf '\n[tracing]\nendpoint = "%s"\nsample_ratio = %s\n' \
+      "${TRACING_ENDPOINT:-http://127.0.0.1:4318/v1/traces}" "$TRACING"
   fi
 } > "$cfg"
 

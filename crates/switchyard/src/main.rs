@@ -47,17 +47,34 @@ enum Command {
     },
 }
 
-fn init_logging(level: &str) {
+/// Process logs through `tracing` to stderr. Level: RUST_LOG when set,
+/// else `runtime.log_level`. Format: SWITCHYARD_LOG_FORMAT ("text" or
+/// "json") when set, else `runtime.log_format`. Field names are fixed
+/// (docs/logging.md).
+fn init_logging(runtime: &sy_config::model::Runtime) {
+    use sy_config::model::LogFormat;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let json = std::env::var("SWITCHYARD_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&runtime.log_level));
+    let env = std::env::var("SWITCHYARD_LOG_FORMAT").ok();
+    let (format, bad_env) = match env.as_deref().map(str::trim) {
+        Some(v) if v.eq_ignore_ascii_case("json") => (LogFormat::Json, None),
+        Some(v) if v.eq_ignore_ascii_case("text") => (LogFormat::Text, None),
+        Some(v) if !v.is_empty() => (runtime.log_format, Some(v)),
+        _ => (runtime.log_format, None),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    if let Some(v) = bad_env {
+        tracing::warn!(
+            value = v,
+            "SWITCHYARD_LOG_FORMAT is neither \"text\" nor \"json\"; using runtime.log_format"
+        );
     }
 }
 
@@ -120,7 +137,7 @@ fn run_file(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_logging(&cfg.runtime.log_level);
+    init_logging(&cfg.runtime);
     serve(cfg, Some(path))
 }
 

@@ -103,7 +103,7 @@ pub fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    crate::init_logging(&cfg.runtime.log_level);
+    crate::init_logging(&cfg.runtime);
     tracing::info!("quickstart: two demo upstreams at {a} and {b}, balanced round robin");
     tracing::info!(
         "try:  curl -s http://127.0.0.1:8080/   (repeat: the answer alternates demo-a / demo-b)"

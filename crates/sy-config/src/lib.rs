@@ -7,8 +7,10 @@
 //! path, offending value and a hint; nothing here panics on any input.
 //!
 //! This crate does no network IO and must not depend on tokio or the server:
-//! the only filesystem access is reading the config file in [`load`] and
-//! checking that referenced certificate, key and CA files exist.
+//! the only filesystem access is reading the config file in [`load`],
+//! reading `[admin] token_file`, checking that referenced certificate, key
+//! and CA files exist, and checking that the directory of an
+//! `[access_log] path` file exists.
 
 mod diagnostic;
 pub mod model;
@@ -30,8 +32,9 @@ use diagnostic::Report;
 
 /// Reads and validates the configuration file at `path`.
 ///
-/// Relative `cert`, `key` and `ca` paths resolve against the file's
-/// directory. Diagnostics name the file as `path` was given.
+/// Relative `cert`, `key`, `ca`, `token_file` and access log paths resolve
+/// against the file's directory. Diagnostics name the file as `path` was
+/// given.
 pub fn load(path: &Path) -> Result<Config, Diagnostics> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path)
@@ -52,8 +55,8 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
 
 /// Validates configuration text.
 ///
-/// `file_name` is only used in diagnostics; relative `cert`, `key` and `ca`
-/// paths resolve against `base_dir`. Returns every problem found, in file
+/// `file_name` is only used in diagnostics; relative `cert`, `key`, `ca`,
+/// `token_file` and access log paths resolve against `base_dir`. Returns every problem found, in file
 /// order, or the validated configuration.
 pub fn parse(source: &str, file_name: &str, base_dir: &Path) -> Result<Config, Diagnostics> {
     let mut report = Report::new(file_name, source);

@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use serde::Serialize;
 
 /// A whole validated configuration file.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
     /// `[admin]`: the admin listener (health, metrics, reload).
     pub admin: Admin,
@@ -23,32 +24,142 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// `[upstreams.NAME]`, in name order.
     pub upstreams: Vec<Upstream>,
+    /// `[access_log]`: None = no access log.
+    pub access_log: Option<AccessLog>,
+    /// `[tracing]`: None = no trace export (incoming `traceparent` is still
+    /// passed upstream unchanged).
+    pub tracing: Option<Tracing>,
+}
+
+/// `[access_log]`: one line per request, written off the request path.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccessLog {
+    /// `format`: "json" (default, one JSON object per line) or "combined"
+    /// (Apache/nginx combined log format plus `key=value` extras).
+    pub format: AccessLogFormat,
+    /// `path`: "stdout" (default), "stderr" or a file path, stored resolved
+    /// (relative paths resolve against the config file's directory; the
+    /// file's directory existed at load time). Files are appended to and
+    /// reopened on SIGUSR1 (log rotation).
+    pub path: String,
+    /// `fields`: which fields a line carries, in this order. Default: all
+    /// of [`ACCESS_LOG_FIELDS`].
+    pub fields: Vec<String>,
+    /// `sample`: share of requests logged, 0 < s <= 1. Default 1.0.
+    pub sample: f64,
+    /// `queue`: lines buffered between the workers and the writer thread;
+    /// when full, lines are dropped and counted. 16..=1048576, default 8192.
+    pub queue: usize,
+}
+
+/// Every access-log field name, in the default order.
+pub const ACCESS_LOG_FIELDS: &[&str] = &[
+    "time",
+    "client",
+    "method",
+    "host",
+    "path",
+    "protocol",
+    "status",
+    "bytes_in",
+    "bytes_out",
+    "duration_ms",
+    "upstream_connect_ms",
+    "ttfb_ms",
+    "route",
+    "upstream",
+    "server",
+    "attempts",
+    "trace_id",
+    "user_agent",
+];
+
+/// `format` of `[access_log]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessLogFormat {
+    /// "json".
+    Json,
+    /// "combined".
+    Combined,
+}
+
+/// `[tracing]`: W3C trace context and OTLP span export.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tracing {
+    /// `endpoint`: OTLP/HTTP traces endpoint, e.g.
+    /// "http://127.0.0.1:4318/v1/traces". Required.
+    pub endpoint: String,
+    /// `sample_ratio`: share of new traces recorded, 0..=1. Default 1.0.
+    pub sample_ratio: f64,
+    /// `parent_based`: follow the sampled flag of an incoming `traceparent`
+    /// instead of the ratio. Default true.
+    pub parent_based: bool,
+    /// `service_name`: the `service.name` resource attribute. Default "switchyard".
+    pub service_name: String,
+    /// `headers`: extra HTTP headers sent with each export (e.g.
+    /// authorization): names lower-cased and unique, in file order. Values
+    /// are redacted in the admin API.
+    #[serde(serialize_with = "ser::redacted_values")]
+    pub headers: Vec<(String, String)>,
+    /// `max_queue`: spans buffered for export; more are dropped and counted.
+    /// Default 2048.
+    pub max_queue: usize,
+    /// `max_batch`: spans per export request. Default 512.
+    pub max_batch: usize,
+    /// `export_interval`: longest wait before a partial batch is sent. Default 5s.
+    #[serde(serialize_with = "ser::duration")]
+    pub export_interval: Duration,
+    /// `export_timeout`: deadline of one export request. Default 10s.
+    #[serde(serialize_with = "ser::duration")]
+    pub export_timeout: Duration,
 }
 
 /// `[admin]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Admin {
     /// `address`, default `127.0.0.1:9901`. `None` when `enabled = false`.
     pub address: Option<SocketAddr>,
+    /// `token` (or `token_file`, a file holding it, trimmed): bearer token
+    /// every admin request must carry (`Authorization: Bearer TOKEN`).
+    /// Required when `address` is not a loopback address. Redacted in the
+    /// admin API.
+    #[serde(serialize_with = "ser::redacted_opt")]
+    pub token: Option<String>,
 }
 
 /// `[runtime]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Runtime {
     /// `workers`: worker threads, each with its own event loop and
     /// SO_REUSEPORT listener sockets. Default 0 = one per CPU.
     pub workers: usize,
     /// `drain_timeout`: on shutdown, how long in-flight requests may take
     /// before the process exits anyway. Default 30s.
+    #[serde(serialize_with = "ser::duration")]
     pub drain_timeout: Duration,
     /// `watch_config`: reload when the config file changes. Default true.
     pub watch_config: bool,
     /// `log_level`: default tracing filter when RUST_LOG is unset. Default "info".
     pub log_level: String,
+    /// `log_format`: process logs as "text" (default) or "json" (one
+    /// object per line, fixed field names); the environment variable
+    /// SWITCHYARD_LOG_FORMAT overrides it.
+    pub log_format: LogFormat,
+}
+
+/// `log_format` of `[runtime]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// JSON lines.
+    Json,
 }
 
 /// `[listeners.NAME]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Listener {
     /// The table name.
     pub name: String,
@@ -58,8 +169,10 @@ pub struct Listener {
     pub tls: Option<ListenerTls>,
     /// `request_header_timeout`: time to receive a complete request head
     /// (slowloris defence). Default 10s.
+    #[serde(serialize_with = "ser::duration")]
     pub request_header_timeout: Duration,
     /// `idle_timeout`: keep-alive connection idle time. Default 60s.
+    #[serde(serialize_with = "ser::duration")]
     pub idle_timeout: Duration,
     /// `max_request_header_bytes`: total size of the request head; larger
     /// gets 431. Default 64KiB.
@@ -77,7 +190,7 @@ pub struct Listener {
 }
 
 /// `[listeners.NAME.tls]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ListenerTls {
     /// `certificates`: at least one; chosen by SNI against `server_names`.
     pub certificates: Vec<Certificate>,
@@ -90,7 +203,7 @@ pub struct ListenerTls {
 }
 
 /// One entry of `certificates`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Certificate {
     /// `name`: optional label; default "cert-N" (N = index).
     pub name: String,
@@ -105,42 +218,49 @@ pub struct Certificate {
 }
 
 /// A TLS protocol version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum TlsVersion {
     /// TLS 1.2 (and 1.3).
+    #[serde(rename = "1.2")]
     V1_2,
     /// TLS 1.3 only.
+    #[serde(rename = "1.3")]
     V1_3,
 }
 
 /// `[listeners.NAME.forwarded]`: how X-Forwarded-* and `Forwarded` are set.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Forwarded {
     /// `trusted_proxies`: CIDRs whose incoming X-Forwarded-For / Forwarded
     /// are kept and appended to. From anyone else they are replaced.
     /// Default empty (trust nobody).
+    #[serde(serialize_with = "ser::display_seq")]
     pub trusted_proxies: Vec<IpNet>,
     /// `x_forwarded`: set X-Forwarded-For/-Proto/-Host. Default true.
     pub x_forwarded: bool,
     /// `forwarded`: set the RFC 7239 `Forwarded` header. Default false.
+    #[serde(rename = "forwarded")]
     pub rfc7239: bool,
     /// `via`: add a `Via` header (request and response). Default true.
     pub via: bool,
 }
 
 /// One `[[routes]]` entry.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Route {
     /// `name`: required, unique.
     pub name: String,
     /// `listeners`: listener names this route serves; empty = all.
     pub listeners: Vec<String>,
     /// `[routes.match]`.
+    #[serde(rename = "match")]
     pub matcher: Match,
     /// The action: exactly one of `upstream`, `split`, `respond`, `redirect`.
+    #[serde(flatten)]
     pub action: Action,
     /// `timeout`: total deadline for the whole exchange up to the end of
     /// the response headers. Default none (the upstream's timeouts apply).
+    #[serde(serialize_with = "ser::opt_duration")]
     pub timeout: Option<Duration>,
     /// `max_request_body`: larger bodies get 413. Default none (unlimited).
     pub max_request_body: Option<u64>,
@@ -155,7 +275,7 @@ pub struct Route {
 }
 
 /// `[routes.retry]`: when and how a failed attempt is tried again.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Retry {
     /// `attempts`: total tries including the first, 2..=10. Default 3.
     pub attempts: u32,
@@ -163,10 +283,13 @@ pub struct Retry {
     pub on: RetryOn,
     /// `per_try_timeout`: deadline for each attempt's response head.
     /// Default none (the upstream's `response_timeout`).
+    #[serde(serialize_with = "ser::opt_duration")]
     pub per_try_timeout: Option<Duration>,
     /// `backoff_base`: first backoff; doubles per retry, full jitter. Default 25ms.
+    #[serde(serialize_with = "ser::duration")]
     pub backoff_base: Duration,
     /// `backoff_max`: backoff cap. Default 250ms.
+    #[serde(serialize_with = "ser::duration")]
     pub backoff_max: Duration,
     /// `non_idempotent`: also retry POST, PATCH and other non-idempotent
     /// methods. Default false.
@@ -177,7 +300,7 @@ pub struct Retry {
 }
 
 /// `on = [...]` of `[routes.retry]`, plus `statuses`.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct RetryOn {
     /// "connect-failure": the connection to the server could not be made.
     pub connect_failure: bool,
@@ -215,7 +338,7 @@ pub enum HedgeDelay {
 }
 
 /// `[routes.mirror]`: copy a share of requests to another upstream.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Mirror {
     /// `upstream`: where copies go (must exist).
     pub upstream: String,
@@ -230,31 +353,37 @@ pub struct Mirror {
 }
 
 /// `[routes.match]`. All given conditions must hold.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Match {
     /// `hosts`: exact names or `*.suffix` wildcards (case-insensitive, port
     /// ignored). Empty = any host.
     pub hosts: Vec<String>,
     /// `path` (prefix), `path_exact` or `path_regex`; at most one. None = any path.
+    #[serde(flatten)]
     pub path: Option<PathMatch>,
     /// `methods`: upper-case method names. Empty = any.
     pub methods: Vec<String>,
     /// `headers`: header name (lower-cased) -> condition.
+    #[serde(serialize_with = "ser::pairs")]
     pub headers: Vec<(String, ValueMatch)>,
     /// `query`: query parameter name -> condition.
+    #[serde(serialize_with = "ser::pairs")]
     pub query: Vec<(String, ValueMatch)>,
 }
 
 /// A path condition.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum PathMatch {
     /// `path_exact = "/x"`.
+    #[serde(rename = "path_exact")]
     Exact(String),
     /// `path = "/api"`: matches "/api", "/api/..." and "/api?...", not "/apix".
     /// A prefix ending in "/" matches anything under it.
+    #[serde(rename = "path")]
     Prefix(String),
     /// `path_regex = "^/v[0-9]+/"` (Rust regex syntax, unanchored unless the
     /// pattern anchors itself).
+    #[serde(rename = "path_regex")]
     Regex(String),
 }
 
@@ -271,7 +400,8 @@ pub enum ValueMatch {
 }
 
 /// What a route does with a matching request.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     /// `upstream = "NAME"`: proxy to that upstream.
     Upstream(String),
@@ -298,7 +428,7 @@ pub enum Action {
 }
 
 /// `[routes.split]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Split {
     /// `[[routes.split.backends]]`: at least one; weights sum > 0.
     pub backends: Vec<SplitBackend>,
@@ -311,7 +441,7 @@ pub struct Split {
 }
 
 /// One `[[routes.split.backends]]` entry.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SplitBackend {
     /// `upstream`: must exist.
     pub upstream: String,
@@ -320,7 +450,7 @@ pub struct SplitBackend {
 }
 
 /// `[upstreams.NAME]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Upstream {
     /// The table name.
     pub name: String,
@@ -334,8 +464,10 @@ pub struct Upstream {
     /// `protocol`: how to speak to the servers. Default http1.
     pub protocol: UpstreamProtocol,
     /// `connect_timeout`, default 5s.
+    #[serde(serialize_with = "ser::duration")]
     pub connect_timeout: Duration,
     /// `response_timeout`: from request sent to response headers. Default 60s.
+    #[serde(serialize_with = "ser::duration")]
     pub response_timeout: Duration,
     /// `[upstreams.NAME.pool]`.
     pub pool: Pool,
@@ -349,6 +481,7 @@ pub struct Upstream {
     /// servers are healthy, balance over all of them. Default 50; 0 = never.
     pub panic_threshold: u8,
     /// `slow_start`: ramp window for a new or recovered server. Default none.
+    #[serde(serialize_with = "ser::opt_duration")]
     pub slow_start: Option<Duration>,
     /// `[upstreams.NAME.circuit_breaker]`.
     pub circuit_breaker: CircuitBreaker,
@@ -359,16 +492,20 @@ pub struct Upstream {
 }
 
 /// `[upstreams.NAME.health_check]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HealthCheck {
     /// `type` ("http" default, "tcp", "grpc") and its keys.
+    #[serde(flatten)]
     pub kind: HealthCheckKind,
     /// `interval`: time between checks of one server. Default 5s.
+    #[serde(serialize_with = "ser::duration")]
     pub interval: Duration,
     /// `jitter`: each interval is shortened or lengthened by up to this.
     /// Default interval / 10. Must be less than `interval`.
+    #[serde(serialize_with = "ser::duration")]
     pub jitter: Duration,
     /// `timeout`: one check's deadline. Default 2s.
+    #[serde(serialize_with = "ser::duration")]
     pub timeout: Duration,
     /// `unhealthy_threshold`: consecutive failures that mark a server down. Default 3.
     pub unhealthy_threshold: u32,
@@ -377,7 +514,8 @@ pub struct HealthCheck {
 }
 
 /// What a health check does.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum HealthCheckKind {
     /// `type = "http"`: a request whose status (and optionally body) is checked.
     Http {
@@ -389,6 +527,7 @@ pub enum HealthCheckKind {
         host: Option<String>,
         /// `expect_status`: inclusive ranges; "200", "200-299" or 204 in
         /// TOML. Default [200-399].
+        #[serde(serialize_with = "ser::status_ranges")]
         expect_status: Vec<(u16, u16)>,
         /// `expect_body`: the body must contain this substring (first 64KiB).
         expect_body: Option<String>,
@@ -403,7 +542,7 @@ pub enum HealthCheckKind {
 }
 
 /// `[upstreams.NAME.outlier]`: passive health (outlier detection).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Outlier {
     /// `consecutive_5xx`: eject after this many 5xx answers in a row. Default 5; 0 = off.
     pub consecutive_5xx: u32,
@@ -413,8 +552,10 @@ pub struct Outlier {
     pub consecutive_gateway_failures: u32,
     /// `base_ejection_time`: first ejection's length; the n-th in a row
     /// lasts n times this. Default 30s.
+    #[serde(serialize_with = "ser::duration")]
     pub base_ejection_time: Duration,
     /// `max_ejection_time`: cap on one ejection. Default 300s.
+    #[serde(serialize_with = "ser::duration")]
     pub max_ejection_time: Duration,
     /// `max_ejected_percent`: at most this share of servers ejected at once
     /// (at least one may always be). Default 10.
@@ -422,7 +563,7 @@ pub struct Outlier {
 }
 
 /// `[upstreams.NAME.circuit_breaker]`. Each limit is None (unlimited) by default.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct CircuitBreaker {
     /// `max_connections`: open connections to all servers of the upstream.
     pub max_connections: Option<u64>,
@@ -435,7 +576,7 @@ pub struct CircuitBreaker {
 }
 
 /// `[upstreams.NAME.retry_budget]`: retries allowed per window.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RetryBudget {
     /// `ratio`: retries may add this share of the window's requests,
     /// 0.0..=1.0. Default 0.2.
@@ -444,15 +585,17 @@ pub struct RetryBudget {
     /// window, whatever the ratio. Default 10.
     pub min_retries_per_second: u32,
     /// `window`: how far back requests and retries are counted, 1s..=60s. Default 10s.
+    #[serde(serialize_with = "ser::duration")]
     pub window: Duration,
 }
 
 /// `[upstreams.NAME.sticky]`: a proxy-inserted cookie pins a client to a server.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sticky {
     /// `cookie`: the cookie name. Default "sy_server".
     pub cookie: String,
     /// `ttl`: Max-Age; None = a session cookie. Default none.
+    #[serde(serialize_with = "ser::opt_duration")]
     pub ttl: Option<Duration>,
     /// `path`: cookie Path. Default "/".
     pub path: String,
@@ -466,11 +609,12 @@ pub struct Sticky {
     pub same_site: Option<String>,
     /// `secret`: mixed into the cookie value so it cannot be mapped back to
     /// an address. Default: the upstream's name.
+    #[serde(serialize_with = "ser::redacted")]
     pub secret: String,
 }
 
 /// One server of an upstream.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Server {
     /// `address`: "ip:port" or "hostname:port" (resolved at connect time).
     pub address: String,
@@ -479,7 +623,8 @@ pub struct Server {
 }
 
 /// `balancer = "..."`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BalancerKind {
     /// "round_robin": each healthy server in turn, weights ignored.
     RoundRobin,
@@ -496,7 +641,7 @@ pub enum BalancerKind {
 }
 
 /// `[upstreams.NAME.hash]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HashPolicy {
     /// `key`: "client_ip", "path", "header:NAME" or "cookie:NAME".
     pub key: HashKey,
@@ -519,7 +664,8 @@ pub enum HashKey {
 }
 
 /// Consistent-hash table construction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum HashAlgorithm {
     /// Google's Maglev lookup table (65537 entries).
     Maglev,
@@ -528,7 +674,8 @@ pub enum HashAlgorithm {
 }
 
 /// `protocol = "..."`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum UpstreamProtocol {
     /// "http1": HTTP/1.1 with keep-alive pools.
     Http1,
@@ -542,18 +689,19 @@ pub enum UpstreamProtocol {
 }
 
 /// `[upstreams.NAME.pool]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Pool {
     /// `max_idle_per_server`: idle keep-alive connections kept per server
     /// (per worker). Default 64.
     pub max_idle_per_server: usize,
     /// `idle_timeout`: an idle pooled connection is closed after this.
     /// Default 90s.
+    #[serde(serialize_with = "ser::duration")]
     pub idle_timeout: Duration,
 }
 
 /// `[upstreams.NAME.tls]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpstreamTls {
     /// `server_name`: SNI and the name verified; default: the host part of
     /// each server's address.
@@ -568,5 +716,157 @@ impl Config {
     /// The upstream named `name`.
     pub fn upstream(&self, name: &str) -> Option<&Upstream> {
         self.upstreams.iter().find(|u| u.name == name)
+    }
+}
+
+// `Serialize` (the admin API's `GET /config`) writes the model the way the
+// TOML file spells it: durations as humantime strings ("5s", "1m 30s"),
+// enums by their configuration names, and secrets (`admin.token`, the
+// values of `tracing.headers`, `sticky.secret`) as "<redacted>".
+
+impl Serialize for ValueMatch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            ValueMatch::Exact(v) => s.serialize_str(v),
+            ValueMatch::Regex(r) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("regex", r)?;
+                m.end()
+            }
+            ValueMatch::Present => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("present", &true)?;
+                m.end()
+            }
+        }
+    }
+}
+
+impl Serialize for HashKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            HashKey::ClientIp => s.serialize_str("client_ip"),
+            HashKey::Path => s.serialize_str("path"),
+            HashKey::Header(h) => s.collect_str(&format_args!("header:{h}")),
+            HashKey::Cookie(c) => s.collect_str(&format_args!("cookie:{c}")),
+        }
+    }
+}
+
+impl Serialize for Hedge {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self.delay {
+            HedgeDelay::Fixed(d) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("delay", &ser::Human(d))?;
+                m.end()
+            }
+            HedgeDelay::P95 { fallback } => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("delay", "p95")?;
+                m.serialize_entry("fallback", &ser::Human(fallback))?;
+                m.end()
+            }
+        }
+    }
+}
+
+/// `serialize_with` helpers of the model's `Serialize` derives.
+mod ser {
+    use std::fmt::Display;
+    use std::time::Duration;
+
+    use serde::ser::{SerializeMap, SerializeSeq};
+    use serde::{Serialize, Serializer};
+
+    /// What a secret serializes as.
+    pub(super) const REDACTED: &str = "<redacted>";
+
+    /// A duration that serializes as humantime writes it ("5s", "1m 30s").
+    pub(super) struct Human(pub(super) Duration);
+
+    impl Serialize for Human {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(&humantime::format_duration(self.0))
+        }
+    }
+
+    pub(super) fn duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        Human(*d).serialize(s)
+    }
+
+    pub(super) fn opt_duration<S: Serializer>(
+        d: &Option<Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => Human(*d).serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn redacted<S: Serializer>(_: &str, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(REDACTED)
+    }
+
+    pub(super) fn redacted_opt<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(_) => s.serialize_str(REDACTED),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Header name -> "<redacted>".
+    pub(super) fn redacted_values<S: Serializer>(
+        pairs: &[(String, String)],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(pairs.len()))?;
+        for (k, _) in pairs {
+            m.serialize_entry(k, REDACTED)?;
+        }
+        m.end()
+    }
+
+    /// Name/value pairs as an object, in order.
+    pub(super) fn pairs<S: Serializer, V: Serialize>(
+        pairs: &[(String, V)],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(pairs.len()))?;
+        for (k, v) in pairs {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+
+    /// Items by their `Display` form (CIDRs).
+    pub(super) fn display_seq<S: Serializer, T: Display>(
+        items: &[T],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut q = s.serialize_seq(Some(items.len()))?;
+        for i in items {
+            q.serialize_element(&format_args!("{i}"))?;
+        }
+        q.end()
+    }
+
+    /// Status ranges as the file writes them: "200-299", or "204".
+    pub(super) fn status_ranges<S: Serializer>(
+        ranges: &[(u16, u16)],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut q = s.serialize_seq(Some(ranges.len()))?;
+        for &(lo, hi) in ranges {
+            if lo == hi {
+                q.serialize_element(&format_args!("{lo}"))?;
+            } else {
+                q.serialize_element(&format_args!("{lo}-{hi}"))?;
+            }
+        }
+        q.end()
     }
 }

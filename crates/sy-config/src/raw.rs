@@ -32,6 +32,8 @@ pub(crate) struct RawConfig {
     pub routes: Vec<Spanned<RawRoute>>,
     #[serde(default)]
     pub upstreams: BTreeMap<Text, Spanned<RawUpstream>>,
+    pub access_log: Option<Spanned<RawAccessLog>>,
+    pub tracing: Option<Spanned<RawTracing>>,
 }
 
 /// `[admin]`.
@@ -40,6 +42,8 @@ pub(crate) struct RawConfig {
 pub(crate) struct RawAdmin {
     pub address: Option<Text>,
     pub enabled: Option<bool>,
+    pub token: Option<Text>,
+    pub token_file: Option<Text>,
 }
 
 /// `[runtime]`.
@@ -50,6 +54,35 @@ pub(crate) struct RawRuntime {
     pub drain_timeout: Option<Text>,
     pub watch_config: Option<bool>,
     pub log_level: Option<Text>,
+    pub log_format: Option<Text>,
+}
+
+/// `[access_log]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAccessLog {
+    pub enabled: Option<bool>,
+    pub format: Option<Text>,
+    pub path: Option<Text>,
+    pub fields: Option<Spanned<Vec<Text>>>,
+    pub sample: Option<Number>,
+    pub queue: Option<Int>,
+}
+
+/// `[tracing]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTracing {
+    pub enabled: Option<bool>,
+    pub endpoint: Option<Text>,
+    pub sample_ratio: Option<Number>,
+    pub parent_based: Option<bool>,
+    pub service_name: Option<Text>,
+    pub headers: Option<BTreeMap<Text, Text>>,
+    pub max_queue: Option<Int>,
+    pub max_batch: Option<Int>,
+    pub export_interval: Option<Text>,
+    pub export_timeout: Option<Text>,
 }
 
 /// `[listeners.NAME]`.

@@ -60,15 +60,45 @@ pub(crate) static ROOT: &[Field] = &[
     f("listeners", Map(&Table(LISTENER))),
     f("routes", Array(&Table(ROUTE))),
     f("upstreams", Map(&Table(UPSTREAM))),
+    f("access_log", Table(ACCESS_LOG)),
+    f("tracing", Table(TRACING)),
 ];
 
-static ADMIN: &[Field] = &[f("address", Str), f("enabled", Bool)];
+static ADMIN: &[Field] = &[
+    f("address", Str),
+    f("enabled", Bool),
+    f("token", Str),
+    f("token_file", Str),
+];
 
 static RUNTIME: &[Field] = &[
     f("workers", Int),
     f("drain_timeout", Duration),
     f("watch_config", Bool),
     f("log_level", Str),
+    f("log_format", Str),
+];
+
+static ACCESS_LOG: &[Field] = &[
+    f("enabled", Bool),
+    f("format", Str),
+    f("path", Str),
+    f("fields", Array(&Str)),
+    f("sample", Number),
+    f("queue", Int),
+];
+
+static TRACING: &[Field] = &[
+    f("enabled", Bool),
+    f("endpoint", Str),
+    f("sample_ratio", Number),
+    f("parent_based", Bool),
+    f("service_name", Str),
+    f("headers", Map(&Str)),
+    f("max_queue", Int),
+    f("max_batch", Int),
+    f("export_interval", Duration),
+    f("export_timeout", Duration),
 ];
 
 static LISTENER: &[Field] = &[

@@ -111,6 +111,9 @@ fn config_file() -> impl Strategy<Value = String> {
         "[routes.retry]",
         "[routes.hedge]",
         "[routes.mirror]",
+        "[access_log]",
+        "[tracing]",
+        "[tracing.headers]",
     ]);
     let keys = prop::sample::select(vec![
         "address",
@@ -212,6 +215,22 @@ fn config_file() -> impl Strategy<Value = String> {
         "same_site",
         "secure",
         "secret",
+        "token",
+        "token_file",
+        "log_format",
+        "format",
+        "fields",
+        "sample",
+        "queue",
+        "endpoint",
+        "sample_ratio",
+        "parent_based",
+        "service_name",
+        "max_queue",
+        "max_batch",
+        "export_interval",
+        "export_timeout",
+        "authorization",
     ]);
     let values = prop::sample::select(vec![
         "\"127.0.0.1:8080\"",
@@ -270,6 +289,21 @@ fn config_file() -> impl Strategy<Value = String> {
         "{ upstream = \"api\" }",
         "{ delay = \"p95\", fallback = \"0s\" }",
         "{ backends = [{ upstream = \"api\" }] }",
+        "\"0.0.0.0:9901\"",
+        "\"0123456789abcdef\"",
+        "\"certs/README.md\"",
+        "\"certs\"",
+        "\"json\"",
+        "\"combined\"",
+        "\"stdout\"",
+        "\"no-such-dir/access.log\"",
+        "\"http://127.0.0.1:4318/v1/traces\"",
+        "\"grpc://[::1]:4317\"",
+        "\"http://u@:99999/#\"",
+        "[\"time\", \"status\", \"time\", \"tme\"]",
+        "{ authorization = \"Bearer x\", Authorization = \"\\u0001\", \"Content-Type\" = \"y\" }",
+        "0.01",
+        "4096",
     ]);
     let section = (headers, prop::collection::btree_map(keys, values, 0..6));
     prop::collection::vec(section, 0..12).prop_map(|sections| {
@@ -307,7 +341,7 @@ proptest! {
     fn mutated_examples_never_panic(
         name in prop::sample::select(vec![
             "basic.toml", "tls.toml", "routing.toml", "balancers.toml", "h2-upstreams.toml",
-            "resilience.toml",
+            "resilience.toml", "observability.toml",
         ]),
         mutations in prop::collection::vec(mutation(), 1..8),
     ) {

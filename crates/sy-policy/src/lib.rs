@@ -12,8 +12,9 @@
 //! - [`slow_start`]: the ramp-up share of a server that just became ready.
 //! - [`retry_budget`]: how many retries recent traffic allows.
 //! - [`backoff`]: full-jitter exponential backoff between retries.
-//! - [`quantile`]: a lock-free latency histogram for an upstream's recent
-//!   quantiles (e.g. p95).
+//! - [`quantile`]: lock-free latency histograms: an upstream's recent
+//!   quantiles (e.g. p95), and a cumulative variant for per-second
+//!   quantiles (the dashboard).
 //! - [`split`]: weighted traffic splitting.
 //! - [`sticky`]: the server-naming value of a sticky-session cookie.
 //!

@@ -16,6 +16,11 @@
 //!
 //! Recording is one atomic add; reads and rotations are a pass over a few
 //! hundred atomics. Nothing allocates after [`LatencyWindow::new`].
+//!
+//! [`LatencyHistogram`] is the cumulative variant (one generation, never
+//! reset) for readers that keep the previous [`counts`](LatencyHistogram::counts)
+//! and diff them, e.g. once a second; [`quantile_of`] reads a quantile from
+//! such a difference with the same bucket rule.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -141,22 +146,7 @@ impl LatencyWindow {
         if q.is_nan() {
             return None;
         }
-        let counts = self.snapshot();
-        let total: u64 = counts.iter().sum();
-        if total == 0 || total < min_samples {
-            return None;
-        }
-        let q = q.clamp(0.0, 1.0);
-        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
-        let mut seen = 0u64;
-        for (i, &c) in counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return Some(upper_bound(i));
-            }
-        }
-        // Unreachable: the counts sum to total >= rank.
-        Some(MAX_BOUND_NS)
+        quantile_of(&self.snapshot(), q, min_samples)
     }
 
     /// Per-bucket sums of both generations.
@@ -168,6 +158,87 @@ impl LatencyWindow {
             }
         }
         out
+    }
+}
+
+/// Number of buckets of a [`LatencyHistogram`] (the length of its
+/// [`counts`](LatencyHistogram::counts)).
+pub const BUCKETS: usize = N_BUCKETS;
+
+/// The q-quantile (0..1) of the samples counted in `counts` (per bucket, as
+/// [`LatencyHistogram::counts`] gives them, or the difference of two such
+/// readings), as an upper bucket bound in ns; None with fewer than
+/// `min_samples` samples, without any sample, or for a NaN `q`. The same
+/// rule as [`LatencyWindow::quantile`]: the bound of the bucket holding the
+/// sample of rank `ceil(q * n)` (at least 1); `q` is clamped to `[0, 1]`.
+pub fn quantile_of(counts: &[u64; BUCKETS], q: f64, min_samples: u64) -> Option<u64> {
+    if q.is_nan() {
+        return None;
+    }
+    let total = counts.iter().fold(0u64, |a, &c| a.saturating_add(c));
+    if total == 0 || total < min_samples {
+        return None;
+    }
+    let q = q.clamp(0.0, 1.0);
+    let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+    let mut seen = 0u64;
+    for (i, &c) in counts.iter().enumerate() {
+        seen = seen.saturating_add(c);
+        if seen >= rank {
+            return Some(upper_bound(i));
+        }
+    }
+    // Unreachable: the counts sum to total >= rank.
+    Some(MAX_BOUND_NS)
+}
+
+/// A cumulative latency histogram: the buckets of [`LatencyWindow`] in one
+/// generation that is never reset. Recording is one relaxed atomic add; a
+/// reader takes [`counts`](LatencyHistogram::counts) now and then and
+/// diffs successive readings (the counts only grow).
+pub struct LatencyHistogram {
+    buckets: [AtomicU64; N_BUCKETS],
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for LatencyHistogram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LatencyHistogram")
+            .field("count", &self.count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LatencyHistogram {
+    /// An empty histogram.
+    pub fn new() -> Self {
+        LatencyHistogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Records one latency in nanoseconds.
+    pub fn record(&self, ns: u64) {
+        self.buckets[bucket_of(ns)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Copies the per-bucket counts (since creation) into `out`.
+    pub fn counts(&self, out: &mut [u64; BUCKETS]) {
+        for (o, b) in out.iter_mut().zip(&self.buckets) {
+            *o = b.load(Ordering::Relaxed);
+        }
+    }
+
+    /// Samples recorded since creation.
+    pub fn count(&self) -> u64 {
+        self.buckets
+            .iter()
+            .fold(0u64, |a, b| a.saturating_add(b.load(Ordering::Relaxed)))
     }
 }
 
@@ -376,6 +447,53 @@ mod tests {
         check::<LatencyWindow>();
         let s = format!("{:?}", LatencyWindow::new());
         assert!(s.contains("count: 0"), "{s}");
+    }
+
+    #[test]
+    fn cumulative_histogram_and_differences() {
+        let h = LatencyHistogram::default();
+        let mut before = [0u64; BUCKETS];
+        h.counts(&mut before);
+        assert_eq!(quantile_of(&before, 0.5, 1), None);
+        for k in 1..=100 {
+            h.record(k * MS);
+        }
+        assert_eq!(h.count(), 100);
+        let mut mid = [0u64; BUCKETS];
+        h.counts(&mut mid);
+        let p99 = quantile_of(&mid, 0.99, 1);
+        assert!(p99.is_some_and(|b| bound_ok(b, 99 * MS)), "{p99:?}");
+        // A second batch; the difference holds only it.
+        for _ in 0..10 {
+            h.record(500 * US);
+        }
+        let mut after = [0u64; BUCKETS];
+        h.counts(&mut after);
+        let diff: [u64; BUCKETS] = std::array::from_fn(|i| after[i] - mid[i]);
+        assert_eq!(diff.iter().sum::<u64>(), 10);
+        let p50 = quantile_of(&diff, 0.5, 1);
+        assert!(p50.is_some_and(|b| bound_ok(b, 500 * US)), "{p50:?}");
+        assert_eq!(quantile_of(&diff, 0.5, 11), None);
+        assert_eq!(quantile_of(&diff, f64::NAN, 0), None);
+        assert_eq!(quantile_of(&diff, 9.0, 1), quantile_of(&diff, 1.0, 1));
+        assert!(format!("{h:?}").contains("count: 110"));
+    }
+
+    #[test]
+    fn histogram_agrees_with_the_window() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let w = LatencyWindow::new();
+        let h = LatencyHistogram::new();
+        for _ in 0..3000 {
+            let x = 10f64.powf(rng.random_range(2.0..11.0)) as u64;
+            w.record(x);
+            h.record(x);
+        }
+        let mut c = [0u64; BUCKETS];
+        h.counts(&mut c);
+        for q in [0.0, 0.5, 0.9, 0.99, 1.0] {
+            assert_eq!(quantile_of(&c, q, 1), w.quantile(q, 1), "q {q}");
+        }
     }
 
     proptest! {

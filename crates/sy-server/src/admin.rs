@@ -1,8 +1,12 @@
 //! The admin listener: `/healthz`, `/metrics` (Prometheus text),
 //! `POST /reload`, `GET /status` (JSON), `GET /reloads` (JSON),
 //! `GET /upstreams` (JSON: live state of every upstream and server) and
-//! `POST /upstreams/{upstream}/servers/{address}/drain` (and `/undrain`).
-//! Documented in docs/admin-api.md.
+//! `POST /upstreams/{upstream}/servers/{address}/drain` (and `/undrain`),
+//! `GET /config` (the running configuration, secrets redacted), and the
+//! web dashboard (`/`, `/assets/...`, `GET /api/stats`; see
+//! `crate::dashboard`). With `[admin] token`, every request but `/healthz`
+//! (and the dashboard's static files) needs `Authorization: Bearer TOKEN`.
+//! Documented in docs/admin-api.md and docs/openapi.yaml ([`ENDPOINTS`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -61,14 +65,153 @@ fn json_resp(status: StatusCode, v: serde_json::Value) -> Response<Full<Bytes>> 
     text(status, "application/json", v.to_string())
 }
 
+/// Every error of the admin API has this body: `{"ok":false,"error":"..."}`.
+fn error(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>> {
+    json_resp(status, json!({"ok": false, "error": message.into()}))
+}
+
+/// Every endpoint the admin listener serves, as (method, path template):
+/// `{name}` stands for one path segment. The 404 answer lists them, 405
+/// answers take `Allow` from them, and a test checks that docs/openapi.yaml
+/// describes each one.
+pub const ENDPOINTS: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/status"),
+    ("GET", "/config"),
+    ("GET", "/reloads"),
+    ("POST", "/reload"),
+    ("GET", "/upstreams"),
+    ("POST", "/upstreams/{upstream}/servers/{address}/drain"),
+    ("POST", "/upstreams/{upstream}/servers/{address}/undrain"),
+    ("GET", "/"),
+    ("GET", "/index.html"),
+    ("GET", "/assets/{file}"),
+    ("GET", "/api/stats"),
+];
+
+/// Paths answered without the admin token: liveness probes cannot carry
+/// one. (The dashboard's page and assets, which hold no data, are served
+/// before the check too; see `crate::dashboard::is_asset`.)
+pub const OPEN_PATHS: &[&str] = &["/healthz"];
+
+/// Whether `path` fits `template` (see [`ENDPOINTS`]).
+fn fits(template: &str, path: &str) -> bool {
+    let (mut t, mut p) = (template.split('/'), path.split('/'));
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return true,
+            (Some(ts), Some(ps)) if ts.starts_with('{') && ts.ends_with('}') => {
+                if ps.is_empty() {
+                    return false;
+                }
+            }
+            (Some(ts), Some(ps)) if ts == ps => {}
+            _ => return false,
+        }
+    }
+}
+
+/// The methods [`ENDPOINTS`] serves at `path` ("GET, POST"); None when no
+/// endpoint has that path.
+fn allowed(path: &str) -> Option<String> {
+    let methods: Vec<&str> = ENDPOINTS
+        .iter()
+        .filter(|(_, t)| fits(t, path))
+        .map(|(m, _)| *m)
+        .collect();
+    (!methods.is_empty()).then(|| methods.join(", "))
+}
+
+/// The outcome of the bearer-token check.
+#[derive(Debug, PartialEq, Eq)]
+enum Auth {
+    Ok,
+    /// No `Authorization` header.
+    Missing,
+    /// Another scheme, several headers, or the wrong token.
+    Invalid,
+}
+
+/// Checks `Authorization: Bearer TOKEN` against `token` (the scheme is
+/// case-insensitive; the token is compared in constant time).
+fn check_bearer(headers: &http::HeaderMap, token: &str) -> Auth {
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let v = match (values.next(), values.next()) {
+        (None, _) => return Auth::Missing,
+        (Some(v), None) => v.as_bytes(),
+        (Some(_), Some(_)) => return Auth::Invalid,
+    };
+    let Some((scheme, given)) = v.split_first_chunk::<7>() else {
+        return Auth::Invalid;
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return Auth::Invalid;
+    }
+    if constant_time_eq(given.trim_ascii(), token.as_bytes()) {
+        Auth::Ok
+    } else {
+        Auth::Invalid
+    }
+}
+
+/// `given == expected`, in a time that depends on the lengths only, not
+/// on where the first differing byte is.
+fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != expected.len());
+    for (i, &e) in expected.iter().enumerate() {
+        let g = given.get(i).copied().unwrap_or(0);
+        diff = std::hint::black_box(diff | (g ^ e));
+    }
+    diff == 0
+}
+
+/// 401 with a `WWW-Authenticate: Bearer` challenge (RFC 6750).
+fn unauthorized(auth: &Auth) -> Response<Full<Bytes>> {
+    let (challenge, message) = match auth {
+        Auth::Missing => (
+            "Bearer realm=\"switchyard-admin\"",
+            "this admin API needs `Authorization: Bearer TOKEN`",
+        ),
+        _ => (
+            "Bearer realm=\"switchyard-admin\", error=\"invalid_token\"",
+            "the bearer token is not valid",
+        ),
+    };
+    let mut r = error(StatusCode::UNAUTHORIZED, message);
+    r.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    r
+}
+
 async fn route(c: &Arc<Control>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    // The dashboard page and its assets hold no data, and a browser cannot
+    // send a token when it navigates: keep them ahead of any auth check.
+    // The page sends the token itself on its API calls (`/api/stats`...).
+    if let Some(r) = crate::dashboard::asset(req.method(), req.uri().path(), req.headers()) {
+        return r;
+    }
+    if !OPEN_PATHS.contains(&req.uri().path())
+        && let Some(token) = &c.shared.snapshot.load().config.admin.token
+    {
+        let auth = check_bearer(req.headers(), token);
+        if auth != Auth::Ok {
+            c.shared.metrics.admin_unauthorized.inc();
+            return unauthorized(&auth);
+        }
+    }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n"),
-        (&Method::GET, "/metrics") => text(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            c.shared.metrics.encode(),
-        ),
+        (&Method::GET, "/metrics") => {
+            crate::metrics::refresh(&c.shared.snapshot.load());
+            text(
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                c.shared.metrics.encode(),
+            )
+        }
         (&Method::GET, "/status") => {
             let snap = c.shared.snapshot.load();
             let listeners: Vec<_> = c
@@ -87,6 +230,7 @@ async fn route(c: &Arc<Control>, req: Request<Incoming>) -> Response<Full<Bytes>
                 }),
             )
         }
+        (&Method::GET, "/config") => config_json(&c.shared.snapshot.load()),
         (&Method::GET, "/reloads") => {
             let list: Vec<_> = match c.shared.reloads.lock() {
                 Ok(h) => h.iter().cloned().collect(),
@@ -106,46 +250,66 @@ async fn route(c: &Arc<Control>, req: Request<Incoming>) -> Response<Full<Bytes>
             let res = tokio::task::spawn_blocking(move || c2.reload("admin")).await;
             match res {
                 Ok(Ok(v)) => json_resp(StatusCode::OK, json!({"ok": true, "config_version": v})),
-                Ok(Err(e @ ReloadError::NoConfigFile)) => json_resp(
-                    StatusCode::CONFLICT,
-                    json!({"ok": false, "error": e.to_string()}),
-                ),
-                Ok(Err(e)) => json_resp(
-                    StatusCode::BAD_REQUEST,
-                    json!({"ok": false, "error": e.to_string()}),
-                ),
-                Err(_) => json_resp(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    json!({"ok": false, "error": "reload task failed"}),
-                ),
+                Ok(Err(e @ ReloadError::NoConfigFile)) => {
+                    error(StatusCode::CONFLICT, e.to_string())
+                }
+                Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
+                Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "reload task failed"),
             }
         }
         (&Method::GET, "/upstreams") => {
             json_resp(StatusCode::OK, upstreams_json(&c.shared.snapshot.load()))
         }
-        (_, "/healthz" | "/metrics" | "/status" | "/reloads" | "/reload" | "/upstreams") => {
-            method_not_allowed()
-        }
+        (&Method::GET, "/api/stats") => crate::dashboard::api_stats(&c.shared, req.uri().query()),
         (m, path) => match drain_path(path) {
-            Some(_) if m != Method::POST => method_not_allowed(),
+            Some(_) if m != Method::POST => method_not_allowed("POST"),
             Some(Ok((upstream, server, on))) => drain(c, &upstream, &server, on),
-            Some(Err(e)) => json_resp(StatusCode::BAD_REQUEST, json!({"ok": false, "error": e})),
-            None => text(
-                StatusCode::NOT_FOUND,
-                "text/plain",
-                "not found; try /healthz, /metrics, /status, /reloads, /upstreams, \
-                 POST /reload, POST /upstreams/NAME/servers/ADDRESS/drain (or /undrain)\n",
-            ),
+            Some(Err(e)) => error(StatusCode::BAD_REQUEST, e),
+            None => match allowed(path) {
+                Some(methods) if !methods.split(", ").any(|a| a == m.as_str()) => {
+                    method_not_allowed(&methods)
+                }
+                _ => not_found(),
+            },
         },
     }
 }
 
-fn method_not_allowed() -> Response<Full<Bytes>> {
-    text(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "text/plain",
-        "method not allowed\n",
+/// `GET /config`: the running configuration, secrets redacted.
+fn config_json(snap: &Snapshot) -> Response<Full<Bytes>> {
+    match serde_json::to_value(&*snap.config) {
+        Ok(cfg) => {
+            let mut r = json_resp(
+                StatusCode::OK,
+                json!({"config_version": snap.version, "config": cfg}),
+            );
+            r.headers_mut().insert(
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            );
+            r
+        }
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot render the configuration: {e}"),
+        ),
+    }
+}
+
+fn not_found() -> Response<Full<Bytes>> {
+    let endpoints: Vec<String> = ENDPOINTS.iter().map(|(m, p)| format!("{m} {p}")).collect();
+    json_resp(
+        StatusCode::NOT_FOUND,
+        json!({"ok": false, "error": "not found", "endpoints": endpoints}),
     )
+}
+
+fn method_not_allowed(allow: &str) -> Response<Full<Bytes>> {
+    let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    if let Ok(v) = HeaderValue::from_str(allow) {
+        r.headers_mut().insert(http::header::ALLOW, v);
+    }
+    r
 }
 
 /// `/upstreams/{upstream}/servers/{address}/drain` or `.../undrain`:
@@ -194,15 +358,12 @@ pub fn percent_decode(s: &str) -> Option<String> {
 fn drain(c: &Control, upstream: &str, address: &str, on: bool) -> Response<Full<Bytes>> {
     let snap = c.shared.snapshot.load();
     let Some(u) = snap.upstream(upstream) else {
-        return json_resp(
-            StatusCode::NOT_FOUND,
-            json!({"ok": false, "error": format!("no upstream {upstream}")}),
-        );
+        return error(StatusCode::NOT_FOUND, format!("no upstream {upstream}"));
     };
     let Some(s) = u.servers.iter().find(|s| s.target.authority == address) else {
-        return json_resp(
+        return error(
             StatusCode::NOT_FOUND,
-            json!({"ok": false, "error": format!("no server {address} in upstream {upstream}")}),
+            format!("no server {address} in upstream {upstream}"),
         );
     };
     let changed = s.live.state.set(flag::DRAINING, on);
@@ -325,7 +486,168 @@ fn upstream_json(u: &UpstreamRt, now: u64) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+
+    fn auth_headers(values: &[&str]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for v in values {
+            h.append(
+                http::header::AUTHORIZATION,
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn bearer_tokens() {
+        let t = "0123456789abcdef";
+        assert_eq!(check_bearer(&auth_headers(&[]), t), Auth::Missing);
+        assert_eq!(
+            check_bearer(&auth_headers(&["Bearer 0123456789abcdef"]), t),
+            Auth::Ok
+        );
+        assert_eq!(
+            check_bearer(&auth_headers(&["bearer 0123456789abcdef "]), t),
+            Auth::Ok
+        );
+        for bad in [
+            "Bearer 0123456789abcdeF",
+            "Bearer 0123456789abcde",
+            "Bearer 0123456789abcdef0",
+            "Bearer ",
+            "Bearer",
+            "Basic 0123456789abcdef",
+            "0123456789abcdef",
+            "Bearer0123456789abcdef",
+        ] {
+            assert_eq!(
+                check_bearer(&auth_headers(&[bad]), t),
+                Auth::Invalid,
+                "{bad}"
+            );
+        }
+        let two = auth_headers(&["Bearer 0123456789abcdef", "Bearer 0123456789abcdef"]);
+        assert_eq!(check_bearer(&two, t), Auth::Invalid);
+    }
+
+    #[test]
+    fn constant_time_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(constant_time_eq(b"", b""));
+        assert!(!constant_time_eq(b"abd", b"abc"));
+        assert!(!constant_time_eq(b"ab", b"abc"));
+        assert!(!constant_time_eq(b"abcd", b"abc"));
+        assert!(!constant_time_eq(b"", b"abc"));
+        assert!(!constant_time_eq(b"abc", b""));
+        // A prefix padded with NULs is not the token.
+        assert!(!constant_time_eq(b"ab\0", b"ab"));
+    }
+
+    #[test]
+    fn endpoint_templates() {
+        assert!(fits(
+            "/upstreams/{upstream}/servers/{address}/drain",
+            "/upstreams/u/servers/a:1/drain"
+        ));
+        assert!(!fits(
+            "/upstreams/{upstream}/servers/{address}/drain",
+            "/upstreams/u/servers//drain"
+        ));
+        assert!(!fits("/upstreams", "/upstreams/"));
+        assert!(fits("/", "/"));
+        assert!(!fits("/", "/x"));
+        assert_eq!(allowed("/reload").as_deref(), Some("POST"));
+        assert_eq!(allowed("/config").as_deref(), Some("GET"));
+        assert_eq!(allowed("/assets/app.js").as_deref(), Some("GET"));
+        assert_eq!(allowed("/nope"), None);
+        // Every file of the dashboard has an endpoint.
+        for p in ["/", "/index.html", "/assets/app.js", "/assets/app.css"] {
+            assert!(crate::dashboard::is_asset(p), "{p}");
+            assert!(allowed(p).is_some(), "{p}");
+        }
+        for p in OPEN_PATHS {
+            assert!(allowed(p).is_some(), "{p}");
+        }
+    }
+
+    /// `GET /config` shows the configuration as the file spells it, with
+    /// every secret replaced.
+    #[test]
+    fn config_rendering_redacts_secrets() {
+        let toml = r#"
+[admin]
+address = "127.0.0.1:0"
+token = "admin-token-0123456789"
+[tracing]
+endpoint = "http://127.0.0.1:4318/v1/traces"
+headers = { authorization = "Bearer export-secret-1234" }
+[listeners.main]
+address = "127.0.0.1:0"
+[listeners.main.forwarded]
+trusted_proxies = ["10.0.0.0/8"]
+[[routes]]
+name = "api"
+upstream = "u"
+timeout = "1m 30s"
+[routes.match]
+path = "/api"
+headers = { x-env = "prod", x-any = { present = true } }
+[routes.hedge]
+delay = "p95"
+[[routes]]
+name = "old"
+redirect = { location = "https://example.com/" }
+[upstreams.u]
+servers = ["127.0.0.1:1"]
+balancer = "consistent_hash"
+[upstreams.u.hash]
+key = "header:x-user"
+[upstreams.u.sticky]
+secret = "sticky-secret-5678"
+[upstreams.u.health_check]
+type = "http"
+path = "/health"
+expect_status = ["200-299", 418]
+"#;
+        let cfg = sy_config::parse(toml, "test.toml", std::path::Path::new("."))
+            .unwrap_or_else(|d| panic!("{d}"));
+        let v = serde_json::to_value(&cfg).unwrap();
+        let text = v.to_string();
+        for secret in [
+            "admin-token-0123456789",
+            "export-secret-1234",
+            "sticky-secret-5678",
+        ] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+        assert_eq!(v["admin"]["token"], "<redacted>");
+        assert_eq!(v["tracing"]["headers"]["authorization"], "<redacted>");
+        let u = &v["upstreams"][0];
+        assert_eq!(u["sticky"]["secret"], "<redacted>");
+        assert_eq!(u["balancer"], "consistent_hash");
+        assert_eq!(u["hash"]["key"], "header:x-user");
+        assert_eq!(u["connect_timeout"], "5s");
+        assert_eq!(u["health_check"]["type"], "http");
+        assert_eq!(
+            u["health_check"]["expect_status"],
+            json!(["200-299", "418"])
+        );
+        let r = &v["routes"][0];
+        assert_eq!(r["upstream"], "u");
+        assert_eq!(r["timeout"], "1m 30s");
+        assert_eq!(r["match"]["path"], "/api");
+        assert_eq!(r["match"]["headers"]["x-env"], "prod");
+        assert_eq!(r["match"]["headers"]["x-any"], json!({"present": true}));
+        assert_eq!(r["hedge"]["delay"], "p95");
+        assert_eq!(v["routes"][1]["redirect"]["status"], 302);
+        assert_eq!(
+            v["listeners"][0]["forwarded"]["trusted_proxies"],
+            json!(["10.0.0.0/8"])
+        );
+        assert_eq!(v["runtime"]["log_format"], "text");
+    }
 
     #[test]
     fn percent_decoding() {

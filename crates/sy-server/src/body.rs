@@ -5,12 +5,14 @@
 //! body) are matched directly.
 
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::access_log::{Counted, Observed};
 use crate::upstream::pool::PoolReturn;
 
 /// Boxed error for bodies: only allocated on the error path.
@@ -50,6 +52,11 @@ pub enum ProxyBody {
         /// connection) if the body is abandoned half-way.
         ret: Option<PoolReturn>,
     },
+    /// A response body the access log records: counts the bytes and sends
+    /// the record when it ends, fails or is dropped.
+    Observed(Observed),
+    /// A request body whose bytes are counted for the access log.
+    Counted(Box<Counted>),
 }
 
 impl ProxyBody {
@@ -110,6 +117,16 @@ impl Body for ProxyBody {
                 }
                 res.map_err(Into::into)
             }
+            ProxyBody::Observed(o) => o.poll_frame(cx),
+            ProxyBody::Counted(c) => {
+                let res = Pin::new(&mut c.inner).poll_frame(cx);
+                if let Poll::Ready(Some(Ok(f))) = &res
+                    && let Some(d) = f.data_ref()
+                {
+                    c.count.fetch_add(d.len() as u64, Ordering::Relaxed);
+                }
+                res
+            }
         }
     }
 
@@ -120,6 +137,8 @@ impl Body for ProxyBody {
             ProxyBody::Stream(i) => i.is_end_stream(),
             ProxyBody::Limited { inner, .. } => inner.is_end_stream(),
             ProxyBody::Pooled { inner, .. } => inner.is_end_stream(),
+            ProxyBody::Observed(o) => o.is_end_stream(),
+            ProxyBody::Counted(c) => c.inner.is_end_stream(),
         }
     }
 
@@ -129,6 +148,8 @@ impl Body for ProxyBody {
             ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             ProxyBody::Stream(i) | ProxyBody::Limited { inner: i, .. } => i.size_hint(),
             ProxyBody::Pooled { inner, .. } => inner.size_hint(),
+            ProxyBody::Observed(o) => o.size_hint(),
+            ProxyBody::Counted(c) => c.inner.size_hint(),
         }
     }
 }

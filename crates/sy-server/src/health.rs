@@ -320,7 +320,7 @@ async fn probe(
     target: &Target,
     transport: &Transport,
 ) -> Result<(), String> {
-    let conn = connect(target, transport, None)
+    let conn = connect(target, transport, None, None)
         .await
         .map_err(|e| e.message)?;
     match kind {

@@ -1,5 +1,6 @@
 //! Byte streams: plain TCP or TLS on either side, behind one type, plus a
-//! rewind wrapper that replays bytes read while sniffing the protocol.
+//! rewind wrapper that replays bytes read while sniffing the protocol and
+//! a metering wrapper that counts an upstream connection's bytes.
 
 use std::io;
 use std::pin::Pin;
@@ -139,6 +140,78 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// The byte counters of one upstream server (`upstream_bytes_*_total`).
+#[derive(Clone)]
+pub struct ByteCounters {
+    /// Bytes read from the server.
+    pub read: prometheus_client::metrics::counter::Counter,
+    /// Bytes written to the server.
+    pub written: prometheus_client::metrics::counter::Counter,
+}
+
+/// A stream whose reads and writes are counted (one relaxed atomic add
+/// per IO call); without counters it only passes through.
+pub struct Metered<T> {
+    inner: T,
+    counters: Option<ByteCounters>,
+}
+
+impl<T> Metered<T> {
+    /// Counts `inner`'s traffic in `counters`, if given.
+    pub fn new(inner: T, counters: Option<ByteCounters>) -> Self {
+        Metered { inner, counters }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let (Some(c), Poll::Ready(Ok(()))) = (&self.counters, &r) {
+            c.read.inc_by((buf.filled().len() - before) as u64);
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Metered<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let (Some(c), Poll::Ready(Ok(n))) = (&self.counters, &r) {
+            c.written.inc_by(*n as u64);
+        }
+        r
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let (Some(c), Poll::Ready(Ok(n))) = (&self.counters, &r) {
+            c.written.inc_by(*n as u64);
+        }
+        r
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()

@@ -7,18 +7,22 @@
 //! -> `http::proxy::handle` (route select, action) -> `upstream::pick` ->
 //! `upstream::send` (pool / connect) -> backend, and back.
 
+pub mod access_log;
 pub mod admin;
 pub mod body;
+pub mod dashboard;
 pub mod health;
 pub mod http;
 pub mod io;
 pub mod listener;
 pub mod live;
 pub mod metrics;
+pub mod observe;
 pub mod reload;
 pub mod runtime;
 pub mod snapshot;
 pub mod tls;
+pub mod trace;
 pub mod upstream;
 
 pub use runtime::{Control, Options, ReloadError, ServerHandle, Shared, start};

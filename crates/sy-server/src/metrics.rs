@@ -107,6 +107,13 @@ pub struct RouteUpstreamReason {
     pub reason: String,
 }
 
+/// Labels: the binary's version.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabel {
+    /// `CARGO_PKG_VERSION`.
+    pub version: String,
+}
+
 /// Labels: reload outcome.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
@@ -131,7 +138,7 @@ pub struct Metrics {
     pub conns_parked: Family<ListenerLabel, Gauge>,
     /// switchyard_downstream_errors_total
     pub downstream_errors: Family<ListenerKind, Counter>,
-    /// switchyard_tls_handshakes_total (kind = ok | error)
+    /// switchyard_tls_handshakes_total (kind = ok | error | timeout)
     pub tls_handshakes: Family<ListenerKind, Counter>,
     /// switchyard_requests_total
     pub requests: Family<RouteClass, Counter>,
@@ -181,6 +188,31 @@ pub struct Metrics {
     pub sticky: Family<UpstreamOutcome, Counter>,
     /// switchyard_config_version
     pub config_version: Gauge,
+    /// The dashboard's per-route and per-upstream series (not exported to
+    /// Prometheus; `GET /api/stats`).
+    pub dashboard: crate::dashboard::stats::Stats,
+    /// switchyard_trace_spans_total (result = exported | failed | dropped)
+    pub trace_spans: Family<ResultLabel, Counter>,
+    /// switchyard_access_log_dropped_total
+    pub access_log_dropped: Counter,
+    /// switchyard_downstream_bytes_received_total
+    pub downstream_bytes_received: Family<ListenerLabel, Counter>,
+    /// switchyard_downstream_bytes_sent_total
+    pub downstream_bytes_sent: Family<ListenerLabel, Counter>,
+    /// switchyard_upstream_bytes_sent_total
+    pub upstream_bytes_sent: Family<ServerLabel, Counter>,
+    /// switchyard_upstream_bytes_received_total
+    pub upstream_bytes_received: Family<ServerLabel, Counter>,
+    /// switchyard_upstream_pool_reused_total
+    pub upstream_pool_reused: Family<ServerLabel, Counter>,
+    /// switchyard_upstream_connections_open (set at scrape time, see [`refresh`])
+    pub upstream_conns_open: Family<UpstreamLabel, Gauge>,
+    /// switchyard_route_active_requests
+    pub route_active: Family<RouteLabel, Gauge>,
+    /// switchyard_admin_unauthorized_total
+    pub admin_unauthorized: Counter,
+    /// switchyard_build_info (always 1)
+    pub build_info: Family<VersionLabel, Gauge>,
 }
 
 impl Metrics {
@@ -203,6 +235,7 @@ impl Metrics {
             upstream_active: Family::default(),
             reloads: Family::default(),
             config_version: Gauge::default(),
+            dashboard: Default::default(),
             health_checks: Family::default(),
             health_transitions: Family::default(),
             server_healthy: Family::default(),
@@ -218,6 +251,17 @@ impl Metrics {
             mirrors: Family::default(),
             split: Family::default(),
             sticky: Family::default(),
+            trace_spans: Family::default(),
+            access_log_dropped: Counter::default(),
+            downstream_bytes_received: Family::default(),
+            downstream_bytes_sent: Family::default(),
+            upstream_bytes_sent: Family::default(),
+            upstream_bytes_received: Family::default(),
+            upstream_pool_reused: Family::default(),
+            upstream_conns_open: Family::default(),
+            route_active: Family::default(),
+            admin_unauthorized: Counter::default(),
+            build_info: Family::default(),
         };
         registry.register(
             "downstream_connections",
@@ -364,6 +408,66 @@ impl Metrics {
             "Sticky-cookie decisions (outcome = hit | assigned | moved)",
             m.sticky.clone(),
         );
+        registry.register(
+            "access_log_dropped",
+            "Access log lines dropped because the writer's queue was full",
+            m.access_log_dropped.clone(),
+        );
+        registry.register(
+            "trace_spans",
+            "Spans of sampled requests, by result (exported | failed | dropped: the export queue was full)",
+            m.trace_spans.clone(),
+        );
+        registry.register(
+            "downstream_bytes_received",
+            "Bytes read from clients, per listener (after TLS decryption)",
+            m.downstream_bytes_received.clone(),
+        );
+        registry.register(
+            "downstream_bytes_sent",
+            "Bytes written to clients, per listener (before TLS encryption)",
+            m.downstream_bytes_sent.clone(),
+        );
+        registry.register(
+            "upstream_bytes_sent",
+            "Bytes written to each upstream server (before TLS encryption)",
+            m.upstream_bytes_sent.clone(),
+        );
+        registry.register(
+            "upstream_bytes_received",
+            "Bytes read from each upstream server (after TLS decryption)",
+            m.upstream_bytes_received.clone(),
+        );
+        registry.register(
+            "upstream_pool_reused",
+            "Requests sent on an already open connection (pooled HTTP/1.1 or shared HTTP/2)",
+            m.upstream_pool_reused.clone(),
+        );
+        registry.register(
+            "upstream_connections_open",
+            "Connections open to the servers of each upstream",
+            m.upstream_conns_open.clone(),
+        );
+        registry.register(
+            "route_active_requests",
+            "Requests of each route waiting for their upstream's response head",
+            m.route_active.clone(),
+        );
+        registry.register(
+            "admin_unauthorized",
+            "Admin API requests refused for a missing or wrong bearer token",
+            m.admin_unauthorized.clone(),
+        );
+        m.build_info
+            .get_or_create(&VersionLabel {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "Always 1; the label carries the version of the running binary",
+            m.build_info.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -388,6 +492,10 @@ pub struct RouteMetrics {
     pub by_class: [Counter; 5],
     /// Request duration.
     pub duration: Histogram,
+    /// The route's dashboard series (survives reloads).
+    pub dash: std::sync::Arc<crate::dashboard::stats::Counters>,
+    /// Requests waiting for their upstream's response head.
+    pub active: Gauge,
 }
 
 impl RouteMetrics {
@@ -405,6 +513,13 @@ impl RouteMetrics {
             by_class: [c("1xx"), c("2xx"), c("3xx"), c("4xx"), c("5xx")],
             duration: m
                 .request_duration
+                .get_or_create(&RouteLabel {
+                    route: name.to_string(),
+                })
+                .clone(),
+            dash: m.dashboard.route(name),
+            active: m
+                .route_active
                 .get_or_create(&RouteLabel {
                     route: name.to_string(),
                 })
@@ -428,6 +543,12 @@ pub struct ServerMetrics {
     pub latency: Histogram,
     /// Connections opened.
     pub opened: Counter,
+    /// Requests sent on an already open connection.
+    pub reused: Counter,
+    /// Bytes written to the server.
+    pub bytes_sent: Counter,
+    /// Bytes read from the server.
+    pub bytes_received: Counter,
     /// In flight.
     pub active: Gauge,
     /// Passes active checks.
@@ -464,6 +585,9 @@ impl ServerMetrics {
             requests: m.upstream_requests.get_or_create(&l).clone(),
             latency: m.upstream_latency.get_or_create(&l).clone(),
             opened: m.upstream_conns_opened.get_or_create(&l).clone(),
+            reused: m.upstream_pool_reused.get_or_create(&l).clone(),
+            bytes_sent: m.upstream_bytes_sent.get_or_create(&l).clone(),
+            bytes_received: m.upstream_bytes_received.get_or_create(&l).clone(),
             active: m.upstream_active.get_or_create(&l).clone(),
             healthy: m.server_healthy.get_or_create(&l).clone(),
             ejected: m.server_ejected.get_or_create(&l).clone(),
@@ -496,6 +620,11 @@ pub struct UpstreamMetrics {
     pub ejections_skipped: Counter,
     /// Sticky: hit, assigned, moved.
     pub sticky: [Counter; 3],
+    /// The upstream's dashboard series: attempts, their statuses and
+    /// response-head latency (survives reloads).
+    pub dash: std::sync::Arc<crate::dashboard::stats::Counters>,
+    /// Open connections (set from the live counter at scrape time).
+    pub connections_open: Gauge,
 }
 
 /// The breakers, in `UpstreamMetrics::trips` order.
@@ -526,6 +655,41 @@ impl UpstreamMetrics {
             panic: m.panic.get_or_create(&u).clone(),
             ejections_skipped: m.ejections_skipped.get_or_create(&u).clone(),
             sticky: ["hit", "assigned", "moved"].map(|s| o(&m.sticky, s)),
+            dash: m.dashboard.upstream(name),
+            connections_open: m.upstream_conns_open.get_or_create(&u).clone(),
         }
+    }
+}
+
+/// Brings the gauges that mirror live state up to date; called right
+/// before `/metrics` is encoded, so the request path does not touch them.
+pub fn refresh(snap: &crate::snapshot::Snapshot) {
+    for u in &snap.upstreams {
+        let open = u
+            .live
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed);
+        u.metrics
+            .connections_open
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
+    }
+}
+
+/// Holds one unit of a gauge (e.g. a request in flight) until dropped.
+pub struct GaugeGuard<'a>(&'a Gauge);
+
+impl<'a> GaugeGuard<'a> {
+    /// Increments `g`; the drop decrements it.
+    #[inline]
+    pub fn new(g: &'a Gauge) -> Self {
+        g.inc();
+        GaugeGuard(g)
+    }
+}
+
+impl Drop for GaugeGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

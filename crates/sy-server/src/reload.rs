@@ -67,9 +67,22 @@ pub fn watch_file(control: Arc<Control>, path: PathBuf) {
     });
 }
 
-/// SIGHUP reloads; SIGTERM and SIGINT start a graceful shutdown.
+/// SIGHUP reloads; SIGTERM and SIGINT start a graceful shutdown; SIGUSR1
+/// reopens the access log file (log rotation).
 pub fn handle_signals(control: Arc<Control>) {
     use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::user_defined1()) {
+        Ok(mut usr1) => {
+            let c = control.clone();
+            tokio::spawn(async move {
+                while usr1.recv().await.is_some() {
+                    tracing::info!("SIGUSR1: reopening the access log");
+                    c.reopen_logs();
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot install the SIGUSR1 handler"),
+    }
     let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::hangup()),
         signal(SignalKind::terminate()),

@@ -19,6 +19,7 @@ use arc_swap::ArcSwap;
 use sy_config::model::Config;
 use tokio::sync::{mpsc, watch};
 
+use crate::access_log::AccessLog;
 use crate::listener::{ConnCount, accept_loop, bind};
 use crate::live::Live;
 use crate::metrics::{Metrics, ResultLabel};
@@ -50,6 +51,9 @@ pub struct Shared {
     pub reloads: Mutex<VecDeque<ReloadRecord>>,
     /// Active health checkers (one task per checked server).
     pub checkers: crate::health::Checkers,
+    /// The span exporter and sampling settings of `[tracing]` (None = off).
+    /// Replaced on reload only when `[tracing]` changed.
+    pub tracer: arc_swap::ArcSwapOption<crate::trace::Tracer>,
 }
 
 /// One reload attempt, for the admin API.
@@ -163,8 +167,14 @@ pub fn start(config: Config, opts: Options) -> anyhow::Result<ServerHandle> {
     let live = Live::new(workers);
     let admin_cfg = config.admin.address;
     let watch = config.runtime.watch_config;
-    let snap = compile(config, 1, &live, &metrics)
+    let mut snap = compile(config, 1, &live, &metrics)
         .map_err(|errs| anyhow::anyhow!("invalid configuration:\n{}", errs.join("\n")))?;
+    snap.access_log = access_log_for(&snap, None, opts.config_path.as_deref(), &metrics)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let tracer = match &snap.config.tracing {
+        Some(t) => Some(Arc::new(crate::trace::Tracer::build(t, &metrics)?)),
+        None => None,
+    };
     metrics.config_version.set(1);
     let mut initial: Vec<(String, Vec<std::net::TcpListener>)> = Vec::new();
     let mut bound = HashMap::new();
@@ -188,6 +198,7 @@ pub fn start(config: Config, opts: Options) -> anyhow::Result<ServerHandle> {
         started: Instant::now(),
         reloads: Mutex::new(VecDeque::new()),
         checkers: crate::health::Checkers::new(),
+        tracer: arc_swap::ArcSwapOption::new(tracer),
     });
     let (drain_tx, drain_rx) = watch::channel(false);
     let (stopped, _) = watch::channel(false);
@@ -252,6 +263,28 @@ pub fn start(config: Config, opts: Options) -> anyhow::Result<ServerHandle> {
             .spawn(move || control_main(c, admin_sock, watch_path, signals))?,
     );
     Ok(ServerHandle { control, threads })
+}
+
+/// The access log `snap` asks for: the one `old` runs when its
+/// `[access_log]` is unchanged, else a new one (None when off). Relative
+/// paths resolve against the config file's directory.
+fn access_log_for(
+    snap: &Snapshot,
+    old: Option<&Snapshot>,
+    config_path: Option<&std::path::Path>,
+    metrics: &Metrics,
+) -> Result<Option<Arc<AccessLog>>, String> {
+    let Some(cfg) = &snap.config.access_log else {
+        return Ok(None);
+    };
+    if let Some(log) = old
+        .and_then(|o| o.access_log.as_ref())
+        .filter(|l| l.config() == cfg)
+    {
+        return Ok(Some(log.clone()));
+    }
+    let base = config_path.and_then(std::path::Path::parent);
+    AccessLog::start(cfg, base, metrics.access_log_dropped.clone()).map(|l| Some(Arc::new(l)))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -370,6 +403,7 @@ fn control_main(
                     ticks += 1;
                     c.shared.live.sweep();
                     crate::upstream::outlier::sweep(&c.shared.snapshot.load());
+                    crate::dashboard::sample(&c.shared);
                     // The hedging p95 covers the last 10-20 seconds.
                     if ticks.is_multiple_of(10) {
                         for u in c.shared.live.upstreams() {
@@ -414,7 +448,7 @@ impl Control {
         if cfg.admin.address != old.config.admin.address {
             tracing::warn!("admin address changes take effect on restart only");
         }
-        let snap = match compile(cfg, version, &self.shared.live, &self.shared.metrics) {
+        let mut snap = match compile(cfg, version, &self.shared.live, &self.shared.metrics) {
             Ok(s) => s,
             Err(errs) => {
                 let err = ReloadError::Invalid {
@@ -425,6 +459,31 @@ impl Control {
                 return Err(err);
             }
         };
+        let path = self.config_path.as_deref();
+        match access_log_for(&snap, Some(&old), path, &self.shared.metrics) {
+            Ok(log) => snap.access_log = log,
+            Err(errors) => {
+                let err = ReloadError::Invalid {
+                    version: old.version,
+                    errors,
+                };
+                self.record(trigger, old.version, Err(&err));
+                return Err(err);
+            }
+        }
+        let tracing_cfg = snap.config.tracing.as_ref();
+        let tracer =
+            match crate::trace::prepare(&self.shared.tracer, tracing_cfg, &self.shared.metrics) {
+                Ok(t) => t,
+                Err(e) => {
+                    let err = ReloadError::Invalid {
+                        version: old.version,
+                        errors: e.to_string(),
+                    };
+                    self.record(trigger, old.version, Err(&err));
+                    return Err(err);
+                }
+            };
         // New listener sockets first: if one cannot be bound, nothing changes.
         // A listener keeps its sockets when its name and address are unchanged.
         let unchanged = |l: &crate::snapshot::ListenerRt| {
@@ -460,6 +519,11 @@ impl Control {
             .map(|o| o.cfg.name.clone())
             .collect();
         let (keys, upstream_keys) = live_keys(&snap);
+        if let crate::trace::Swap::Replace(t) = tracer {
+            // The old tracer flushes on a thread of its own once the last
+            // request holding it is done.
+            self.shared.tracer.store(t);
+        }
         self.shared.snapshot.store(Arc::new(snap));
         self.shared.checkers.reconcile(&self.shared.snapshot.load());
         {
@@ -487,7 +551,7 @@ impl Control {
         self.shared.live.retain(&keys, &upstream_keys);
         self.shared.metrics.config_version.set(version as i64);
         self.record(trigger, version, Ok(()));
-        tracing::info!(snapshot = version, trigger, "configuration reloaded");
+        tracing::info!(version, trigger, "configuration reloaded");
         Ok(version)
     }
 
@@ -534,12 +598,19 @@ impl Control {
             *started = true;
         }
         let drain = self.shared.snapshot.load().config.runtime.drain_timeout;
-        tracing::info!(?drain, "shutting down: draining connections");
+        tracing::info!(drain_timeout = ?drain, "shutting down: draining connections");
         for w in &self.workers {
             let _ = w.send(WorkerCmd::Shutdown { drain });
         }
         let _ = self.drain_tx.send(true);
         let _ = self.stopped.send(true);
+    }
+
+    /// Reopens the access log file (log rotation; SIGUSR1).
+    pub fn reopen_logs(&self) {
+        if let Some(log) = &self.shared.snapshot.load().access_log {
+            log.reopen();
+        }
     }
 
     /// Bound address of each listener, by name.
@@ -600,6 +671,14 @@ impl ServerHandle {
     pub fn wait(self) {
         for t in self.threads {
             let _ = t.join();
+        }
+        // The workers are gone: write out the access log's last lines.
+        if let Some(log) = &self.control.shared.snapshot.load().access_log {
+            log.close();
+        }
+        // ...and export the spans still queued, for a bounded time.
+        if let Some(t) = self.control.shared.tracer.swap(None) {
+            t.shutdown(t.config().export_timeout.min(Duration::from_secs(10)));
         }
     }
 }

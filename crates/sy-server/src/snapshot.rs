@@ -40,6 +40,9 @@ pub struct Snapshot {
     pub listeners: Vec<Arc<ListenerRt>>,
     /// Upstreams, by name order.
     pub upstreams: Vec<Arc<UpstreamRt>>,
+    /// The running access log; None = off. Set by `runtime` after
+    /// `compile` (kept across reloads that leave `[access_log]` unchanged).
+    pub access_log: Option<Arc<crate::access_log::AccessLog>>,
 }
 
 impl Snapshot {
@@ -80,6 +83,10 @@ pub struct ListenerMetrics {
     pub active: prometheus_client::metrics::gauge::Gauge,
     /// Idle connections parked (buffers released).
     pub parked: prometheus_client::metrics::gauge::Gauge,
+    /// Bytes read from clients.
+    pub bytes_received: prometheus_client::metrics::counter::Counter,
+    /// Bytes written to clients.
+    pub bytes_sent: prometheus_client::metrics::counter::Counter,
 }
 
 /// A route as the data path sees it.
@@ -293,6 +300,7 @@ pub fn compile(
         config: Arc::new(config),
         listeners,
         upstreams,
+        access_log: None,
     })
 }
 
@@ -332,6 +340,11 @@ fn compile_listener(
                 total: metrics.conns_total.get_or_create(&label).clone(),
                 active: metrics.conns_active.get_or_create(&label).clone(),
                 parked: metrics.conns_parked.get_or_create(&label).clone(),
+                bytes_received: metrics
+                    .downstream_bytes_received
+                    .get_or_create(&label)
+                    .clone(),
+                bytes_sent: metrics.downstream_bytes_sent.get_or_create(&label).clone(),
             }
         },
     })

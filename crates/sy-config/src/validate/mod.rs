@@ -6,25 +6,38 @@
 
 mod fields;
 mod listener;
+mod observability;
 mod route;
 mod route_policy;
 mod upstream;
 mod upstream_policy;
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
 use crate::diagnostic::{Report, join};
-use crate::model::{Admin, Config, Runtime};
+use crate::model::{Admin, Config, LogFormat, Runtime};
 use crate::raw::{RawAdmin, RawConfig, RawRuntime};
-use fields::Zero;
+use fields::{Zero, resolve};
 
 /// The admin address used when `[admin] address` is not set.
 pub(crate) const DEFAULT_ADMIN_ADDRESS: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9901);
+
+/// The shortest admin token accepted.
+const MIN_TOKEN_CHARS: usize = 16;
+
+/// The most of a `token_file` that is read: a token is far shorter, and
+/// the cap keeps a wrong path (a device, a log file) from being slurped.
+const MAX_TOKEN_FILE_BYTES: u64 = 4096;
+
+const TOKEN_HINT: &str = "the token guards reload and drain; use at least 16 random characters, e.g. from `openssl rand -hex 32`";
+
+const LOG_FORMATS: &[(&str, LogFormat)] = &[("text", LogFormat::Text), ("json", LogFormat::Json)];
 
 /// Validation context: where errors go and where relative paths start.
 pub(crate) struct Cx<'a> {
@@ -70,12 +83,22 @@ pub(crate) fn validate<'a>(
         .iter()
         .map(|(name, u)| upstream::validate(&mut cx, name, u))
         .collect();
+    let access_log = raw
+        .access_log
+        .as_ref()
+        .and_then(|a| observability::access_log(&mut cx, a));
+    let tracing = raw
+        .tracing
+        .as_ref()
+        .and_then(|t| observability::tracing(&mut cx, t));
     let config = Config {
         admin,
         runtime,
         listeners,
         routes,
         upstreams,
+        access_log,
+        tracing,
     };
     (config, cx.report)
 }
@@ -84,9 +107,10 @@ fn admin(cx: &mut Cx<'_>, raw: Option<&RawAdmin>) -> Admin {
     let Some(raw) = raw else {
         return Admin {
             address: Some(DEFAULT_ADMIN_ADDRESS),
+            token: None,
         };
     };
-    let address = match &raw.address {
+    let (address, address_ok) = cx.clean(|cx| match &raw.address {
         None => DEFAULT_ADMIN_ADDRESS,
         Some(text) => text.get_ref().parse().unwrap_or_else(|_| {
             cx.report
@@ -98,10 +122,122 @@ fn admin(cx: &mut Cx<'_>, raw: Option<&RawAdmin>) -> Admin {
                 .hint("e.g. \"127.0.0.1:9901\"; host names are not allowed here");
             DEFAULT_ADMIN_ADDRESS
         }),
-    };
-    Admin {
-        address: raw.enabled.unwrap_or(true).then_some(address),
+    });
+    let token = admin_token(cx, raw);
+    let enabled = raw.enabled.unwrap_or(true);
+    let token_given = raw.token.is_some()
+        || raw.token_file.is_some()
+        || cx.report.was_pruned("admin.token")
+        || cx.report.was_pruned("admin.token_file");
+    if let Some(text) = &raw.address
+        && enabled
+        && address_ok
+        && !token_given
+        && !address.ip().to_canonical().is_loopback()
+    {
+        cx.report
+            .error_value(
+                text.span(),
+                "admin.address",
+                "the admin API on a non-loopback address needs `token` or `token_file`",
+            )
+            .hint("anyone who can reach it could reload or drain the proxy; set a token of at least 16 characters, or listen on 127.0.0.1 or [::1]");
     }
+    Admin {
+        address: enabled.then_some(address),
+        token,
+    }
+}
+
+/// `token` or `token_file` (read now, trimmed); at most one of them.
+fn admin_token(cx: &mut Cx<'_>, raw: &RawAdmin) -> Option<String> {
+    if let (Some(_), Some(file)) = (&raw.token, &raw.token_file) {
+        cx.report
+            .error_value(
+                file.span(),
+                "admin.token_file",
+                "set `token` or `token_file`, not both",
+            )
+            .hint("remove one of them");
+    }
+    if let Some(text) = &raw.token {
+        // The value is a secret: the diagnostics never quote it.
+        if let Err(problem) = check_token(text.get_ref()) {
+            cx.report
+                .error(text.span(), "admin.token", format!("token {problem}"))
+                .hint(TOKEN_HINT);
+        }
+        return Some(text.get_ref().clone());
+    }
+    let file = raw.token_file.as_ref()?;
+    match read_token_file(cx.base_dir, file.get_ref()) {
+        Ok(token) => {
+            if let Err(problem) = check_token(&token) {
+                cx.report
+                    .error_value(
+                        file.span(),
+                        "admin.token_file",
+                        format!("the token in this file {problem}"),
+                    )
+                    .hint(TOKEN_HINT);
+            }
+            Some(token)
+        }
+        Err(message) => {
+            cx.report
+                .error_value(file.span(), "admin.token_file", message)
+                .hint("the file is read when the configuration is loaded or reloaded; relative paths are resolved against the directory of the configuration file");
+            None
+        }
+    }
+}
+
+/// What is wrong with a token, as the end of a sentence starting "token".
+fn check_token(token: &str) -> Result<(), String> {
+    if token.is_empty() {
+        return Err("cannot be empty".into());
+    }
+    if !token.chars().all(|c| c.is_ascii_graphic()) {
+        // It is sent in an `Authorization` header.
+        return Err(
+            "can only contain visible ASCII characters (no spaces or control characters)".into(),
+        );
+    }
+    let chars = token.chars().count();
+    if chars < MIN_TOKEN_CHARS {
+        return Err(format!(
+            "must be at least {MIN_TOKEN_CHARS} characters long (it has {chars})"
+        ));
+    }
+    Ok(())
+}
+
+/// The trimmed contents of a token file, or why it cannot be used.
+fn read_token_file(base_dir: &Path, path: &str) -> Result<String, String> {
+    if path.is_empty() {
+        return Err("token file path cannot be empty".into());
+    }
+    let resolved = resolve(base_dir, path);
+    let cannot = |e: std::io::Error| format!("cannot read the token file: {e}");
+    // Checked first so that a FIFO or device is never opened.
+    if !std::fs::metadata(&resolved).map_err(cannot)?.is_file() {
+        return Err("token file path is not a regular file".into());
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(&resolved)
+        .and_then(|file| file.take(MAX_TOKEN_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_TOKEN_FILE_BYTES {
+        return Err(format!(
+            "token file is larger than {MAX_TOKEN_FILE_BYTES} bytes; it should hold only the token"
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| "token file is not valid UTF-8".to_owned())?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err("token file is empty".into());
+    }
+    Ok(token.to_owned())
 }
 
 fn runtime(cx: &mut Cx<'_>, raw: Option<&RawRuntime>) -> Runtime {
@@ -110,6 +246,7 @@ fn runtime(cx: &mut Cx<'_>, raw: Option<&RawRuntime>) -> Runtime {
         drain_timeout: Duration::from_secs(30),
         watch_config: true,
         log_level: "info".to_owned(),
+        log_format: LogFormat::Text,
     };
     let Some(raw) = raw else { return defaults };
     let workers = cx.int(
@@ -139,11 +276,19 @@ fn runtime(cx: &mut Cx<'_>, raw: Option<&RawRuntime>) -> Runtime {
         Some(level) => level.get_ref().clone(),
         None => defaults.log_level,
     };
+    let (log_format, _) = cx.keyword(
+        raw.log_format.as_ref(),
+        "runtime.log_format",
+        "log format",
+        LOG_FORMATS,
+        defaults.log_format,
+    );
     Runtime {
         workers: usize::try_from(workers).unwrap_or(0),
         drain_timeout,
         watch_config: raw.watch_config.unwrap_or(defaults.watch_config),
         log_level,
+        log_format,
     }
 }
 

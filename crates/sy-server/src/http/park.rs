@@ -92,8 +92,15 @@ pub(super) async fn serve_h1_parking<S>(
             .as_ref()
             .and_then(|slot| slot.lock().ok().and_then(|mut s| s.take()));
         if let Some(upstream) = upgrade {
+            // Tracked again so the tunnel's bytes count for the listener
+            // (`buf` was counted when it was first read).
+            let tracked = Tracked {
+                inner: stream,
+                state: state.clone(),
+                scan: None,
+            };
             Box::pin(tunnel_manual(
-                Rewind::new(Bytes::from(buf), stream),
+                Rewind::new(Bytes::from(buf), tracked),
                 upstream,
             ))
             .await;
@@ -127,7 +134,10 @@ impl Drop for Parked<'_> {
 
 /// Copies bytes both ways between the client's socket (after an upgrade
 /// this connection completed itself) and the upgraded upstream connection.
-async fn tunnel_manual(mut client: Rewind<TcpStream>, upstream: hyper::upgrade::OnUpgrade) {
+async fn tunnel_manual(
+    mut client: Rewind<Tracked<TcpStream>>,
+    upstream: hyper::upgrade::OnUpgrade,
+) {
     let Ok(u) = upstream.await else { return };
     let mut u = TokioIo::new(u);
     let _ = tokio::io::copy_bidirectional(&mut client, &mut u).await;

@@ -4,6 +4,7 @@
 //! response (errors become 4xx/5xx answers naming the failed stage).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -16,12 +17,14 @@ use sy_core::{ProxyError, Stage};
 use sy_policy::route::RequestView;
 
 use crate::Shared;
+use crate::access_log::{Counted, Observed};
 use crate::body::ProxyBody;
 use crate::http::headers::{self as hdr, ForwardCtx};
 use crate::http::respond;
 use crate::http::serve::{ConnState, count};
 use crate::live::now_ns;
 use crate::metrics::RouteStage;
+use crate::observe::Exchange;
 use crate::snapshot::{ActionRt, ListenerRt, RouteRt, SplitRt, StickyRt, UpstreamRt};
 use crate::upstream::attempt::{self, Plan, Template, attempt, set_host};
 use crate::upstream::pick::{KeySource, available, cookie, pick, request_hash};
@@ -52,12 +55,30 @@ pub struct ConnCtx {
 /// Serves one request. Never fails: errors become responses.
 pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyBody> {
     let start = Instant::now();
+    let mut ex = Exchange::default();
     let snap = cx.shared.snapshot.load_full();
     let lst = snap.listener(&cx.listener.cfg.name).unwrap_or(&cx.listener);
+    // None unless the access log is on and samples this request.
+    let obs = Observed::begin(snap.access_log.as_ref(), &req, cx.peer, start);
+    if let Some(o) = &obs {
+        ex.bytes_in = o.request_counter();
+    }
+    ex.trace = crate::trace::start(
+        &cx.shared.tracer,
+        &req,
+        &crate::trace::Downstream {
+            peer: cx.peer,
+            tls: cx.tls,
+            trusted: &lst.cfg.forwarded.trusted_proxies,
+        },
+    );
+    if let Some(t) = &ex.trace {
+        ex.set_trace_id(t.trace_id.to_be_bytes());
+    }
 
     if let Err(e) = check_request(&req) {
         count(&cx.shared, &lst.cfg.name, "bad_request");
-        return respond::error(&e);
+        return logged(obs, respond::error(&e), &ex, None, None);
     }
     let selected = {
         let host = request_host(&req);
@@ -73,8 +94,9 @@ pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyB
     let Some(route) = selected.and_then(|i| lst.routes.get(i)) else {
         let e = ProxyError::new(Stage::NoRoute, "no route matches this request");
         count_error(&cx, "", &e);
-        return respond::error(&e);
+        return logged(obs, respond::error(&e), &ex, None, None);
     };
+    let mut used = None;
     let resp = match &route.action {
         ActionRt::Respond {
             status,
@@ -98,9 +120,11 @@ pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyB
             let Some(up) = route_upstream(&route.action, req.headers()) else {
                 let e = ProxyError::new(Stage::NoHealthyServer, "split route has no upstream");
                 count_error(&cx, &route.name, &e);
-                return respond::error(&e);
+                return logged(obs, respond::error(&e), &ex, Some(&route.name), None);
             };
-            let fut = forward(&cx, lst, route, up, req);
+            used = Some(up);
+            let _active = crate::metrics::GaugeGuard::new(&route.metrics.active);
+            let fut = forward(&cx, lst, route, up, req, &ex);
             let res = match route.timeout {
                 Some(t) => match tokio::time::timeout(t, fut).await {
                     Ok(r) => r,
@@ -120,12 +144,39 @@ pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyB
             }
         }
     };
+    let took = start.elapsed();
     route.metrics.count(resp.status().as_u16());
-    route
-        .metrics
-        .duration
-        .observe(start.elapsed().as_secs_f64());
-    resp
+    route.metrics.duration.observe(took.as_secs_f64());
+    route.metrics.dash.record(resp.status().as_u16(), took);
+    logged(obs, resp, &ex, Some(&route.name), used)
+}
+
+/// The response, carrying the access-log record when there is one. Also
+/// ends the request's SERVER span when it is traced and sampled.
+#[inline]
+fn logged(
+    obs: Option<Observed>,
+    resp: Response<ProxyBody>,
+    ex: &Exchange,
+    route: Option<&str>,
+    up: Option<&UpstreamRt>,
+) -> Response<ProxyBody> {
+    crate::trace::server_end(ex.trace.as_ref(), &resp, route);
+    match obs {
+        None => resp,
+        Some(o) => o.answered(resp, ex, route, up),
+    }
+}
+
+/// Answers `e` to a request rejected before `handle` (ambiguous framing),
+/// recording it in the access log like any other.
+pub fn reject(cx: &ConnCtx, req: &Request<Incoming>, e: &ProxyError) -> Response<ProxyBody> {
+    let resp = respond::error(e);
+    let snap = cx.shared.snapshot.load();
+    match Observed::begin(snap.access_log.as_ref(), req, cx.peer, Instant::now()) {
+        Some(o) => o.answered(resp, &Exchange::default(), None, None),
+        None => resp,
+    }
 }
 
 fn count_error(cx: &ConnCtx, route: &str, e: &ProxyError) {
@@ -270,6 +321,7 @@ async fn forward(
     route: &RouteRt,
     up: &UpstreamRt,
     mut req: Request<Incoming>,
+    ex: &Exchange,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     if let Some(limit) = route.max_request_body
         && content_length(req.headers()).is_some_and(|n| n > limit)
@@ -356,8 +408,8 @@ async fn forward(
     let plain = client_upgrade.is_some()
         || (route.retry.is_none() && route.hedge.is_none() && route.mirror.is_none());
     let (res, used) = if plain {
-        let req = streaming_request(parts, body, route, send_host.as_ref(), up, idx);
-        (attempt(up, idx, req, None).await, idx)
+        let req = streaming_request(parts, body, route, send_host.as_ref(), up, idx, ex);
+        (attempt(up, idx, req, None, ex).await, idx)
     } else {
         let safe = idempotent(&parts.method);
         let retry = route.retry.as_ref().filter(|r| safe || r.non_idempotent);
@@ -381,6 +433,9 @@ async fn forward(
         };
         match buffered {
             Ok(bytes) => {
+                if let Some(n) = &ex.bytes_in {
+                    n.store(bytes.len() as u64, Ordering::Relaxed);
+                }
                 let tpl = Template {
                     method: parts.method,
                     uri: parts.uri,
@@ -403,6 +458,7 @@ async fn forward(
                     retry,
                     hedge,
                     tpl: &tpl,
+                    ex,
                 };
                 attempt::run(&plan, idx).await
             }
@@ -410,8 +466,8 @@ async fn forward(
                 if let Some(m) = mirror {
                     m.counters[4].inc();
                 }
-                let req = streaming_request(parts, body, route, send_host.as_ref(), up, idx);
-                (attempt(up, idx, req, None).await, idx)
+                let req = streaming_request(parts, body, route, send_host.as_ref(), up, idx, ex);
+                (attempt(up, idx, req, None, ex).await, idx)
             }
         }
     };
@@ -464,6 +520,7 @@ fn streaming_request(
     host: Option<&HeaderValue>,
     up: &UpstreamRt,
     idx: usize,
+    ex: &Exchange,
 ) -> Request<ProxyBody> {
     set_host(&mut parts.headers, host, up, idx);
     let body = match route.max_request_body {
@@ -473,6 +530,14 @@ fn streaming_request(
             limit,
         },
         None => ProxyBody::Stream(body),
+    };
+    let body = match &ex.bytes_in {
+        // The access log records this request: count what the client sends.
+        Some(count) => ProxyBody::Counted(Box::new(Counted {
+            inner: body,
+            count: count.clone(),
+        })),
+        None => body,
     };
     Request::from_parts(parts, body)
 }

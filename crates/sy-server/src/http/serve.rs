@@ -24,8 +24,7 @@ use crate::Shared;
 use crate::body::ProxyBody;
 use crate::http::headers::forwarded_node;
 use crate::http::park::serve_h1_parking;
-use crate::http::proxy::{ConnCtx, handle};
-use crate::http::respond;
+use crate::http::proxy::{ConnCtx, handle, reject};
 use crate::io::Stream;
 use crate::live::now_ns;
 use crate::metrics::ListenerKind;
@@ -61,6 +60,10 @@ pub struct ConnState {
     /// (both Content-Length and Transfer-Encoding, or Content-Length
     /// repeated), as seen by the framing scanner; 0 = none.
     ambiguous_at: AtomicU64,
+    /// The listener's byte counters (`downstream_bytes_received_total`,
+    /// `_sent_total`), resolved once per connection.
+    bytes_in: prometheus_client::metrics::counter::Counter,
+    bytes_out: prometheus_client::metrics::counter::Counter,
 }
 
 /// What a connection's timer found.
@@ -77,7 +80,7 @@ pub(super) enum Due {
 }
 
 impl ConnState {
-    fn new(h2: bool) -> Self {
+    fn new(h2: bool, m: &crate::snapshot::ListenerMetrics) -> Self {
         ConnState {
             active: AtomicU32::new(0),
             idle_since_ms: AtomicU64::new(now_ms()),
@@ -86,6 +89,8 @@ impl ConnState {
             h2,
             requests: AtomicU64::new(0),
             ambiguous_at: AtomicU64::new(0),
+            bytes_in: m.bytes_received.clone(),
+            bytes_out: m.bytes_sent.clone(),
         }
     }
 
@@ -171,8 +176,9 @@ impl http_body::Body for ConnBody {
 }
 
 pin_project_lite::pin_project! {
-    /// Notes reads so the header timer knows a request has begun, and runs
-    /// the HTTP/1.1 framing scanner over every byte the client sends.
+    /// Notes reads so the header timer knows a request has begun, runs
+    /// the HTTP/1.1 framing scanner over every byte the client sends, and
+    /// counts the bytes read and written (one relaxed add per IO call).
     pub(super) struct Tracked<T> {
         #[pin]
         pub(super) inner: T,
@@ -226,6 +232,9 @@ impl<T: AsyncRead> AsyncRead for Tracked<T> {
         let before = buf.filled().len();
         let r = this.inner.poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.state
+                .bytes_in
+                .inc_by((buf.filled().len() - before) as u64);
             this.state.on_read();
             if let Some(scan) = this.scan {
                 scan.feed(&buf.filled()[before..], this.state);
@@ -241,7 +250,12 @@ impl<T: AsyncWrite> AsyncWrite for Tracked<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        self.project().inner.poll_write(cx, buf)
+        let this = self.project();
+        let r = this.inner.poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            this.state.bytes_out.inc_by(n as u64);
+        }
+        r
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         self.project().inner.poll_flush(cx)
@@ -254,7 +268,12 @@ impl<T: AsyncWrite> AsyncWrite for Tracked<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        self.project().inner.poll_write_vectored(cx, bufs)
+        let this = self.project();
+        let r = this.inner.poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = r {
+            this.state.bytes_out.inc_by(n as u64);
+        }
+        r
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
@@ -289,7 +308,7 @@ pub async fn serve(
     let Some((stream, h2, tls)) = Box::pin(negotiate(tcp, &lst, &shared)).await else {
         return;
     };
-    let state = Arc::new(ConnState::new(h2));
+    let state = Arc::new(ConnState::new(h2, &lst.metrics));
     let parking = !h2 && !tls;
     let ip = peer.ip();
     let cx = Arc::new(ConnCtx {
@@ -310,10 +329,14 @@ pub async fn serve(
         let fut: BoxFuture<Result<Response<ConnBody>, Infallible>> = Box::pin(async move {
             let resp = if ambiguous {
                 count(&cx.shared, &cx.listener.cfg.name, "ambiguous_framing");
-                respond::error(&ProxyError::new(
-                    Stage::BadRequest,
-                    "ambiguous request framing (Content-Length with Transfer-Encoding, or Content-Length repeated)",
-                ))
+                reject(
+                    &cx,
+                    &req,
+                    &ProxyError::new(
+                        Stage::BadRequest,
+                        "ambiguous request framing (Content-Length with Transfer-Encoding, or Content-Length repeated)",
+                    ),
+                )
             } else {
                 handle(cx, req).await
             };
@@ -375,13 +398,19 @@ async fn negotiate(
     match &lst.tls {
         Some(acceptor) => {
             let res = tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await;
-            let ok = matches!(res, Ok(Ok(_)));
+            // `timeout`: no complete handshake within request_header_timeout
+            // (slow or idle client); `error`: the handshake failed.
+            let kind = match &res {
+                Ok(Ok(_)) => "ok",
+                Ok(Err(_)) => "error",
+                Err(_) => "timeout",
+            };
             shared
                 .metrics
                 .tls_handshakes
                 .get_or_create(&ListenerKind {
                     listener: lst.cfg.name.clone(),
-                    kind: if ok { "ok" } else { "error" }.into(),
+                    kind: kind.into(),
                 })
                 .inc();
             let Ok(Ok(s)) = res else { return None };

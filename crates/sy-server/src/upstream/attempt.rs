@@ -23,6 +23,7 @@ use sy_policy::outlier::Outcome;
 use crate::body::ProxyBody;
 use crate::live::{ActiveGuard, now_ns, ns_at};
 use crate::metrics::{BREAKERS, Metrics, RouteOutcome, RouteUpstreamReason};
+use crate::observe::Exchange;
 use crate::snapshot::{MirrorRt, RouteRt, UpstreamRt};
 use crate::upstream::outlier;
 use crate::upstream::pick::pick;
@@ -120,6 +121,7 @@ pub async fn attempt(
     idx: usize,
     req: Request<ProxyBody>,
     per_try: Option<Duration>,
+    ex: &Exchange,
 ) -> AttemptResult {
     let Some(server) = up.servers.get(idx) else {
         return Err(ProxyError::new(
@@ -127,23 +129,43 @@ pub async fn attempt(
             "balancer chose no server",
         ));
     };
+    ex.attempt(idx);
     let _slot = acquire(up, &up.live.requests, up.breaker.max_requests, 2)?;
     let _active = ActiveGuard::new(&server.live, &server.metrics.active);
     server.metrics.requests.inc();
+    // Trace context: a `traceparent` per attempt; a CLIENT span if sampled.
+    let mut req = req;
+    let span = crate::trace::attempt_start(
+        ex.trace.as_ref(),
+        &mut req,
+        &crate::trace::UpstreamSide {
+            upstream: &up.name,
+            host: &server.target.host,
+            authority: &server.target.authority,
+            tls: up.transport.tls.is_some(),
+            attempt: ex.attempts(),
+        },
+    );
     let sent = Instant::now();
     let timeout = per_try.map_or(up.response_timeout, |t| t.min(up.response_timeout));
-    let res = send(up, server, req, timeout).await;
+    let res = send(up, server, req, timeout, ex).await;
+    if let Some(span) = span {
+        span.end(&res);
+    }
     match &res {
         Ok(resp) => {
             let done = Instant::now();
             let rtt = done.saturating_duration_since(sent);
             let ns = rtt.as_nanos() as u64;
+            ex.answered(idx, rtt);
             crate::ewma().observe(&server.live.ewma, ns, ns_at(done));
             server.metrics.latency.observe(rtt.as_secs_f64());
             up.live.latency.record(ns);
+            up.metrics.dash.record(resp.status().as_u16(), rtt);
             outlier::record(up, idx, Outcome::from_status(resp.status().as_u16()));
         }
         Err(e) => {
+            up.metrics.dash.record_failure();
             if let Some(o) = outlier::error_outcome(e) {
                 outlier::record(up, idx, o);
             }
@@ -193,6 +215,8 @@ pub struct Plan<'a> {
     pub hedge: Option<&'a Hedge>,
     /// The request.
     pub tpl: &'a Template,
+    /// What the attempts did.
+    pub ex: &'a Exchange,
 }
 
 impl Plan<'_> {
@@ -222,7 +246,13 @@ impl Plan<'_> {
     }
 
     fn once(&self, idx: usize) -> impl Future<Output = AttemptResult> + '_ {
-        attempt(self.up, idx, self.tpl.request(self.up, idx), self.per_try())
+        attempt(
+            self.up,
+            idx,
+            self.tpl.request(self.up, idx),
+            self.per_try(),
+            self.ex,
+        )
     }
 }
 
@@ -369,7 +399,9 @@ pub fn mirror(m: &MirrorRt, tpl: &Template, hash: Option<u64>) {
         // The whole exchange, body included, is bounded.
         let limit = up.response_timeout;
         let exchange = async {
-            let resp = attempt(&up, idx, req, None).await.ok()?;
+            let resp = attempt(&up, idx, req, None, &Exchange::default())
+                .await
+                .ok()?;
             resp.into_body().collect().await.ok().map(|_| ())
         };
         match tokio::time::timeout(limit, exchange).await {

@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::body::ProxyBody;
-use crate::io::Stream;
+use crate::io::{ByteCounters, Metered, Stream};
 
 /// How to reach the servers of one upstream. Built once per snapshot.
 pub struct Transport {
@@ -75,13 +75,15 @@ pub enum NewConn {
 }
 
 /// Opens a connection to `target` under `transport`'s settings. `open`,
-/// when given, counts the connection while it stays open.
+/// when given, counts the connection while it stays open; `bytes`, when
+/// given, counts the bytes it carries.
 pub async fn connect(
     target: &Target,
     transport: &Transport,
     open: Option<&Arc<AtomicU64>>,
+    bytes: Option<ByteCounters>,
 ) -> Result<NewConn, ProxyError> {
-    let inner = connect_inner(target, transport, open.cloned());
+    let inner = connect_inner(target, transport, open.cloned(), bytes);
     match tokio::time::timeout(transport.connect_timeout, inner).await {
         Ok(r) => r,
         Err(_) => Err(ProxyError {
@@ -112,6 +114,7 @@ async fn connect_inner(
     target: &Target,
     transport: &Transport,
     open: Option<Arc<AtomicU64>>,
+    bytes: Option<ByteCounters>,
 ) -> Result<NewConn, ProxyError> {
     let tcp = match target.addr {
         Some(addr) => TcpStream::connect(addr).await,
@@ -147,7 +150,7 @@ async fn connect_inner(
             (Stream::ClientTls(Box::new(s)), h2)
         }
     };
-    let io = TokioIo::new(stream);
+    let io = TokioIo::new(Metered::new(stream, bytes));
     if h2 {
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())

@@ -16,7 +16,9 @@ use http::{Request, Response, StatusCode, Version};
 use sy_core::{ProxyError, Stage};
 
 use crate::body::{BodyTooLarge, ProxyBody};
+use crate::io::ByteCounters;
 use crate::metrics::BREAKERS;
+use crate::observe::Exchange;
 use crate::snapshot::{ServerRt, UpstreamRt};
 use crate::upstream::connect::{NewConn, connect};
 use crate::upstream::pool::Checkout;
@@ -28,6 +30,7 @@ pub async fn send(
     server: &ServerRt,
     mut req: Request<ProxyBody>,
     timeout: Duration,
+    ex: &Exchange,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let pool = &server.live.pool;
     let mut fresh_only = false;
@@ -38,13 +41,22 @@ pub async fn send(
             pool.take_idle().await
         };
         let checkout = match idle {
-            Some(c) => c,
+            Some(c) => {
+                server.metrics.reused.inc();
+                c
+            }
             None => {
                 let slot = connect_slot(up)?;
                 // Boxed: the connect path (TCP, TLS, handshakes) is large and cold;
                 // inline, it would make every request's future that much bigger.
                 let open = Some(&up.live.connections);
-                let c = Box::pin(connect(&server.target, &up.transport, open)).await;
+                let bytes = Some(ByteCounters {
+                    read: server.metrics.bytes_received.clone(),
+                    written: server.metrics.bytes_sent.clone(),
+                });
+                let t0 = std::time::Instant::now();
+                let c = Box::pin(connect(&server.target, &up.transport, open, bytes)).await;
+                ex.connected(t0.elapsed());
                 drop(slot);
                 let c = c?;
                 server.metrics.opened.inc();

@@ -1,0 +1,409 @@
+//! End to end in headless Chromium: the admin listener's dashboard (`/`)
+//! shows non-zero request rates per route, an error rate for a failing
+//! route, and — after a backend is killed — its server as unhealthy. Saves
+//! a screenshot to `<target dir>/dashboard-screenshot.png`.
+//!
+//! Needs `chromium` (or `chromium-browser`) on PATH; CI installs it (see
+//! .ci/run). Without it the test fails, unless SWITCHYARD_SKIP_BROWSER=1.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// How long one Chromium run may take before it is killed.
+const RUN_LIMIT: Duration = Duration::from_secs(20);
+/// Deadline for the page to show what a step waits for.
+const SHOWS: Duration = Duration::from_secs(20);
+/// Background traffic stops by itself after this long or this many requests.
+const TRAFFIC_LIMIT: Duration = Duration::from_secs(60);
+const TRAFFIC_MAX: usize = 200_000;
+
+/// The Chromium binary on PATH.
+fn find_chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    for name in ["chromium", "chromium-browser"] {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// A running Chromium; dropping it kills its whole process group (the
+/// browser and its renderer, GPU and zygote processes).
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Headless Chromium with a throwaway profile.
+struct Browser {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Runs Chromium on `url` with `extra` flags; returns its stdout.
+    async fn run(&self, extra: &[&str], url: &str) -> String {
+        let out_path = self.dir.path().join("stdout");
+        let out = std::fs::File::create(&out_path).unwrap();
+        let mut cmd = Command::new(&self.bin);
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-extensions",
+            "--disable-sync",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--hide-scrollbars",
+            "--mute-audio",
+            "--force-dark-mode",
+            "--window-size=1440,1000",
+            // Virtual time: the page's 1 s poll runs a few times, then the
+            // DOM is dumped (network waits do not count against it).
+            "--virtual-time-budget=2500",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            self.dir.path().join("profile").display()
+        ))
+        .args(extra)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::null())
+        .process_group(0);
+        let mut child = Running(cmd.spawn().unwrap());
+        let deadline = Instant::now() + RUN_LIMIT;
+        loop {
+            if child.0.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chromium did not finish within {RUN_LIMIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        drop(child);
+        std::fs::read_to_string(&out_path).unwrap()
+    }
+
+    async fn dom(&self, url: &str) -> String {
+        self.run(&["--dump-dom"], url).await
+    }
+
+    /// Dumps the DOM until `ok` accepts it; panics at the deadline with
+    /// `what` and the last DOM's data attributes.
+    async fn dom_until(&self, url: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + SHOWS;
+        loop {
+            let dom = self.dom(url).await;
+            if ok(&dom) {
+                return dom;
+            }
+            if Instant::now() > deadline {
+                panic!("the dashboard never showed: {what}\n{}", summary(&dom));
+            }
+        }
+    }
+}
+
+/// Attributes of every start tag of `html` that has attribute `attr`.
+fn tags_with(html: &str, attr: &str) -> Vec<HashMap<String, String>> {
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(i) = rest.find('<') {
+        rest = &rest[i + 1..];
+        // The tag ends at the first '>' outside a quoted value.
+        let mut quoted = false;
+        let end = rest
+            .char_indices()
+            .find(|&(_, c)| {
+                if c == '"' {
+                    quoted = !quoted;
+                }
+                c == '>' && !quoted
+            })
+            .map_or(rest.len(), |(j, _)| j);
+        let tag = &rest[..end];
+        rest = &rest[end..];
+        if tag.starts_with(['/', '!']) {
+            continue;
+        }
+        let attrs = parse_attrs(tag);
+        if attrs.contains_key(attr) {
+            out.push(attrs);
+        }
+    }
+    out
+}
+
+/// `name a="1" b="x y" c` -> {a: 1, b: "x y", c: ""} (Chromium serializes
+/// every value in double quotes).
+fn parse_attrs(tag: &str) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    let body = tag.trim_end_matches('/');
+    let mut rest = body
+        .find(char::is_whitespace)
+        .map_or("", |i| &body[i..])
+        .trim_start();
+    while !rest.is_empty() {
+        let name_end = rest
+            .find(|c: char| c == '=' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        let name = rest[..name_end].to_string();
+        rest = &rest[name_end..];
+        let mut value = String::new();
+        if let Some(r) = rest.strip_prefix("=\"") {
+            let close = r.find('"').unwrap_or(r.len());
+            value = r[..close]
+                .replace("&quot;", "\"")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&");
+            rest = r.get(close + 1..).unwrap_or("");
+        }
+        m.insert(name, value);
+        rest = rest.trim_start();
+    }
+    m
+}
+
+/// The tag with `attr` = `value`.
+fn tag(dom: &str, attr: &str, value: &str) -> Option<HashMap<String, String>> {
+    tags_with(dom, attr)
+        .into_iter()
+        .find(|t| t.get(attr).is_some_and(|v| v == value))
+}
+
+fn num(t: &HashMap<String, String>, attr: &str) -> f64 {
+    t.get(attr).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
+}
+
+/// The route cards and server tiles of a DOM, for failure messages.
+fn summary(dom: &str) -> String {
+    let mut s = String::new();
+    for attr in ["data-state", "data-route", "data-upstream", "data-server"] {
+        for t in tags_with(dom, attr) {
+            let mut kv: Vec<_> = t
+                .iter()
+                .filter(|(k, _)| k.starts_with("data-"))
+                .map(|(k, v)| format!("{k}={v:?}"))
+                .collect();
+            kv.sort();
+            s.push_str(&kv.join(" "));
+            s.push('\n');
+        }
+    }
+    if s.is_empty() {
+        s = format!(
+            "(no dashboard elements; DOM starts with: {})",
+            &dom[..dom.len().min(2000)]
+        );
+    }
+    s
+}
+
+fn config(a: SocketAddr, b: SocketAddr) -> String {
+    format!(
+        r#"{}[[routes]]
+name = "api"
+upstream = "u"
+[routes.match]
+path = "/api"
+
+[[routes]]
+name = "broken"
+respond = {{ status = 503, body = "down for the test" }}
+[routes.match]
+path_exact = "/broken"
+
+[[routes]]
+name = "web"
+upstream = "u"
+
+[upstreams.u]
+servers = ["{a}", "{b}"]
+[upstreams.u.health_check]
+path = "/health"
+interval = "100ms"
+jitter = "20ms"
+timeout = "1s"
+unhealthy_threshold = 2
+healthy_threshold = 2
+"#,
+        Preamble::default()
+    )
+}
+
+/// Requests to every route until `stop` (or the traffic limits).
+async fn traffic(base: String, stop: Arc<AtomicBool>) {
+    let c = client();
+    let started = Instant::now();
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) && started.elapsed() < TRAFFIC_LIMIT && n < TRAFFIC_MAX {
+        for path in ["/api/items", "/", "/api/items/7", "/broken"] {
+            // Failures (the killed backend) are part of the picture.
+            let _ = c.get(format!("{base}{path}")).send().await;
+            n += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// `<target dir>/dashboard-screenshot.png`.
+fn screenshot_path() -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent().unwrap_or(tmp).join("dashboard-screenshot.png")
+}
+
+/// A browser, or None when there is none and SWITCHYARD_SKIP_BROWSER=1
+/// (without that, no browser fails the test).
+fn browser() -> Option<Browser> {
+    let Some(bin) = find_chromium() else {
+        if std::env::var("SWITCHYARD_SKIP_BROWSER").as_deref() == Ok("1") {
+            eprintln!("SWITCHYARD_SKIP_BROWSER=1 and no chromium on PATH: dashboard test skipped");
+            return None;
+        }
+        panic!(
+            "the dashboard test needs headless Chromium: no `chromium` or `chromium-browser` \
+             on PATH. Install it (Debian: apt-get install -y --no-install-recommends chromium) \
+             or set SWITCHYARD_SKIP_BROWSER=1 to skip this test"
+        );
+    };
+    Some(Browser {
+        bin,
+        dir: tempfile::tempdir().unwrap(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dashboard_shows_rates_and_a_dead_server() {
+    let Some(browser) = browser() else {
+        return;
+    };
+
+    let a = KillableBackend::start("a").await;
+    let b = KillableBackend::start("b").await;
+    let (a_addr, b_addr) = (a.addr.to_string(), b.addr.to_string());
+    let p = Proxy::start(&config(a.addr, b.addr));
+    wait_admin_ready(p.admin()).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn(traffic(p.url("main", ""), stop.clone()));
+    let url = format!("http://{}/", p.admin());
+
+    // Live rates on every proxied route; the failing route's error rate.
+    let dom = browser
+        .dom_until(&url, "non-zero rates on routes api and web", |dom| {
+            ["api", "web"]
+                .iter()
+                .all(|r| tag(dom, "data-route", r).is_some_and(|t| num(&t, "data-rps") > 0.0))
+        })
+        .await;
+    let state = tags_with(&dom, "data-state");
+    assert_eq!(state[0]["data-state"], "live", "{}", summary(&dom));
+    let broken = tag(&dom, "data-route", "broken").expect("a card for route broken");
+    assert!(num(&broken, "data-rps") > 0.0, "{}", summary(&dom));
+    assert_eq!(num(&broken, "data-error-rate"), 1.0, "{}", summary(&dom));
+    let web = tag(&dom, "data-route", "web").unwrap();
+    assert_eq!(num(&web, "data-error-rate"), 0.0, "{}", summary(&dom));
+    let up = tag(&dom, "data-upstream", "u").expect("a card for upstream u");
+    assert!(num(&up, "data-rps") > 0.0, "{}", summary(&dom));
+    let version = tag(&dom, "id", "config-version").unwrap();
+    assert_eq!(version["data-value"], "1");
+    for addr in [&a_addr, &b_addr] {
+        let s = tag(&dom, "data-server", addr).expect("a tile per server");
+        assert_eq!(s["data-health"], "healthy", "{}", summary(&dom));
+        assert_eq!(s["data-upstream"], "u");
+    }
+    assert!(
+        tag(&dom, "data-listener", "main").is_some(),
+        "{}",
+        summary(&dom)
+    );
+
+    // A dead backend: the active health check marks it down and the
+    // server grid shows it.
+    b.kill().await;
+    let dom = browser
+        .dom_until(&url, "server b unhealthy", |dom| {
+            tag(dom, "data-server", &b_addr).is_some_and(|t| t["data-health"] == "unhealthy")
+        })
+        .await;
+    let s = tag(&dom, "data-server", &a_addr).unwrap();
+    assert_eq!(s["data-health"], "healthy", "{}", summary(&dom));
+
+    // The artifact: a screenshot of the page (dark theme).
+    let shot = screenshot_path();
+    let _ = std::fs::remove_file(&shot);
+    let arg = format!("--screenshot={}", shot.display());
+    browser.run(&[&arg], &url).await;
+    let png =
+        std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot at {}: {e}", shot.display()));
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    eprintln!("dashboard screenshot: {}", shot.display());
+
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    drop(a);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_asks_for_the_admin_token() {
+    let Some(browser) = browser() else {
+        return;
+    };
+    let a = Backend::start("a").await;
+    let toml = simple_config(&[&a], "").replace(
+        "[admin]\n",
+        "[admin]\ntoken = \"dashboard-test-token-0123456789\"\n",
+    );
+    let p = Proxy::start(&toml);
+    wait_admin_ready(p.admin()).await;
+    // The page itself needs no token; its API calls get 401, so it shows
+    // the token prompt.
+    let (status, _) = admin_get(p.admin(), "/").await;
+    assert_eq!(status, 200);
+    let (status, _) = admin_get(p.admin(), "/api/stats").await;
+    assert_eq!(status, 401);
+    let url = format!("http://{}/", p.admin());
+    let dom = browser
+        .dom_until(&url, "the token prompt", |dom| {
+            tags_with(dom, "data-state")
+                .first()
+                .is_some_and(|b| b["data-state"] == "auth")
+        })
+        .await;
+    let prompt = tag(&dom, "id", "auth").expect("the token prompt");
+    assert!(!prompt.contains_key("hidden"), "prompt hidden: {prompt:?}");
+    assert!(
+        tags_with(&dom, "data-route").is_empty(),
+        "data shown without a token"
+    );
+}
