@@ -13,7 +13,8 @@
 # breakers to the bench upstream (issue 3's speed check). TRACING=RATIO adds
 # [tracing] (issue 4's overhead check; see below). OBSERVE=1 turns on
 # everything issue 4's speed check asks for: the admin listener (metrics,
-# dashboard sampling), a JSON access log to a file, and tracing at 1%.
+# dashboard sampling), a JSON access log to a file, and tracing at 1%;
+# ACCESS_LOG=1 and TRACING=RATIO turn on one of them alone.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${SWITCHYARD_BIN:-$here/target/release/switchyard}
@@ -64,6 +65,9 @@ protocol=http1
   # none listening, exports fail and are counted, which costs little).
   if [ "${OBSERVE:-0}" = 1 ]; then
     : "${TRACING:=0.01}"
+    ACCESS_LOG=1
+  fi
+  if [ "${ACCESS_LOG:-0}" = 1 ]; then
     printf '\n[access_log]\nformat = "json"\npath = "%s/access.log"\n' "$dir"
   fi
   if [ -n "${TRACING:-}" ]; then

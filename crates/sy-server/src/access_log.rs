@@ -5,8 +5,8 @@
 //! to the end of its response body ([`Observed`], the `ProxyBody::Observed`
 //! variant). When the body ends, fails or is dropped (a client abort) the
 //! record is pushed, with one `try_send`, into a bounded queue; one writer
-//! thread formats the lines (JSON or combined) and writes them through a
-//! `BufWriter`, flushing when the queue is idle and at least every 100 ms.
+//! thread wakes every 10 ms, formats the queued lines (JSON or combined)
+//! and writes them through a `BufWriter` with one flush per batch.
 //! A full queue drops the line and counts it in
 //! `switchyard_access_log_dropped_total`: requests never wait for the log.
 //!
@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
@@ -36,7 +36,9 @@ use crate::observe::Exchange;
 use crate::snapshot::UpstreamRt;
 
 /// Longest time a written line stays in the writer's buffer.
-const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// How often the writer drains the queue (a default queue of 8192 lines
+/// holds 10 ms of 800k requests/s).
+const POLL_EVERY: Duration = Duration::from_millis(10);
 
 /// The writer's buffer.
 const BUFFER: usize = 64 * 1024;
@@ -601,48 +603,33 @@ struct Writer {
 
 impl Writer {
     fn run(mut self) {
-        let mut last_flush = Instant::now();
-        // Lines written to the buffer since the last flush.
-        let mut dirty = false;
+        // The writer polls instead of blocking in `recv`: a receiver that
+        // is never parked on the channel means `try_send` on the request
+        // path never has to wake it (no futex call, no context switch per
+        // request), and each wake-up writes a whole batch with one flush.
         loop {
             let closing = self.control.close.load(Ordering::Relaxed);
-            // Block (up to 100 ms, so the flags are seen) only when the
-            // buffer holds nothing.
-            let next = if dirty || closing {
+            let mut wrote = false;
+            let disconnected = loop {
                 match self.rx.try_recv() {
-                    Ok(r) => Some(r),
-                    Err(TryRecvError::Empty) if closing => break,
-                    Err(TryRecvError::Empty) => None,
-                    Err(TryRecvError::Disconnected) => break,
-                }
-            } else {
-                match self.rx.recv_timeout(FLUSH_EVERY) {
-                    Ok(r) => Some(r),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => break,
+                    Ok(rec) => {
+                        self.write(&rec);
+                        wrote = true;
+                    }
+                    Err(TryRecvError::Empty) => break false,
+                    Err(TryRecvError::Disconnected) => break true,
                 }
             };
-            match next {
-                Some(rec) => {
-                    self.write(&rec);
-                    dirty = true;
-                }
-                // Idle: flush what is buffered.
-                None if dirty => {
-                    self.flush();
-                    dirty = false;
-                    last_flush = Instant::now();
-                }
-                None => {}
-            }
-            if dirty && last_flush.elapsed() >= FLUSH_EVERY {
+            if wrote {
                 self.flush();
-                dirty = false;
-                last_flush = Instant::now();
             }
             if self.control.reopen.swap(false, Ordering::Relaxed) {
                 self.reopen();
             }
+            if closing || disconnected {
+                break;
+            }
+            std::thread::sleep(POLL_EVERY);
         }
         self.flush();
     }
