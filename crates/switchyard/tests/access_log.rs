@@ -48,6 +48,15 @@ servers = ["{}"]
     )
 }
 
+/// A body-echo backend "b", a temporary folder (kept alive by the caller)
+/// and the path `access.log` in it.
+async fn echo_and_log() -> (Backend, tempfile::TempDir, PathBuf) {
+    let b = Backend::start_body_echo("b").await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    (b, dir, log)
+}
+
 /// `path = "..."` for a TOML table.
 fn path_key(p: &Path) -> String {
     format!("path = {:?}\n", p.to_str().unwrap())
@@ -147,9 +156,7 @@ const ALL_FIELDS: [&str; 18] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_lines_carry_every_field_with_correct_values() {
-    let b = Backend::start_body_echo("b").await;
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
+    let (b, _dir, log) = echo_and_log().await;
     let proxy = Proxy::start(&config(&[&b], &path_key(&log)));
     let addr = proxy.addr("main");
 
@@ -224,9 +231,7 @@ async fn json_lines_carry_every_field_with_correct_values() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn combined_format_lines() {
-    let b = Backend::start_body_echo("b").await;
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
+    let (b, _dir, log) = echo_and_log().await;
     let proxy = Proxy::start(&config(
         &[&b],
         &format!("format = \"combined\"\n{}", path_key(&log)),
@@ -283,9 +288,7 @@ async fn combined_format_lines() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fields_choose_and_order_the_keys() {
-    let b = Backend::start_body_echo("b").await;
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
+    let (b, _dir, log) = echo_and_log().await;
     let proxy = Proxy::start(&config(
         &[&b],
         &format!(
@@ -310,9 +313,7 @@ async fn fields_choose_and_order_the_keys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_answered_by_switchyard_are_logged() {
-    let b = Backend::start_body_echo("b").await;
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
+    let (b, _dir, log) = echo_and_log().await;
     let proxy = Proxy::start(&config(&[&b], &path_key(&log)));
     let c = client();
     let r = c.get(proxy.url("main", "/nowhere")).send().await.unwrap();
@@ -504,9 +505,7 @@ async fn get_ok(c: &reqwest::Client, url: String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sampling_logs_about_the_configured_share() {
-    let b = Backend::start_body_echo("b").await;
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
+    let (b, _dir, log) = echo_and_log().await;
     let mut bin = binary(&b, &format!("sample = 0.5\n{}", path_key(&log))).await;
     let base = format!("http://{}", bin.listener_addr("main"));
     let c = client();
@@ -526,9 +525,7 @@ async fn sampling_logs_about_the_configured_share() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigusr1_reopens_the_file_after_rotation() {
-    let b = Backend::start_body_echo("b").await;
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
+    let (b, dir, log) = echo_and_log().await;
     let rotated: PathBuf = dir.path().join("access.log.1");
     let bin = binary(&b, &path_key(&log)).await;
     let base = format!("http://{}", bin.listener_addr("main"));
@@ -559,9 +556,7 @@ async fn sigusr1_reopens_the_file_after_rotation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_id_is_the_requests_w3c_trace_id_when_tracing_is_on() {
-    let b = Backend::start_body_echo("b").await;
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
+    let (b, _dir, log) = echo_and_log().await;
     // Spans go to a closed port: exports fail, the trace ids are still used.
     let tracing = format!(
         "\n[tracing]\nendpoint = \"http://{}/v1/traces\"\n",

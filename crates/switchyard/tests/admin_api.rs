@@ -31,14 +31,8 @@ fn config(token: Option<&str>, backend: &Backend) -> String {
         "{preamble}"
     );
     format!(
-        r#"{preamble}
-[[routes]]
-name = "all"
-upstream = "u"
-[upstreams.u]
-servers = [{}]
-"#,
-        servers(&[backend])
+        "{preamble}{}",
+        common::route_all(&servers(&[backend]), "", "")
     )
 }
 

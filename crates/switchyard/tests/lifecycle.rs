@@ -18,18 +18,12 @@ const DEADLINE: Duration = Duration::from_secs(20);
 
 fn config(backend: &Backend, drain: &str, listener_extra: &str) -> String {
     format!(
-        r#"{}{listener_extra}
-[[routes]]
-name = "all"
-upstream = "u"
-[upstreams.u]
-servers = [{}]
-"#,
+        "{}{listener_extra}{}",
         Preamble {
             drain_timeout: drain,
             ..Preamble::default()
         },
-        servers(&[backend])
+        common::route_all(&servers(&[backend]), "", "")
     )
 }
 

@@ -29,16 +29,7 @@ fn head(watch: bool) -> String {
 
 /// One route `all` to upstream `u` over `backends`.
 fn route_all(backends: &[&Backend]) -> String {
-    format!(
-        r#"
-[[routes]]
-name = "all"
-upstream = "u"
-[upstreams.u]
-servers = [{}]
-"#,
-        servers(backends)
-    )
+    common::route_all(&servers(backends), "", "")
 }
 
 /// GET `url`: the status and the answering backend (`x-backend`).

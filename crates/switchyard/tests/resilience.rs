@@ -42,17 +42,9 @@ async fn unavailable(name: &str) -> Backend {
 /// (tables of the route) and `upstream_extra` (keys and tables of `u`).
 fn config(servers: &str, route_extra: &str, upstream_extra: &str) -> String {
     format!(
-        r#"{}
-[[routes]]
-name = "all"
-upstream = "u"
-{route_extra}
-
-[upstreams.u]
-servers = [{servers}]
-{upstream_extra}
-"#,
-        Preamble::default()
+        "{}{}",
+        Preamble::default(),
+        route_all(servers, route_extra, upstream_extra)
     )
 }
 

@@ -206,16 +206,9 @@ fn parse_tp(v: &str) -> (String, String, String) {
 /// `tail` (a `[tracing]` table, or nothing).
 fn config(backend: SocketAddr, route_extra: &str, tail: &str) -> String {
     format!(
-        r#"{}
-[[routes]]
-name = "all"
-upstream = "u"
-{route_extra}
-[upstreams.u]
-servers = ["{backend}"]
-{tail}
-"#,
-        Preamble::default()
+        "{}{}",
+        Preamble::default(),
+        route_all(&format!("\"{backend}\""), route_extra, tail)
     )
 }
 

@@ -79,6 +79,22 @@ impl AsyncWrite for Stream {
     }
 }
 
+/// `poll_flush`, `poll_shutdown` and `is_write_vectored` of an
+/// `AsyncWrite` wrapper, passed straight on to its `inner` stream.
+macro_rules! forward_to_inner {
+    () => {
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+        fn is_write_vectored(&self) -> bool {
+            self.inner.is_write_vectored()
+        }
+    };
+}
+
 /// A stream with some already-read bytes put back in front of it.
 pub struct Rewind<T> {
     pre: Option<Bytes>,
@@ -128,12 +144,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
     ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -141,9 +151,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
     ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
+    forward_to_inner!();
 }
 
 /// The byte counters of one upstream server (`upstream_bytes_*_total`).
@@ -166,6 +174,13 @@ impl<T> Metered<T> {
     /// Counts `inner`'s traffic in `counters`, if given.
     pub fn new(inner: T, counters: Option<ByteCounters>) -> Self {
         Metered { inner, counters }
+    }
+
+    /// Adds the bytes of a finished write to the written counter.
+    fn count_written(&self, r: &Poll<io::Result<usize>>) {
+        if let (Some(c), Poll::Ready(Ok(n))) = (&self.counters, r) {
+            c.written.inc_by(*n as u64);
+        }
     }
 }
 
@@ -191,16 +206,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Metered<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let (Some(c), Poll::Ready(Ok(n))) = (&self.counters, &r) {
-            c.written.inc_by(*n as u64);
-        }
+        self.count_written(&r);
         r
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
@@ -208,12 +215,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Metered<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if let (Some(c), Poll::Ready(Ok(n))) = (&self.counters, &r) {
-            c.written.inc_by(*n as u64);
-        }
+        self.count_written(&r);
         r
     }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
+    forward_to_inner!();
 }

@@ -66,13 +66,26 @@ pub fn simple_config(backends: &[&Backend], upstream_extra: &str) -> String {
 /// (for servers that are not a [`Backend`]).
 pub fn one_upstream_config(servers: &str, upstream_extra: &str) -> String {
     format!(
-        r#"{}[[routes]]
+        "{}{}",
+        Preamble::default(),
+        route_all(servers, "", upstream_extra)
+    )
+}
+
+/// The tables after a preamble: one route "all" (+ `route_extra`, tables
+/// of the route) to upstream "u" over `servers` (the body of the TOML
+/// array), then `upstream_extra` (keys and tables of "u", or any tables
+/// that follow). Starts and ends with a newline.
+pub fn route_all(servers: &str, route_extra: &str, upstream_extra: &str) -> String {
+    format!(
+        r#"
+[[routes]]
 name = "all"
 upstream = "u"
+{route_extra}
 [upstreams.u]
 servers = [{servers}]
 {upstream_extra}
-"#,
-        Preamble::default()
+"#
     )
 }
