@@ -1,0 +1,172 @@
+use super::*;
+
+/// The example record with no text.
+fn blank() -> Box<Record> {
+    let mut r = Record::example();
+    r.text.clear();
+    r.spans = [None; SLOTS];
+    r
+}
+
+fn line(r: &Record, fields: &[Field], json: bool) -> String {
+    let mut out = Vec::new();
+    if json {
+        write_json(&mut out, r, fields);
+    } else {
+        write_combined(&mut out, r, fields);
+    }
+    String::from_utf8(out).expect("lines are UTF-8")
+}
+
+#[test]
+fn rfc3339_times() {
+    let cases = [
+        (0, "1970-01-01T00:00:00.000Z"),
+        (951_782_400_000, "2000-02-29T00:00:00.000Z"),
+        (1_700_000_000_123, "2023-11-14T22:13:20.123Z"),
+        (1_709_251_199_999, "2024-02-29T23:59:59.999Z"),
+        (4_102_444_800_000, "2100-01-01T00:00:00.000Z"),
+    ];
+    for (ms, want) in cases {
+        let mut out = Vec::new();
+        rfc3339(&mut out, ms);
+        assert_eq!(String::from_utf8(out).unwrap(), want, "{ms}");
+    }
+    let mut out = Vec::new();
+    clf_time(&mut out, 1_700_000_000_123);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "14/Nov/2023:22:13:20 +0000"
+    );
+}
+
+#[test]
+fn json_line_has_every_field_in_order() {
+    let r = Record::example();
+    let s = line(&r, &Field::ALL, true);
+    assert_eq!(
+        s,
+        r#"{"time":"2023-11-14T22:13:20.123Z","client":"127.0.0.1:40000","method":"GET","host":"example.com","path":"/a?b=c","protocol":"HTTP/1.1","status":200,"bytes_in":0,"bytes_out":5,"duration_ms":1.234,"upstream_connect_ms":null,"ttfb_ms":0.800,"route":"all","upstream":"u","server":"127.0.0.1:8081","attempts":1,"trace_id":null,"user_agent":"curl/8.5.0"}"#
+    );
+    let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys.len(), 18);
+}
+
+#[test]
+fn json_subset_and_order() {
+    let r = Record::example();
+    let s = line(&r, &[Field::Status, Field::Path, Field::TraceId], true);
+    assert_eq!(s, r#"{"status":200,"path":"/a?b=c","trace_id":null}"#);
+    let mut r = Record::example();
+    r.trace_id = Some([0xab; 16]);
+    r.connect_ns = Some(2_000_001);
+    let s = line(&r, &[Field::TraceId, Field::UpstreamConnectMs], true);
+    assert_eq!(
+        s,
+        format!(
+            r#"{{"trace_id":"{}","upstream_connect_ms":2.000}}"#,
+            "ab".repeat(16)
+        )
+    );
+}
+
+#[test]
+fn json_escapes_anything() {
+    let mut out = Vec::new();
+    json_escape(
+        &mut out,
+        b"a\"b\\c\nd\re\tf\x00g\x1fh\x7fi\xffj\xc3\xa9k\xe2\x80",
+    );
+    let s = String::from_utf8(out).unwrap();
+    assert_eq!(s, r#"a\"b\\c\nd\re\tf\u0000g\u001fh\u007fi\ufffdjék\ufffd"#);
+    let parsed: String = serde_json::from_str(&format!("\"{s}\"")).unwrap();
+    assert_eq!(parsed, "a\"b\\c\nd\re\tf\0g\x1fh\x7fi\u{fffd}jék\u{fffd}");
+}
+
+#[test]
+fn json_lines_are_valid_for_hostile_input() {
+    let mut r = blank();
+    r.push(Slot::Host, Some(b"\"},\"x\":1,{\""));
+    r.push(Slot::Path, Some(b"/\xff\xfe\x00\n\"\\"));
+    r.push(Slot::UserAgent, Some("Mozilla/5.0 (\u{2028}ü)".as_bytes()));
+    let s = line(&r, &Field::ALL, true);
+    let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+    assert_eq!(v["host"], "\"},\"x\":1,{\"");
+    assert_eq!(v["path"], "/\u{fffd}\u{fffd}\0\n\"\\");
+    assert_eq!(v["user_agent"], "Mozilla/5.0 (\u{2028}ü)");
+    assert!(v["route"].is_null() && v["upstream"].is_null() && v["server"].is_null());
+    assert!(!s.contains('\n'));
+}
+
+#[test]
+fn combined_line() {
+    let r = Record::example();
+    let s = line(&r, &Field::ALL, false);
+    assert_eq!(
+        s,
+        "127.0.0.1 - - [14/Nov/2023:22:13:20 +0000] \"GET /a?b=c HTTP/1.1\" 200 5 \"-\" \"curl/8.5.0\" \
+         host=\"example.com\" bytes_in=0 duration_ms=1.234 upstream_connect_ms=- ttfb_ms=0.800 \
+         route=\"all\" upstream=\"u\" server=\"127.0.0.1:8081\" attempts=1 trace_id=-"
+    );
+    let s = line(&r, &[Field::Status, Field::Route], false);
+    assert_eq!(s, "- - - [-] \"- - -\" 200 - \"-\" \"-\" route=\"all\"");
+}
+
+#[test]
+fn combined_escapes() {
+    let mut r = blank();
+    r.push(Slot::Path, Some(b"/a b\"c\\d\ne\xc3\xa9"));
+    r.push(Slot::UserAgent, Some(b"x\"y"));
+    r.push(Slot::Referer, Some(b"http://r/"));
+    let s = line(&r, &[Field::Path, Field::UserAgent], false);
+    assert_eq!(
+        s,
+        "- - - [-] \"- /a b\\x22c\\x5Cd\\x0Ae\\xC3\\xA9 -\" - - \"http://r/\" \"x\\x22y\""
+    );
+}
+
+#[test]
+fn fields_parse_by_name() {
+    for f in Field::ALL {
+        assert_eq!(Field::parse(f.name()), Some(f));
+    }
+    assert_eq!(Field::parse("nope"), None);
+    let names: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
+    assert_eq!(names, sy_config::model::ACCESS_LOG_FIELDS);
+}
+
+#[test]
+fn civil_matches_known_dates() {
+    // Every day boundary for a few years round-trips through the month
+    // lengths.
+    let mut ms = 946_684_800_000u64; // 2000-01-01
+    let mut expect = (2000i64, 1u32, 1u32);
+    for _ in 0..(366 * 5) {
+        let (y, m, d, ..) = civil(ms);
+        assert_eq!((y, m, d), expect);
+        let leap = (expect.0 % 4 == 0 && expect.0 % 100 != 0) || expect.0 % 400 == 0;
+        let len = [
+            31,
+            if leap { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ][expect.1 as usize - 1];
+        expect = if expect.2 < len {
+            (expect.0, expect.1, expect.2 + 1)
+        } else if expect.1 < 12 {
+            (expect.0, expect.1 + 1, 1)
+        } else {
+            (expect.0 + 1, 1, 1)
+        };
+        ms += 86_400_000;
+    }
+}
