@@ -82,31 +82,23 @@ impl Backend {
     /// Starts a backend (HTTP/1.1 and h2c) whose every answer comes from the
     /// async `handler`; `hits` counts requests as they arrive.
     pub async fn start_async(name: &str, handler: BackendHandler) -> Backend {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
-        let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
         let h = hits.clone();
-        tokio::spawn(async move {
-            loop {
-                let (tcp, _) = tokio::select! {
-                    r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
-                    _ = stop_rx.changed() => return,
-                };
-                let h = h.clone();
-                let handler = handler.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: Request<Incoming>| {
-                        h.fetch_add(1, Ordering::SeqCst);
-                        let fut = handler(req);
-                        async move { Ok::<_, Infallible>(fut.await) }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection_with_upgrades(TokioIo::new(tcp), svc)
-                        .await;
+        let (addr, stop) = accept_loop(move |tcp| {
+            let h = h.clone();
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    h.fetch_add(1, Ordering::SeqCst);
+                    let fut = handler(req);
+                    async move { Ok::<_, Infallible>(fut.await) }
                 });
-            }
-        });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        })
+        .await;
         Backend {
             name: name.to_string(),
             addr,
@@ -249,44 +241,36 @@ pub struct WsBackend {
 impl WsBackend {
     pub async fn start() -> WsBackend {
         use futures_util::{SinkExt, StreamExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
         let s = seen.clone();
-        tokio::spawn(async move {
-            loop {
-                let (tcp, _) = tokio::select! {
-                    r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
-                    _ = stop_rx.changed() => return,
-                };
-                let s = s.clone();
-                tokio::spawn(async move {
-                    #[allow(clippy::result_large_err)]
-                    let record = |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
-                                  resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
-                        s.lock().unwrap().push(WsSeen {
-                            path: req.uri().to_string(),
-                            headers: req
-                                .headers()
-                                .iter()
-                                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-                                .collect(),
-                        });
-                        Ok(resp)
-                    };
-                    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, record).await else {
-                        return;
-                    };
-                    while let Some(Ok(msg)) = ws.next().await {
-                        if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
-                            return;
-                        }
-                        // Close and ping are answered by tungstenite itself.
-                    }
+        let (addr, stop) = accept_loop(move |tcp| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                #[allow(clippy::result_large_err)]
+            let record = |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                          resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
+                s.lock().unwrap().push(WsSeen {
+                    path: req.uri().to_string(),
+                    headers: req
+                        .headers()
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                        .collect(),
                 });
-            }
-        });
+                Ok(resp)
+            };
+                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, record).await else {
+                    return;
+                };
+                while let Some(Ok(msg)) = ws.next().await {
+                    if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                        return;
+                    }
+                    // Close and ping are answered by tungstenite itself.
+                }
+            });
+        })
+        .await;
         WsBackend { addr, seen, stop }
     }
 }
@@ -326,52 +310,44 @@ impl TlsBackend {
             .unwrap();
         cfg.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
-        let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
         let n: Arc<str> = name.into();
         let h = hits.clone();
-        tokio::spawn(async move {
-            loop {
-                let (tcp, _) = tokio::select! {
-                    r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
-                    _ = stop_rx.changed() => return,
+        let (addr, stop) = accept_loop(move |tcp| {
+            let acceptor = acceptor.clone();
+            let n = n.clone();
+            let h = h.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
                 };
-                let acceptor = acceptor.clone();
-                let n = n.clone();
-                let h = h.clone();
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let sni = tls.get_ref().1.server_name().unwrap_or("").to_string();
-                    let alpn = tls
-                        .get_ref()
-                        .1
-                        .alpn_protocol()
-                        .map(|p| String::from_utf8_lossy(p).into_owned())
-                        .unwrap_or_default();
-                    let svc = service_fn(move |req: Request<Incoming>| {
-                        h.fetch_add(1, Ordering::SeqCst);
-                        let mut b = Response::builder()
-                            .header("x-backend", &*n)
-                            .header("x-seen-path", req.uri().to_string())
-                            .header("x-seen-version", format!("{:?}", req.version()))
-                            .header("x-seen-sni", sni.as_str())
-                            .header("x-seen-alpn", alpn.as_str());
-                        for (k, v) in req.headers() {
-                            b = b.header(format!("x-seen-{}", k.as_str()), v.clone());
-                        }
-                        let r = b.body(Full::new(Bytes::from(n.to_string()))).unwrap();
-                        async move { Ok::<_, Infallible>(r) }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), svc)
-                        .await;
+                let sni = tls.get_ref().1.server_name().unwrap_or("").to_string();
+                let alpn = tls
+                    .get_ref()
+                    .1
+                    .alpn_protocol()
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .unwrap_or_default();
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    h.fetch_add(1, Ordering::SeqCst);
+                    let mut b = Response::builder()
+                        .header("x-backend", &*n)
+                        .header("x-seen-path", req.uri().to_string())
+                        .header("x-seen-version", format!("{:?}", req.version()))
+                        .header("x-seen-sni", sni.as_str())
+                        .header("x-seen-alpn", alpn.as_str());
+                    for (k, v) in req.headers() {
+                        b = b.header(format!("x-seen-{}", k.as_str()), v.clone());
+                    }
+                    let r = b.body(Full::new(Bytes::from(n.to_string()))).unwrap();
+                    async move { Ok::<_, Infallible>(r) }
                 });
-            }
-        });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        })
+        .await;
         TlsBackend {
             addr,
             cert_path,
@@ -389,4 +365,24 @@ impl Drop for TlsBackend {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
     }
+}
+
+/// Binds 127.0.0.1:0 and hands every accepted connection to `on_conn`
+/// until the returned sender is set (or dropped).
+pub async fn accept_loop(
+    on_conn: impl Fn(tokio::net::TcpStream) + Send + 'static,
+) -> (SocketAddr, tokio::sync::watch::Sender<bool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = tokio::select! {
+                r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
+                _ = stop_rx.changed() => return,
+            };
+            on_conn(tcp);
+        }
+    });
+    (addr, stop)
 }
