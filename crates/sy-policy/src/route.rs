@@ -62,11 +62,13 @@ use xxhash_rust::xxh3::xxh3_64;
 
 mod cond;
 mod host;
+mod shadow;
 #[cfg(test)]
 mod tests;
 
 use cond::{PathMatch, ValueMatch, query_matches};
 pub use host::normalize_host;
+pub use shadow::shadowed;
 
 /// One route's match conditions, as configured. All given conditions must
 /// hold.
@@ -276,6 +278,18 @@ enum PathRank {
     Any,
 }
 
+/// Where a path condition ranks.
+fn path_rank(path: Option<&PathSpec>) -> PathRank {
+    match path {
+        Some(PathSpec::Exact(_)) => PathRank::Exact,
+        // "" and "/" match every path but are still a path condition,
+        // ranked as the shortest prefixes.
+        Some(PathSpec::Prefix(p)) => PathRank::Prefix(Reverse(p.len())),
+        Some(PathSpec::Regex(_)) => PathRank::Regex,
+        None => PathRank::Any,
+    }
+}
+
 /// The precedence key of a route, given how its host matched.
 type Key = (HostRank, PathRank, Reverse<usize>, usize);
 
@@ -308,14 +322,7 @@ impl RouteTable {
         let ranked: Vec<(Hosts, PathRank, usize)> = routes
             .iter()
             .map(|r| {
-                let path = match &r.path {
-                    Some(PathSpec::Exact(_)) => PathRank::Exact,
-                    // "" and "/" match every path but are still a path
-                    // condition, ranked as the shortest prefixes.
-                    Some(PathSpec::Prefix(p)) => PathRank::Prefix(Reverse(p.len())),
-                    Some(PathSpec::Regex(_)) => PathRank::Regex,
-                    None => PathRank::Any,
-                };
+                let path = path_rank(r.path.as_ref());
                 let conditions =
                     usize::from(!r.methods.is_empty()) + r.headers.len() + r.query.len();
                 (Hosts::new(&r.hosts), path, conditions)

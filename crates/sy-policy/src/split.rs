@@ -28,12 +28,53 @@ pub fn pick_weighted(weights: &[u32], random: u64) -> Option<usize> {
     None
 }
 
+/// Like [`pick_weighted`], among the indices for which `usable` holds
+/// (a split leaving out a backend with no available server). None when
+/// their weights add up to 0.
+pub fn pick_weighted_where(
+    weights: &[u32],
+    random: u64,
+    usable: impl Fn(usize) -> bool,
+) -> Option<usize> {
+    let weight = |i: usize, w: u32| if usable(i) { u64::from(w) } else { 0 };
+    let total: u64 = weights.iter().enumerate().map(|(i, &w)| weight(i, w)).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut r = below(random, total);
+    for (i, &w) in weights.iter().enumerate() {
+        let w = weight(i, w);
+        if r < w {
+            return Some(i);
+        }
+        r -= w;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn unusable_backends_are_left_out() {
+        for r in [0, 1, u64::MAX / 3, u64::MAX] {
+            assert_eq!(pick_weighted_where(&[90, 10], r, |i| i != 0), Some(1));
+            assert_eq!(pick_weighted_where(&[90, 10, 0], r, |i| i != 1), Some(0));
+        }
+        assert_eq!(pick_weighted_where(&[90, 10], 5, |_| false), None);
+        assert_eq!(pick_weighted_where(&[0, 10], 5, |i| i == 0), None);
+        // With every backend usable it is `pick_weighted`.
+        for r in [0, 7, u64::MAX / 2, u64::MAX - 1] {
+            assert_eq!(
+                pick_weighted_where(&[3, 5, 2], r, |_| true),
+                pick_weighted(&[3, 5, 2], r)
+            );
+        }
+    }
 
     #[test]
     fn empty_or_zero_is_none() {

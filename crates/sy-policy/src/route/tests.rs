@@ -566,6 +566,23 @@ proptest! {
     }
 
     #[test]
+    fn a_shadowed_route_is_never_selected(
+        routes in prop::collection::vec(arb_route(), 1..8),
+        reqs in prop::collection::vec(arb_req(), 1..16),
+    ) {
+        let t = match RouteTable::new(&routes) {
+            Ok(t) => t,
+            Err(e) => return Err(TestCaseError::fail(format!("{e}"))),
+        };
+        let hidden = shadowed(&routes);
+        for r in &reqs {
+            if let Some(i) = select(&t, r) {
+                prop_assert!(hidden[i].is_none(), "route {} was selected but reported shadowed by {:?}", i, hidden[i]);
+            }
+        }
+    }
+
+    #[test]
     fn exact_host_beats_hostless(
         a in arb_route(),
         host in prop::sample::select(vec!["a.com", "b.a.com", "x.com"]),
