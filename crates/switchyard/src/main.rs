@@ -63,8 +63,10 @@ fn init_logging(runtime: &sy_config::model::Runtime) {
         Some(v) if !v.is_empty() => (runtime.log_format, Some(v)),
         _ => (runtime.log_format, None),
     };
+    // Colours only for a person at a terminal, never in files or journals.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -105,10 +107,19 @@ fn main() -> ExitCode {
 }
 
 fn check(path: &Path) -> ExitCode {
-    match sy_config::load(path) {
-        Ok(cfg) => {
+    match sy_config::load_checked(path, &sy_server::tls::Checks) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("{w}");
+            }
+            let cfg = &loaded.config;
+            let warnings = match loaded.warnings.len() {
+                0 => String::new(),
+                1 => ", 1 warning".to_owned(),
+                n => format!(", {n} warnings"),
+            };
             println!(
-                "{}: ok ({} listeners, {} routes, {} upstreams)",
+                "{}: ok ({} listeners, {} routes, {} upstreams{warnings})",
                 path.display(),
                 cfg.listeners.len(),
                 cfg.routes.len(),
@@ -125,8 +136,8 @@ fn check(path: &Path) -> ExitCode {
 }
 
 fn run_file(path: PathBuf) -> ExitCode {
-    let cfg = match sy_config::load(&path) {
-        Ok(c) => c,
+    let loaded = match sy_config::load_checked(&path, &sy_server::tls::Checks) {
+        Ok(l) => l,
         Err(diags) => {
             eprintln!("{diags}");
             eprintln!(
@@ -137,8 +148,9 @@ fn run_file(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_logging(&cfg.runtime);
-    serve(cfg, Some(path))
+    init_logging(&loaded.config.runtime);
+    sy_server::runtime::log_config_warnings(&loaded.warnings);
+    serve(loaded.config, Some(path))
 }
 
 /// Runs a validated config until a signal stops it.
@@ -152,8 +164,9 @@ pub(crate) fn serve(cfg: sy_config::model::Config, path: Option<PathBuf>) -> Exi
     ) {
         Ok(h) => h,
         Err(e) => {
-            tracing::error!(error = %e, "cannot start");
-            eprintln!("error: {e:#}");
+            // Logging is set up: one record, on one line.
+            let error = format!("{e:#}").replace('\n', "; ");
+            tracing::error!(error = %error, "cannot start");
             return ExitCode::FAILURE;
         }
     };

@@ -167,7 +167,7 @@ upstream = "u"
 timeout = "2s"
 [upstreams.u]
 servers = [{}]
-response_timeout = "1m 30s"
+response_timeout = "1m30s"
 [upstreams.u.sticky]
 secret = "sticky-secret-0123456789"
 "#,
@@ -203,7 +203,7 @@ secret = "sticky-secret-0123456789"
     assert_eq!(u["name"], "u");
     assert_eq!(u["sticky"]["secret"], "<redacted>");
     assert_eq!(u["servers"][0]["address"], b.addr.to_string());
-    assert_eq!(u["response_timeout"], "1m 30s");
+    assert_eq!(u["response_timeout"], "1m30s");
     assert_eq!(u["connect_timeout"], "5s");
     assert_eq!(u["balancer"], "round_robin");
     let r = &cfg["routes"][0];

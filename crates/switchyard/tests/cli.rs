@@ -80,6 +80,31 @@ fn every_example_passes_check() {
             "unexpected output for {}: {stdout}",
             f.display()
         );
+        // The shipped examples load their certificates without a warning.
+        assert_eq!(text(&out.stderr), "", "warnings for {}", f.display());
+    }
+}
+
+#[test]
+fn check_warns_about_routing_mistakes_and_still_succeeds() {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../sy-config/tests/fixtures/warn/routing.toml");
+    let out = switchyard(&["check", "-c", fixture.to_str().unwrap()]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.ends_with("ok (2 listeners, 5 routes, 1 upstreams, 3 warnings)\n"),
+        "{stdout}"
+    );
+    for expected in [
+        "warning: listeners.internal: no route serves this listener",
+        "warning: routes[1]: route `fallback` can never match: route `catch-all` takes every request it would match",
+        "warning: routes[3]: route `api-v2` can never match: route `api` takes every request it would match",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
     }
 }
 
@@ -118,8 +143,8 @@ fn check_reports_every_error_with_position_path_value_and_hint() {
   hint: did you mean `address`?
 {f}:9:12: error: routes[0].upstream: unknown upstream `apii` (got \"apii\")
   hint: did you mean `api`?
-{f}:10:11: error: routes[0].timeout: invalid duration: a unit is needed after the number (got \"30\")
-  hint: write a number and a unit, e.g. \"250ms\", \"5s\", \"1m30s\" or \"2h\"
+{f}:10:11: error: routes[0].timeout: a unit is needed after the number; did you mean \"30s\" (seconds) or \"30ms\"? (got \"30\")
+  hint: write a number and a unit, e.g. \"250ms\", \"5s\", \"1m30s\" or \"2h\"; units: ns, us, ms, s, m, h, d
 {f}:13:69: error: upstreams.api.servers[1].weight: weight must be between 1 and 10000 (got 0)
   hint: use 1 for an equal share
 {f}: 4 error(s)
@@ -324,4 +349,43 @@ async fn quickstart_serves_both_demo_upstreams_and_stops_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(status.code(), Some(0), "log:\n{}", log.lock().unwrap());
+}
+
+/// examples/switchyard.service passes `systemd-analyze verify` (with the
+/// binary path pointed at the one just built, which verify requires to
+/// exist), and reloads and stops the way docs/getting-started.md says.
+#[test]
+fn the_systemd_unit_verifies() {
+    let unit = std::fs::read_to_string(examples_dir().join("switchyard.service")).unwrap();
+    for line in [
+        "ExecStart=/usr/local/bin/switchyard run -c /etc/switchyard/switchyard.toml",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "KillSignal=SIGTERM",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "the unit lacks {line:?}");
+    }
+    let Ok(version) = Command::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("skipped: systemd-analyze is not installed (Debian package systemd)");
+        return;
+    };
+    assert!(version.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchyard.service");
+    std::fs::write(&path, unit.replace("/usr/local/bin/switchyard", bin())).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed:\n{stderr}"
+    );
+    // verify only warns about some mistakes (a bad time value, an unknown
+    // key): none may be printed about this unit.
+    assert!(
+        !stderr.contains("switchyard.service"),
+        "systemd-analyze verify complained:\n{stderr}"
+    );
 }

@@ -1,7 +1,9 @@
 //! End to end in headless Chromium: the admin listener's dashboard (`/`)
 //! shows non-zero request rates per route, an error rate for a failing
 //! route, and — after a backend is killed — its server as unhealthy. Saves
-//! a screenshot to `<target dir>/dashboard-screenshot.png`.
+//! a screenshot to `<target dir>/dashboard-screenshot.png`. Requests no
+//! route matches are counted per listener in `/metrics` and `/api/stats`
+//! and shown on the listener's card and in the totals.
 //!
 //! Needs `chromium` (or `chromium-browser`) on PATH; CI installs it (see
 //! .ci/run). Without it the test fails, unless SWITCHYARD_SKIP_BROWSER=1.
@@ -209,7 +211,14 @@ fn num(t: &HashMap<String, String>, attr: &str) -> f64 {
 /// The route cards and server tiles of a DOM, for failure messages.
 fn summary(dom: &str) -> String {
     let mut s = String::new();
-    for attr in ["data-state", "data-route", "data-upstream", "data-server"] {
+    for attr in [
+        "data-state",
+        "data-tile",
+        "data-listener-card",
+        "data-route",
+        "data-upstream",
+        "data-server",
+    ] {
         for t in tags_with(dom, attr) {
             let mut kv: Vec<_> = t
                 .iter()
@@ -406,4 +415,106 @@ async fn dashboard_asks_for_the_admin_token() {
         tags_with(&dom, "data-route").is_empty(),
         "data shown without a token"
     );
+}
+
+/// Requests to `/api/...` (routed) and to paths no route matches, two of
+/// those for one routed request, until `stop`.
+async fn unrouted_traffic(base: String, stop: Arc<AtomicBool>) {
+    let c = client();
+    let started = Instant::now();
+    while !stop.load(Ordering::Relaxed) && started.elapsed() < TRAFFIC_LIMIT {
+        for path in ["/api/items", "/nothing/here", "/favicon.ico"] {
+            let _ = c.get(format!("{base}{path}")).send().await;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unrouted_requests_count_on_the_listener() {
+    let a = Backend::start("a").await;
+    let toml = format!(
+        "{}[[routes]]\nname = \"api\"\nupstream = \"u\"\n[routes.match]\npath = \"/api\"\n\
+         [upstreams.u]\nservers = [{}]\n",
+        Preamble::default(),
+        servers(&[&a])
+    );
+    let p = Proxy::start(&toml);
+    let admin = p.admin();
+    wait_admin_ready(admin).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn(unrouted_traffic(p.url("main", ""), stop.clone()));
+
+    // /metrics: the 404s count on the listener, not on any route.
+    eventually("no-route answers in /metrics", SHOWS, async || {
+        let (_, text) = admin_get(admin, "/metrics").await;
+        let on = |class| {
+            metric_in(
+                &text,
+                "switchyard_listener_requests_total",
+                &[("listener", "main"), ("class", class)],
+            )
+        };
+        on("4xx") >= 10.0 && on("2xx") >= 5.0
+    })
+    .await;
+    let (_, text) = admin_get(admin, "/metrics").await;
+    let route_4xx = [("route", "api"), ("class", "4xx")];
+    assert_eq!(
+        metric_in(&text, "switchyard_requests_total", &route_4xx),
+        0.0
+    );
+
+    // /api/stats: the listener's series has them (2 of 3 requests).
+    eventually(
+        "a listener point with 4xx in /api/stats",
+        SHOWS,
+        async || {
+            let (status, body) = admin_get(admin, "/api/stats").await;
+            assert_eq!(status, 200);
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let l = &v["listeners"][0];
+            assert_eq!(l["name"], "main");
+            let last = |k: &str| {
+                l[k].as_array()
+                    .and_then(|a| a.iter().rev().find_map(serde_json::Value::as_f64))
+            };
+            l["requests_total"].as_u64().unwrap_or(0) > 0
+                && last("rps").is_some_and(|r| r > 0.0)
+                && last("client_error_rate").is_some_and(|r| r > 0.3)
+        },
+    )
+    .await;
+
+    // The page: the listener's card and the 4xx tile show them; the
+    // route's card does not.
+    if let Some(browser) = browser() {
+        let url = format!("http://{admin}/");
+        let dom = browser
+            .dom_until(
+                &url,
+                "a 4xx share on listener main and in the totals",
+                |dom| {
+                    let card = tag(dom, "data-listener-card", "main")
+                        .is_some_and(|t| num(&t, "data-client-error-rate") > 0.3);
+                    let tile =
+                        tag(dom, "data-tile", "4xx").is_some_and(|t| num(&t, "data-value") > 0.3);
+                    card && tile
+                },
+            )
+            .await;
+        let card = tag(&dom, "data-listener-card", "main").unwrap();
+        assert!(num(&card, "data-rps") > 0.0, "{}", summary(&dom));
+        assert!(num(&card, "data-requests-total") > 0.0, "{}", summary(&dom));
+        let api = tag(&dom, "data-route", "api").expect("a card for route api");
+        assert_eq!(
+            num(&api, "data-client-error-rate"),
+            0.0,
+            "{}",
+            summary(&dom)
+        );
+    }
+
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
 }

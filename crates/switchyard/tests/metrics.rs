@@ -1,20 +1,28 @@
 //! `/metrics` against docs/metrics.md: after traffic that creates a series
 //! of every family, every family the documentation lists is exported with
-//! the documented type, every exported family is documented, every label
-//! is a documented one (never a raw path or a client address), and the
-//! byte, pool, route and connection gauges added with the admin API carry
-//! sensible values.
+//! the documented type, in both formats, every exported family is
+//! documented, every label is a documented one (never a raw path or a
+//! client address), and the byte, pool, route, listener and connection
+//! series carry sensible values. Also: the `Accept` negotiation between
+//! the Prometheus text format and OpenMetrics, and that an upstream
+//! without optional features exports no series for them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{
-    Backend, Preamble, Proxy, RawHttp, client, eventually, metric_in, refused_addr, servers,
-    tls_client, tls_connect, wait_admin_ready, write_cert,
+    Backend, Preamble, Proxy, RawHttp, RawResponse, client, eventually, metric_in, refused_addr,
+    servers, simple_config, tls_client, tls_connect, wait_admin_ready, write_cert,
 };
+
+/// The `Accept` header Prometheus sends by default.
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// A documented family: its type and the backquoted words of its labels
 /// column (label names, and the values some rows list).
@@ -55,15 +63,17 @@ fn documented() -> BTreeMap<String, Documented> {
 }
 
 /// The families of an exposition: documented name (counters with their
-/// `_total`) -> (type, label names seen on its samples).
-fn exported(text: &str) -> BTreeMap<String, (String, BTreeSet<String>)> {
+/// `_total`) -> (type, label names seen on its samples). OpenMetrics names
+/// a counter family without the `_total` its samples carry; the Prometheus
+/// text format with it.
+fn exported(text: &str, openmetrics: bool) -> BTreeMap<String, (String, BTreeSet<String>)> {
     let mut families: BTreeMap<String, (String, BTreeSet<String>)> = BTreeMap::new();
     // TYPE name -> documented name.
     let mut by_type_name: Vec<(String, String)> = Vec::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').unwrap();
-            let doc_name = if kind == "counter" {
+            let doc_name = if kind == "counter" && openmetrics {
                 format!("{name}_total")
             } else {
                 name.to_string()
@@ -172,8 +182,15 @@ type = "tcp"
 interval = "1s"
 [upstreams.mirror]
 servers = [{m}]
+[upstreams.mirror.outlier]
+[upstreams.mirror.sticky]
 [upstreams.flaky]
 servers = ["{refused}", {u}]
+[upstreams.flaky.circuit_breaker]
+max_connections = 1000
+max_pending_requests = 1000
+max_requests = 1000
+max_retries = 1000
 [upstreams.slow]
 servers = [{slow}]
 "#,
@@ -272,7 +289,15 @@ servers = [{slow}]
 
     let text = scrape().await;
     let docs = documented();
-    let got = exported(&text);
+    let got = exported(&text, false);
+    // The same families, types and labels in OpenMetrics.
+    let om = get_with_accept(admin, "/metrics", Some(PROMETHEUS_ACCEPT)).await;
+    assert_eq!(om.header("content-type"), Some(OPENMETRICS));
+    assert_eq!(
+        exported(&om.body_str(), true),
+        got,
+        "the two formats differ"
+    );
     for (name, d) in &docs {
         let Some((kind, labels)) = got.get(name) else {
             panic!("{name} is documented in docs/metrics.md but not exported:\n{text}");
@@ -346,4 +371,239 @@ servers = [{slow}]
         1.0
     );
     assert_eq!(v("switchyard_admin_unauthorized_total", &[]), 0.0);
+    // Every answer on `main`, routed or not: the 404 (no route) and the
+    // 400 (no Host) are its only 4xx.
+    let main_4xx = [("listener", "main"), ("class", "4xx")];
+    assert_eq!(v("switchyard_listener_requests_total", &main_4xx), 2.0);
+    assert!(
+        v(
+            "switchyard_listener_requests_total",
+            &[("listener", "main"), ("class", "2xx")]
+        ) >= 4.0
+    );
+    // The split counts by upstream only (no always-empty `reason`).
+    assert!(text.contains("switchyard_split_requests_total{route=\"canary\",upstream="));
+    assert!(
+        !text.contains("reason=\"\""),
+        "an always-empty label:\n{text}"
+    );
+}
+
+/// GETs `path` on `admin` with `accept` as the only optional header (none:
+/// no `Accept` at all, which reqwest would add).
+async fn get_with_accept(admin: SocketAddr, path: &str, accept: Option<&str>) -> RawResponse {
+    let mut raw = RawHttp::connect(admin).await;
+    let accept = accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
+    let req = format!("GET {path} HTTP/1.1\r\nHost: admin\r\n{accept}Connection: close\r\n\r\n");
+    raw.send(req.as_bytes()).await;
+    let r = raw.read_response().await;
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    r
+}
+
+/// Checks a Prometheus 0.0.4 exposition: no OpenMetrics-only lines, one
+/// TYPE line per family with a HELP of the same name, and every sample
+/// named after the family of the TYPE line before it (`_bucket`, `_sum`
+/// and `_count` after a histogram's).
+fn check_prometheus_text(text: &str) {
+    let mut declared: BTreeSet<&str> = BTreeSet::new();
+    let mut family: Option<(&str, &str)> = None;
+    let mut help: Option<&str> = None;
+    for line in text.lines() {
+        assert!(!line.starts_with("# EOF"), "# EOF in 0.0.4 text");
+        assert!(!line.starts_with("# UNIT"), "# UNIT in 0.0.4 text: {line}");
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            help = Some(rest.split_once(' ').unwrap().0);
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                "not a 0.0.4 type: {line}"
+            );
+            assert!(declared.insert(name), "{name} declared twice");
+            assert_eq!(
+                help.take(),
+                Some(name),
+                "HELP and TYPE names differ: {line}"
+            );
+            if kind == "counter" {
+                assert!(
+                    name.ends_with("_total"),
+                    "counter named without _total: {line}"
+                );
+            }
+            family = Some((name, kind));
+            continue;
+        }
+        assert!(!line.starts_with('#'), "unexpected comment: {line}");
+        assert!(!line.contains(" # "), "an exemplar: {line}");
+        let (name, kind) = family.unwrap_or_else(|| panic!("sample before any TYPE: {line}"));
+        let sample = line.split(['{', ' ']).next().unwrap();
+        let ok = match kind {
+            "histogram" => ["_bucket", "_sum", "_count"]
+                .iter()
+                .any(|s| sample.strip_prefix(name) == Some(s)),
+            _ => sample == name,
+        };
+        assert!(ok, "sample {sample} is not of family {name} ({kind})");
+        assert!(!sample.ends_with("_created"), "{line}");
+    }
+    assert!(declared.len() > 10, "few families:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_format_follows_the_accept_header() {
+    let b = Backend::start("b").await;
+    let p = Proxy::start(&simple_config(&[&b], ""));
+    let admin = p.admin();
+    wait_admin_ready(admin).await;
+    let r = client().get(p.url("main", "/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    let cases: &[(Option<&str>, &str)] = &[
+        (None, PROMETHEUS_TEXT),
+        (Some("*/*"), PROMETHEUS_TEXT),
+        (Some("text/plain; version=0.0.4"), PROMETHEUS_TEXT),
+        (
+            Some("text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
+            PROMETHEUS_TEXT,
+        ),
+        (Some("application/json"), PROMETHEUS_TEXT),
+        (Some(PROMETHEUS_ACCEPT), OPENMETRICS),
+        (
+            Some("application/openmetrics-text; version=0.0.1"),
+            OPENMETRICS,
+        ),
+        (Some("application/openmetrics-text"), OPENMETRICS),
+    ];
+    for (accept, want) in cases {
+        let r = get_with_accept(admin, "/metrics", *accept).await;
+        assert_eq!(r.header("content-type"), Some(*want), "Accept: {accept:?}");
+        assert_eq!(r.header("vary"), Some("accept"));
+        let body = r.body_str();
+        if *want == OPENMETRICS {
+            assert!(body.ends_with("# EOF\n"), "OpenMetrics without # EOF");
+            assert!(body.contains("# TYPE switchyard_requests counter\n"));
+        } else {
+            check_prometheus_text(&body);
+            assert!(body.contains("# TYPE switchyard_requests_total counter\n"));
+            assert!(body.contains("# TYPE switchyard_request_duration_seconds histogram\n"));
+            assert!(body.contains("# TYPE switchyard_build_info gauge\n"));
+        }
+        assert_eq!(
+            metric_in(
+                &body,
+                "switchyard_requests_total",
+                &[("route", "all"), ("class", "2xx")]
+            ),
+            1.0,
+            "Accept: {accept:?}"
+        );
+    }
+}
+
+/// Families that only features an upstream does not use would fill.
+const FEATURE_FAMILIES: &[&str] = &[
+    "switchyard_circuit_breaker_trips_total",
+    "switchyard_sticky_sessions_total",
+    "switchyard_upstream_server_ejected",
+    "switchyard_outlier_ejections_total",
+    "switchyard_outlier_ejections_skipped_total",
+    "switchyard_retry_budget_exhausted_total",
+];
+
+/// The sample lines of `text` for upstream `u`.
+fn upstream_samples<'a>(text: &'a str, family: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")) && l.contains("upstream=\"u\""))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_without_features_has_no_series_for_them() {
+    let b = Backend::start("b").await;
+    let p = Proxy::start(&simple_config(&[&b], ""));
+    let admin = p.admin();
+    wait_admin_ready(admin).await;
+    let c = client();
+    for _ in 0..3 {
+        let r = c.get(p.url("main", "/")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let text = get_with_accept(admin, "/metrics", None).await.body_str();
+    for family in FEATURE_FAMILIES {
+        assert_eq!(
+            upstream_samples(&text, family),
+            Vec::<&str>::new(),
+            "{family}:\n{text}"
+        );
+    }
+    // The series of what it does use are there.
+    let srv = [("upstream", "u"), ("server", &*b.addr.to_string())];
+    assert_eq!(
+        metric_in(&text, "switchyard_upstream_requests_total", &srv),
+        3.0
+    );
+    assert_eq!(
+        metric_in(&text, "switchyard_upstream_server_healthy", &srv),
+        1.0
+    );
+    assert!(
+        !text.contains("reason=\"\""),
+        "an always-empty label:\n{text}"
+    );
+
+    // A reload that turns the features on creates their series, at 0.
+    let features = r#"
+[upstreams.u.circuit_breaker]
+max_requests = 100
+[upstreams.u.sticky]
+[upstreams.u.outlier]
+"#;
+    p.write_config(&simple_config(&[&b], features));
+    let r = c
+        .post(format!("http://{admin}/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let text = get_with_accept(admin, "/metrics", None).await.body_str();
+    let breakers = upstream_samples(&text, "switchyard_circuit_breaker_trips_total");
+    assert_eq!(breakers.len(), 1, "only the configured breaker:\n{text}");
+    assert!(
+        breakers[0].contains("outcome=\"max_requests\""),
+        "{breakers:?}"
+    );
+    assert_eq!(
+        upstream_samples(&text, "switchyard_sticky_sessions_total").len(),
+        3
+    );
+    assert_eq!(
+        upstream_samples(&text, "switchyard_upstream_server_ejected").len(),
+        1
+    );
+    assert_eq!(
+        upstream_samples(&text, "switchyard_outlier_ejections_total").len(),
+        2
+    );
+    assert_eq!(
+        upstream_samples(&text, "switchyard_outlier_ejections_skipped_total").len(),
+        1
+    );
+    // No route retries or hedges to it.
+    assert!(upstream_samples(&text, "switchyard_retry_budget_exhausted_total").is_empty());
+    // Sticky sessions count from now on.
+    let r = c.get(p.url("main", "/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = get_with_accept(admin, "/metrics", None).await.body_str();
+    assert_eq!(
+        metric_in(
+            &text,
+            "switchyard_sticky_sessions_total",
+            &[("upstream", "u"), ("outcome", "assigned")]
+        ),
+        1.0
+    );
 }

@@ -228,6 +228,9 @@ balancr = "random"
     let ReloadError::Invalid { version, errors } = &err else {
         panic!("expected an invalid-config error, got {err}");
     };
+    // One line per diagnostic, hint included (they go into log records).
+    assert!(errors.iter().all(|e| !e.contains('\n')), "{errors:?}");
+    let errors = errors.join("\n");
     assert_eq!(*version, 1);
     let file = proxy.config_path.display().to_string();
     assert!(

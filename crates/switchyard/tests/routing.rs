@@ -239,6 +239,86 @@ respond = { body = "ok" }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_to_https_keeps_host_path_and_query() {
+    let routes = r#"
+[[routes]]
+name = "port"
+redirect = { scheme = "https", port = 8443 }
+[routes.match]
+path = "/port"
+
+[[routes]]
+name = "www"
+redirect = { host = "www.example.com", status = 308 }
+[routes.match]
+path = "/www"
+
+[[routes]]
+name = "to-https"
+redirect = { scheme = "https", status = 301 }
+"#;
+    let proxy = Proxy::start(&config("", routes));
+    let addr = proxy.addr("main");
+    // (Host sent, target, expected status, expected Location)
+    let cases = [
+        (
+            "example.com",
+            "/a/b?x=1&y=2",
+            301,
+            "https://example.com/a/b?x=1&y=2",
+        ),
+        ("example.com:8080", "/", 301, "https://example.com/"),
+        (
+            "Shop.Example.com",
+            "/cart",
+            301,
+            "https://shop.example.com/cart",
+        ),
+        ("[::1]:8080", "/v6", 301, "https://[::1]/v6"),
+        (
+            "example.com:8080",
+            "/port/x?q",
+            302,
+            "https://example.com:8443/port/x?q",
+        ),
+        (
+            "example.com:8080",
+            "/www/page",
+            308,
+            "http://www.example.com:8080/www/page",
+        ),
+    ];
+    for (host, target, status, location) in cases {
+        let mut raw = RawHttp::connect(addr).await;
+        raw.send(format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+            .await;
+        let r = raw.read_response().await;
+        assert_eq!(r.status, status, "{host}{target}");
+        assert_eq!(r.header("location"), Some(location), "{host}{target}");
+    }
+    // HTTP/2 carries the host in :authority.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = h2
+        .get(format!("http://{addr}/h2?z=9"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 301);
+    assert_eq!(r.headers()["location"], format!("https://127.0.0.1/h2?z=9"));
+    // A Host that is no host gets 400, not a Location built from it.
+    let mut raw = RawHttp::connect(addr).await;
+    raw.send(b"GET / HTTP/1.1\r\nHost: user@evil.example\r\n\r\n")
+        .await;
+    let r = raw.read_response().await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("location"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirect_with_and_without_keep_path() {
     let routes = r#"
 [[routes]]

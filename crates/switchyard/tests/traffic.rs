@@ -436,3 +436,114 @@ servers = ["{}"]
         failures.first()
     );
 }
+
+/// A 90/10 split whose 90% side ("main") has one server, `dead`, where
+/// nothing listens; the 10% side ("canary") is `alive`. `route_keys` are
+/// tables of the route, `split_keys` keys of `[routes.split]`, `main_keys`
+/// tables of upstream "main".
+fn split_with_a_dead_side(
+    dead: std::net::SocketAddr,
+    alive: &Backend,
+    route_keys: &str,
+    split_keys: &str,
+    main_keys: &str,
+) -> String {
+    format!(
+        r#"{}
+[[routes]]
+name = "api"
+{route_keys}
+[routes.split]
+{split_keys}
+[[routes.split.backends]]
+upstream = "main"
+weight = 90
+[[routes.split.backends]]
+upstream = "canary"
+weight = 10
+
+[upstreams.main]
+servers = ["{dead}"]
+{main_keys}
+[upstreams.canary]
+servers = ["{}"]
+"#,
+        Preamble::default(),
+        alive.addr
+    )
+}
+
+/// Statuses of `n` sequential GETs, by status.
+async fn statuses(url: &str, n: usize) -> std::collections::BTreeMap<u16, usize> {
+    let c = client();
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..n {
+        *seen.entry(get(&c, url, &[]).await.status).or_default() += 1;
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_moves_to_the_other_side_of_a_split() {
+    let canary = Backend::start("canary").await;
+    let dead = refused_addr();
+    // No health check: nothing knows yet that "main" is down.
+    let p = Proxy::start(&split_with_a_dead_side(
+        dead,
+        &canary,
+        "[routes.retry]\nattempts = 2\non = [\"connect-failure\"]",
+        "",
+        "",
+    ));
+    let seen = statuses(&p.url("main", "/"), 50).await;
+    assert_eq!(seen, [(200, 50)].into(), "{seen:?}");
+    assert_eq!(canary.hits(), 50);
+    // Every retry went to the canary (about 45 of the 50 requests first
+    // chose the dead side).
+    let moved = scrape_metric(
+        &p,
+        "switchyard_retries_total",
+        &[("route", "api"), ("upstream", "canary")],
+    )
+    .await;
+    assert!(moved >= 20.0, "{moved} retries moved to the canary");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_skips_a_side_whose_servers_are_all_down() {
+    let canary = Backend::start("canary").await;
+    let dead = refused_addr();
+    let check = "[upstreams.main.health_check]\ntype = \"tcp\"\ninterval = \"100ms\"\n\
+                 jitter = \"10ms\"\ntimeout = \"1s\"\nunhealthy_threshold = 1";
+    // Off: panic mode keeps sending to the dead server.
+    let p = Proxy::start(&split_with_a_dead_side(
+        dead,
+        &canary,
+        "",
+        "skip_unavailable = false",
+        check,
+    ));
+    let url = p.url("main", "/");
+    eventually(
+        "the dead server is marked unhealthy",
+        DEADLINE,
+        async || {
+            let (_, body) = admin_get(p.admin(), "/upstreams").await;
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            v["upstreams"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|u| u["name"] == "main" && u["servers"][0]["health"] == "unhealthy")
+        },
+    )
+    .await;
+    let seen = statuses(&url, 50).await;
+    assert!(seen.get(&502).copied().unwrap_or(0) > 0, "{seen:?}");
+
+    // On (the default): every request goes to the side that can answer.
+    p.write_config(&split_with_a_dead_side(dead, &canary, "", "", check));
+    p.handle.reload().unwrap();
+    let seen = statuses(&url, 100).await;
+    assert_eq!(seen, [(200, 100)].into(), "{seen:?}");
+}

@@ -7,6 +7,17 @@ use std::collections::HashSet;
 use std::fmt;
 use std::ops::Range;
 
+/// How serious a [`Diagnostic`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Severity {
+    /// The file cannot be used.
+    #[default]
+    Error,
+    /// The file works, but probably not as meant (a route that can never
+    /// match, a certificate about to expire).
+    Warning,
+}
+
 /// One problem found in a configuration file.
 ///
 /// `line` and `column` are 1-based and count characters; both are 0 when the
@@ -14,6 +25,8 @@ use std::ops::Range;
 /// read).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
     /// The file name as given to [`crate::parse`] or [`crate::load`].
     pub file: String,
     /// 1-based line of the offending value (or key), 0 when unknown.
@@ -47,16 +60,17 @@ impl Diagnostic {
     }
 }
 
-impl fmt::Display for Diagnostic {
-    /// `FILE:LINE:COL: error: PATH: MESSAGE (got VALUE)` and, when there is a
-    /// hint, a second line `  hint: HINT`. The position is left out when it
-    /// is unknown (line 0) and the path when it is empty.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Diagnostic {
+    /// `FILE:LINE:COL: error: PATH: MESSAGE (got VALUE)`, without the hint.
+    fn head(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file)?;
         if self.line > 0 {
             write!(f, ":{}:{}", self.line, self.column)?;
         }
-        write!(f, ": error: ")?;
+        match self.severity {
+            Severity::Error => write!(f, ": error: ")?,
+            Severity::Warning => write!(f, ": warning: ")?,
+        }
         if !self.path.is_empty() {
             write!(f, "{}: ", self.path)?;
         }
@@ -64,6 +78,35 @@ impl fmt::Display for Diagnostic {
         if let Some(value) = &self.value {
             write!(f, " (got {value})")?;
         }
+        Ok(())
+    }
+
+    /// The whole diagnostic on one line (`...; hint: HINT`), for log
+    /// records, where a line break would split one event in two.
+    pub fn one_line(&self) -> impl fmt::Display + '_ {
+        OneLine(self)
+    }
+}
+
+struct OneLine<'a>(&'a Diagnostic);
+
+impl fmt::Display for OneLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.head(f)?;
+        if let Some(hint) = &self.0.hint {
+            write!(f, "; hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    /// `FILE:LINE:COL: error: PATH: MESSAGE (got VALUE)` (or `warning:`)
+    /// and, when there is a hint, a second line `  hint: HINT`. The
+    /// position is left out when it is unknown (line 0) and the path when
+    /// it is empty.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.head(f)?;
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
         }
@@ -103,6 +146,7 @@ pub(crate) struct Report<'a> {
     /// Byte offset where each line starts.
     line_starts: Vec<usize>,
     errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
     /// Paths removed from the document because they were malformed; checks
     /// that would complain about their absence stay quiet.
     pruned: HashSet<String>,
@@ -117,6 +161,7 @@ impl<'a> Report<'a> {
             source,
             line_starts,
             errors: Vec::new(),
+            warnings: Vec::new(),
             pruned: HashSet::new(),
         }
     }
@@ -137,15 +182,16 @@ impl<'a> Report<'a> {
         (line.max(1), column + 1)
     }
 
-    /// Records an error at `span` without quoting a value.
-    pub(crate) fn error(
-        &mut self,
+    fn at(
+        &self,
+        severity: Severity,
         span: Range<usize>,
         path: &str,
         message: impl Into<String>,
-    ) -> &mut Diagnostic {
+    ) -> Diagnostic {
         let (line, column) = self.position(span.start);
-        self.errors.push(Diagnostic {
+        Diagnostic {
+            severity,
             file: self.file.to_owned(),
             line,
             column,
@@ -153,9 +199,33 @@ impl<'a> Report<'a> {
             value: None,
             message: message.into(),
             hint: None,
-        });
+        }
+    }
+
+    /// Records an error at `span` without quoting a value.
+    pub(crate) fn error(
+        &mut self,
+        span: Range<usize>,
+        path: &str,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        let d = self.at(Severity::Error, span, path, message);
+        self.errors.push(d);
         let last = self.errors.len() - 1;
         &mut self.errors[last]
+    }
+
+    /// Records a warning at `span`. Warnings do not make the file invalid.
+    pub(crate) fn warning(
+        &mut self,
+        span: Range<usize>,
+        path: &str,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        let d = self.at(Severity::Warning, span, path, message);
+        self.warnings.push(d);
+        let last = self.warnings.len() - 1;
+        &mut self.warnings[last]
     }
 
     /// Records an error at `span`, quoting the source text there as the value
@@ -202,12 +272,21 @@ impl<'a> Report<'a> {
         self.errors.len()
     }
 
-    /// All diagnostics in file order (stable for equal positions).
-    pub(crate) fn finish(mut self) -> Diagnostics {
+    /// All errors in file order (stable for equal positions).
+    pub(crate) fn finish(self) -> Diagnostics {
+        self.split().0
+    }
+
+    /// The errors and the warnings, each in file order.
+    pub(crate) fn split(mut self) -> (Diagnostics, Vec<Diagnostic>) {
         self.errors.sort_by_key(|d| (d.line, d.column));
-        Diagnostics {
-            errors: self.errors,
-        }
+        self.warnings.sort_by_key(|d| (d.line, d.column));
+        (
+            Diagnostics {
+                errors: self.errors,
+            },
+            self.warnings,
+        )
     }
 }
 
@@ -307,6 +386,7 @@ mod tests {
     #[test]
     fn display_matches_the_documented_format() {
         let d = Diagnostic {
+            severity: Severity::Error,
             file: "bad.toml".into(),
             line: 12,
             column: 10,
@@ -328,6 +408,28 @@ mod tests {
             ..d
         };
         assert_eq!(io.to_string(), "bad.toml: error: cannot read");
+    }
+
+    #[test]
+    fn warnings_and_one_line_form() {
+        let d = Diagnostic {
+            severity: Severity::Warning,
+            file: "a.toml".into(),
+            line: 3,
+            column: 1,
+            path: "routes[1]".into(),
+            value: None,
+            message: "route can never match".into(),
+            hint: Some("move it up".into()),
+        };
+        assert_eq!(
+            d.to_string(),
+            "a.toml:3:1: warning: routes[1]: route can never match\n  hint: move it up"
+        );
+        assert_eq!(
+            d.one_line().to_string(),
+            "a.toml:3:1: warning: routes[1]: route can never match; hint: move it up"
+        );
     }
 
     #[test]

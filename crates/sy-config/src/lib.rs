@@ -10,7 +10,13 @@
 //! the only filesystem access is reading the config file in [`load`],
 //! reading `[admin] token_file`, checking that referenced certificate, key
 //! and CA files exist, and checking that the directory of an
-//! `[access_log] path` file exists.
+//! `[access_log] path` file exists. What needs cryptography (does the key
+//! match its certificate?) is asked of a [`FileChecks`] the caller passes
+//! to [`load_checked`]; the server crate implements it.
+//!
+//! Every relative path in the file is resolved here, once, against the
+//! directory of the configuration file, and stored resolved in the
+//! [`Config`]; nothing downstream resolves a path again.
 
 mod diagnostic;
 pub mod model;
@@ -25,17 +31,96 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, Deserializer};
 
-pub use diagnostic::{Diagnostic, Diagnostics};
+pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use model::Config;
 
 use diagnostic::Report;
 
-/// Reads and validates the configuration file at `path`.
+/// A valid configuration and the warnings found on the way.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The validated configuration.
+    pub config: Config,
+    /// Things that work but are probably not meant (a route that can never
+    /// match, a listener without routes, a certificate about to expire), in
+    /// file order.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Checks of the files a configuration names that need more than this
+/// crate may depend on (parsing certificates and keys). `switchyard check`,
+/// start and reload pass the server's implementation; [`load`] and
+/// [`parse`] pass none.
+pub trait FileChecks {
+    /// Loads a certificate chain and its private key; reports what is
+    /// wrong with them. Called only when both files exist.
+    fn certificate_pair(&self, pair: &CertificatePair<'_>) -> Vec<Finding>;
+
+    /// Loads a PEM bundle of CA certificates (`[upstreams.NAME.tls] ca`).
+    /// Called only when the file exists.
+    fn ca_bundle(&self, path: &Path) -> Vec<Finding>;
+}
+
+/// A certificate entry of a TLS listener, as [`FileChecks`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct CertificatePair<'a> {
+    /// The PEM chain file (resolved path).
+    pub cert: &'a Path,
+    /// The PEM private key file (resolved path).
+    pub key: &'a Path,
+    /// The names it is configured to serve (`server_names`, lower-cased).
+    pub server_names: &'a [String],
+}
+
+/// One finding of a [`FileChecks`] check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// An error makes the file invalid; a warning is reported only.
+    pub severity: Severity,
+    /// Which key the finding is about (where the diagnostic points).
+    pub subject: Subject,
+    /// What is wrong, lower-case, in words a user understands.
+    pub message: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+}
+
+/// The key a [`Finding`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    /// `cert` (or `ca` for a CA bundle).
+    Cert,
+    /// `key`.
+    Key,
+    /// `server_names[i]`.
+    ServerName(usize),
+}
+
+/// No file checks beyond existence ([`load`] and [`parse`]).
+struct NoChecks;
+
+impl FileChecks for NoChecks {
+    fn certificate_pair(&self, _: &CertificatePair<'_>) -> Vec<Finding> {
+        Vec::new()
+    }
+    fn ca_bundle(&self, _: &Path) -> Vec<Finding> {
+        Vec::new()
+    }
+}
+
+/// Reads and validates the configuration file at `path`, without
+/// [`FileChecks`] and dropping warnings; see [`load_checked`].
+pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+    load_checked(path, &NoChecks).map(|l| l.config)
+}
+
+/// Reads and validates the configuration file at `path`, running `checks`
+/// on the certificate, key and CA files it names.
 ///
 /// Relative `cert`, `key`, `ca`, `token_file` and access log paths resolve
-/// against the file's directory. Diagnostics name the file as `path` was
-/// given.
-pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+/// against the file's directory and are stored resolved. Diagnostics name
+/// the file as `path` was given.
+pub fn load_checked(path: &Path, checks: &dyn FileChecks) -> Result<Loaded, Diagnostics> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path)
         .map_err(|e| file_error(&file, format!("cannot read the configuration file: {e}")))?;
@@ -50,15 +135,27 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
         .filter(|dir| !dir.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let source = source.strip_prefix('\u{feff}').unwrap_or(&source);
-    parse(source, &file, base_dir)
+    parse_checked(source, &file, base_dir, checks)
+}
+
+/// Validates configuration text, without [`FileChecks`] and dropping
+/// warnings; see [`parse_checked`].
+pub fn parse(source: &str, file_name: &str, base_dir: &Path) -> Result<Config, Diagnostics> {
+    parse_checked(source, file_name, base_dir, &NoChecks).map(|l| l.config)
 }
 
 /// Validates configuration text.
 ///
 /// `file_name` is only used in diagnostics; relative `cert`, `key`, `ca`,
-/// `token_file` and access log paths resolve against `base_dir`. Returns every problem found, in file
-/// order, or the validated configuration.
-pub fn parse(source: &str, file_name: &str, base_dir: &Path) -> Result<Config, Diagnostics> {
+/// `token_file` and access log paths resolve against `base_dir`. Returns
+/// every error found, in file order, or the validated configuration with
+/// its warnings.
+pub fn parse_checked(
+    source: &str,
+    file_name: &str,
+    base_dir: &Path,
+    checks: &dyn FileChecks,
+) -> Result<Loaded, Diagnostics> {
     let mut report = Report::new(file_name, source);
     let document = match DeTable::parse(source) {
         Ok(document) => document,
@@ -98,18 +195,31 @@ pub fn parse(source: &str, file_name: &str, base_dir: &Path) -> Result<Config, D
             return Err(report.finish());
         }
     };
-    let (config, report) = validate::validate(&raw, report, base_dir);
-    if report.is_empty() {
-        Ok(config)
+    let (config, report) = validate::validate(&raw, report, base_dir, checks);
+    let (errors, warnings) = report.split();
+    if errors.errors.is_empty() {
+        Ok(Loaded { config, warnings })
     } else {
-        Err(report.finish())
+        Err(errors)
     }
+}
+
+/// Whether two listening addresses would take the same port: the same
+/// address, or a wildcard and an address of the same family. Port 0 (any
+/// free port) never conflicts.
+pub fn addresses_conflict(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
+    if a.port() != b.port() || a.port() == 0 {
+        return false;
+    }
+    a.ip() == b.ip()
+        || (a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified()))
 }
 
 /// A problem with the file as a whole (no position).
 fn file_error(file: &str, message: String) -> Diagnostics {
     Diagnostics {
         errors: vec![Diagnostic {
+            severity: Severity::Error,
             file: file.to_owned(),
             line: 0,
             column: 0,

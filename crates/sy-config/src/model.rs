@@ -140,6 +140,11 @@ pub struct Runtime {
     pub drain_timeout: Duration,
     /// `watch_config`: reload when the config file changes. Default true.
     pub watch_config: bool,
+    /// `watch_debounce`: with `watch_config`, how long the file must stay
+    /// unchanged after a change before it is reloaded, so a save in
+    /// several steps is read once, finished. 0s..=10s, default 500ms.
+    #[serde(serialize_with = "ser::duration")]
+    pub watch_debounce: Duration,
     /// `log_level`: default tracing filter when RUST_LOG is unset. Default "info".
     pub log_level: String,
     /// `log_format`: process logs as "text" (default) or "json" (one
@@ -416,14 +421,51 @@ pub enum Action {
         /// Content-Type; default "text/plain; charset=utf-8".
         content_type: String,
     },
-    /// `redirect = { location = "https://...", status = 302, keep_path = false }`.
-    Redirect {
-        /// 301, 302 (default), 303, 307 or 308.
-        status: u16,
-        /// Target URL. With `keep_path`, the request path and query are appended.
+    /// `redirect = { location = "https://...", status = 302, keep_path = false }`
+    /// or `redirect = { scheme = "https", port = 8443, host = "..." }`.
+    Redirect(Redirect),
+}
+
+/// `redirect = { ... }` of a route: either a fixed `location`, or the
+/// request's own URL with its scheme, host and/or port changed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Redirect {
+    /// `status`: 301, 302 (default), 303, 307 or 308.
+    pub status: u16,
+    /// Where to send the client.
+    #[serde(flatten)]
+    pub target: RedirectTarget,
+}
+
+/// Where a redirect sends the client.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum RedirectTarget {
+    /// `location = "https://example.com/new"` (an absolute http(s) URL or
+    /// an absolute path), sent as is; with `keep_path`, the request's path
+    /// and query are appended.
+    Location {
+        /// `location`.
         location: String,
-        /// Append the request's path and query to `location`.
+        /// `keep_path`: append the request's path and query. Default false.
         keep_path: bool,
+    },
+    /// `scheme`, `host` and/or `port`: the request's URL (its host, path
+    /// and query) with these parts replaced, like nginx's
+    /// `return 301 https://$host$request_uri` or HAProxy's
+    /// `redirect scheme https`.
+    Rewrite {
+        /// `scheme`: "http" or "https"; None keeps the request's.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        scheme: Option<String>,
+        /// `host`: a host name without port; None keeps the request's.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
+        /// `port`: None keeps the request's port unless the scheme
+        /// changes (then the new scheme's default port is used, and not
+        /// written). A port that is the scheme's default is not written.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        port: Option<u16>,
     },
 }
 
@@ -438,6 +480,10 @@ pub struct Split {
     /// `cookie`: a cookie whose value names one of the backends' upstreams
     /// forces that upstream.
     pub cookie: Option<String>,
+    /// `skip_unavailable`: leave out of the weighted choice a backend whose
+    /// upstream has no available server (all down, ejected or drained), and
+    /// let retries move to another backend. Default true.
+    pub skip_unavailable: bool,
 }
 
 /// One `[[routes.split.backends]]` entry.
@@ -712,6 +758,44 @@ pub struct UpstreamTls {
     pub verify: bool,
 }
 
+impl Match {
+    /// The conditions in the form `sy_policy::route` compiles.
+    pub fn spec(&self) -> sy_policy::route::RouteSpec {
+        use sy_policy::route::{PathSpec, RouteSpec, ValueSpec};
+        let value = |v: &ValueMatch| match v {
+            ValueMatch::Exact(s) => ValueSpec::Exact(s.clone()),
+            ValueMatch::Regex(s) => ValueSpec::Regex(s.clone()),
+            ValueMatch::Present => ValueSpec::Present,
+        };
+        RouteSpec {
+            hosts: self.hosts.clone(),
+            path: self.path.as_ref().map(|p| match p {
+                PathMatch::Exact(s) => PathSpec::Exact(s.clone()),
+                PathMatch::Prefix(s) => PathSpec::Prefix(s.clone()),
+                PathMatch::Regex(s) => PathSpec::Regex(s.clone()),
+            }),
+            methods: self.methods.clone(),
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), value(v)))
+                .collect(),
+            query: self
+                .query
+                .iter()
+                .map(|(k, v)| (k.clone(), value(v)))
+                .collect(),
+        }
+    }
+}
+
+impl Route {
+    /// Whether this route serves listener `name`.
+    pub fn serves(&self, listener: &str) -> bool {
+        self.listeners.is_empty() || self.listeners.iter().any(|l| l == listener)
+    }
+}
+
 impl Config {
     /// The upstream named `name`.
     pub fn upstream(&self, name: &str) -> Option<&Upstream> {
@@ -720,7 +804,7 @@ impl Config {
 }
 
 // `Serialize` (the admin API's `GET /config`) writes the model the way the
-// TOML file spells it: durations as humantime strings ("5s", "1m 30s"),
+// TOML file spells it: durations as the file writes them ("5s", "1m30s"),
 // enums by their configuration names, and secrets (`admin.token`, the
 // values of `tracing.headers`, `sticky.secret`) as "<redacted>".
 
@@ -784,12 +868,12 @@ mod ser {
     /// What a secret serializes as.
     pub(super) const REDACTED: &str = "<redacted>";
 
-    /// A duration that serializes as humantime writes it ("5s", "1m 30s").
+    /// A duration that serializes as the file writes it ("5s", "1m30s").
     pub(super) struct Human(pub(super) Duration);
 
     impl Serialize for Human {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.collect_str(&humantime::format_duration(self.0))
+            s.serialize_str(&crate::units::format_duration(self.0))
         }
     }
 

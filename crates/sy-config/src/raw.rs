@@ -53,6 +53,7 @@ pub(crate) struct RawRuntime {
     pub workers: Option<Int>,
     pub drain_timeout: Option<Text>,
     pub watch_config: Option<bool>,
+    pub watch_debounce: Option<Text>,
     pub log_level: Option<Text>,
     pub log_format: Option<Text>,
 }
@@ -178,6 +179,9 @@ pub(crate) struct RawRedirect {
     pub location: Option<Text>,
     pub status: Option<Int>,
     pub keep_path: Option<bool>,
+    pub scheme: Option<Text>,
+    pub host: Option<Text>,
+    pub port: Option<Int>,
 }
 
 /// `[routes.split]`.
@@ -187,6 +191,7 @@ pub(crate) struct RawSplit {
     pub backends: Option<Spanned<Vec<Spanned<RawSplitBackend>>>>,
     pub header: Option<Text>,
     pub cookie: Option<Text>,
+    pub skip_unavailable: Option<bool>,
 }
 
 /// One `[[routes.split.backends]]` entry.

@@ -75,6 +75,7 @@ static RUNTIME: &[Field] = &[
     f("workers", Int),
     f("drain_timeout", Duration),
     f("watch_config", Bool),
+    f("watch_debounce", Duration),
     f("log_level", Str),
     f("log_format", Str),
 ];
@@ -167,12 +168,20 @@ static MATCH: &[Field] = &[
 
 static RESPOND: &[Field] = &[f("status", Int), f("body", Str), f("content_type", Str)];
 
-static REDIRECT: &[Field] = &[f("location", Str), f("status", Int), f("keep_path", Bool)];
+static REDIRECT: &[Field] = &[
+    f("location", Str),
+    f("status", Int),
+    f("keep_path", Bool),
+    f("scheme", Str),
+    f("host", Str),
+    f("port", Int),
+];
 
 static SPLIT: &[Field] = &[
     f("backends", Array(&Table(SPLIT_BACKEND))),
     f("header", Str),
     f("cookie", Str),
+    f("skip_unavailable", Bool),
 ];
 
 static SPLIT_BACKEND: &[Field] = &[f("upstream", Str), f("weight", Int)];

@@ -33,10 +33,69 @@ fn every_example_is_valid() {
         dir.display()
     );
     for path in examples {
-        if let Err(diagnostics) = sy_config::load(&path) {
-            panic!("{} should be valid:\n{diagnostics}", path.display());
+        match sy_config::load_checked(&path, &NoFiles) {
+            Err(diagnostics) => panic!("{} should be valid:\n{diagnostics}", path.display()),
+            Ok(loaded) => assert!(
+                loaded.warnings.is_empty(),
+                "{} should load without warnings:\n{:?}",
+                path.display(),
+                loaded.warnings
+            ),
         }
     }
+}
+
+/// File checks that find nothing: these tests are about the file's text.
+struct NoFiles;
+
+impl sy_config::FileChecks for NoFiles {
+    fn certificate_pair(&self, _: &sy_config::CertificatePair<'_>) -> Vec<sy_config::Finding> {
+        Vec::new()
+    }
+    fn ca_bundle(&self, _: &Path) -> Vec<sy_config::Finding> {
+        Vec::new()
+    }
+}
+
+#[test]
+fn warning_fixtures_match_their_golden_warnings() {
+    let dir = manifest_dir().join("tests/fixtures/warn");
+    let fixtures = files_with_extension(&dir, "toml");
+    assert!(!fixtures.is_empty(), "expected warning fixtures");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut failures = Vec::new();
+    for path in fixtures {
+        let file_name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let source = fs::read_to_string(&path).unwrap();
+        let actual = match sy_config::parse_checked(&source, &file_name, &dir, &NoFiles) {
+            Ok(loaded) if loaded.warnings.is_empty() => {
+                format!("{file_name} unexpectedly loaded without warnings")
+            }
+            Ok(loaded) => loaded
+                .warnings
+                .iter()
+                .map(|w| format!("{w}\n"))
+                .collect::<String>(),
+            Err(diagnostics) => format!("{file_name} should be valid:\n{diagnostics}\n"),
+        };
+        let golden = path.with_extension("warn");
+        if update {
+            fs::write(&golden, &actual).unwrap();
+            continue;
+        }
+        let expected = fs::read_to_string(&golden).unwrap_or_default();
+        if actual != expected {
+            failures.push(format!(
+                "--- {}\n{expected}+++ actual\n{actual}",
+                golden.display()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "golden mismatches (rerun with UPDATE_GOLDEN=1 to accept):\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]

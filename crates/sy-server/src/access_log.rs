@@ -296,29 +296,20 @@ fn open_file(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
-/// The file an `[access_log] path` names: None for stdout / stderr;
-/// relative paths resolve against `base` (the config file's directory).
-fn file_path(path: &str, base: Option<&Path>) -> Option<PathBuf> {
+/// The file an access log writes to: None for "stdout" and "stderr". The
+/// path is used as configured: `sy_config` already resolved a relative one
+/// against the config file's directory.
+fn file_path(path: &str) -> Option<PathBuf> {
     match path {
         "stdout" | "stderr" => None,
-        p => {
-            let p = Path::new(p);
-            Some(match base {
-                Some(b) if p.is_relative() => b.join(p),
-                _ => p.to_path_buf(),
-            })
-        }
+        p => Some(PathBuf::from(p)),
     }
 }
 
 impl AccessLog {
-    /// Opens the destination and starts the writer thread. `base`: the
-    /// config file's directory. `dropped`: the drop counter.
-    pub fn start(
-        cfg: &model::AccessLog,
-        base: Option<&Path>,
-        dropped: Counter,
-    ) -> Result<AccessLog, String> {
+    /// Opens the destination and starts the writer thread. `dropped`: the
+    /// drop counter.
+    pub fn start(cfg: &model::AccessLog, dropped: Counter) -> Result<AccessLog, String> {
         let fields = if cfg.fields.is_empty() {
             Field::ALL.to_vec()
         } else {
@@ -327,7 +318,7 @@ impl AccessLog {
                 .map(|n| Field::parse(n).ok_or_else(|| format!("unknown access log field {n:?}")))
                 .collect::<Result<Vec<_>, _>>()?
         };
-        let file = file_path(&cfg.path, base);
+        let file = file_path(&cfg.path);
         let sink = match (&file, cfg.path.as_str()) {
             (Some(p), _) => Sink::File(
                 open_file(p).map_err(|e| format!("cannot open access log {}: {e}", p.display()))?,

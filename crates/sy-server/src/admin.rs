@@ -1,4 +1,5 @@
-//! The admin listener: `/healthz`, `/metrics` (Prometheus text),
+//! The admin listener: `/healthz`, `/metrics` (Prometheus or OpenMetrics
+//! text, by `Accept`),
 //! `POST /reload`, `GET /status` (JSON), `GET /reloads` (JSON),
 //! `GET /upstreams` (JSON: live state of every upstream and server) and
 //! `POST /upstreams/{upstream}/servers/{address}/drain` (and `/undrain`),
@@ -24,6 +25,7 @@ use serde_json::json;
 use sy_config::model::{BalancerKind, HealthCheckKind};
 
 use crate::live::{flag, now_ns};
+use crate::metrics::format;
 use crate::runtime::{Control, ReloadError};
 use crate::snapshot::{Snapshot, UpstreamRt};
 
@@ -206,11 +208,16 @@ async fn route(c: &Arc<Control>, req: Request<Incoming>) -> Response<Full<Bytes>
         (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n"),
         (&Method::GET, "/metrics") => {
             crate::metrics::refresh(&c.shared.snapshot.load());
-            text(
+            let accept = req.headers().get_all(http::header::ACCEPT);
+            let format = format::negotiate(accept.iter().filter_map(|v| v.to_str().ok()));
+            let mut r = text(
                 StatusCode::OK,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                c.shared.metrics.encode(),
-            )
+                format.content_type(),
+                c.shared.metrics.encode(format),
+            );
+            r.headers_mut()
+                .insert(http::header::VARY, HeaderValue::from_static("accept"));
+            r
         }
         (&Method::GET, "/status") => {
             let snap = c.shared.snapshot.load();
@@ -240,7 +247,7 @@ async fn route(c: &Arc<Control>, req: Request<Incoming>) -> Response<Full<Bytes>
                 .iter()
                 .map(|r| {
                     json!({"at_unix": r.at_unix, "trigger": r.trigger, "version": r.version,
-                           "ok": r.ok, "message": r.message})
+                           "ok": r.ok, "message": r.message, "warnings": r.warnings})
                 })
                 .collect();
             json_resp(StatusCode::OK, json!({ "reloads": items }))
@@ -281,7 +288,11 @@ fn config_json(snap: &Snapshot) -> Response<Full<Bytes>> {
         Ok(cfg) => {
             let mut r = json_resp(
                 StatusCode::OK,
-                json!({"config_version": snap.version, "config": cfg}),
+                json!({
+                    "config_version": snap.version,
+                    "config": cfg,
+                    "pending_restart": snap.pending_restart,
+                }),
             );
             r.headers_mut().insert(
                 http::header::CACHE_CONTROL,
@@ -590,7 +601,7 @@ trusted_proxies = ["10.0.0.0/8"]
 [[routes]]
 name = "api"
 upstream = "u"
-timeout = "1m 30s"
+timeout = "1m30s"
 [routes.match]
 path = "/api"
 headers = { x-env = "prod", x-any = { present = true } }
@@ -636,7 +647,7 @@ expect_status = ["200-299", 418]
         );
         let r = &v["routes"][0];
         assert_eq!(r["upstream"], "u");
-        assert_eq!(r["timeout"], "1m 30s");
+        assert_eq!(r["timeout"], "1m30s");
         assert_eq!(r["match"]["path"], "/api");
         assert_eq!(r["match"]["headers"]["x-env"], "prod");
         assert_eq!(r["match"]["headers"]["x-any"], json!({"present": true}));

@@ -33,6 +33,43 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(s.into())
 }
 
+/// Fails when something already listens on `addr` (port 0 is always
+/// free). Every worker's socket has SO_REUSEPORT, and the kernel lets any
+/// process of the same user join such a group: a second Switchyard started
+/// by mistake would silently take half of the connections. A probe socket
+/// without SO_REUSEPORT cannot bind beside a listening socket, so it tells;
+/// sockets in TIME_WAIT do not count (SO_REUSEADDR). Sharing a port with
+/// another process is only ever done on purpose, by handing the sockets
+/// over.
+pub fn ensure_free(addr: SocketAddr) -> std::io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let domain = if addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let probe = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        probe.set_only_v6(true)?;
+    }
+    probe.bind(&addr.into()).map_err(bind_error)
+}
+
+/// An address-in-use error worded for a user: someone else holds the port.
+pub fn bind_error(e: std::io::Error) -> std::io::Error {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        std::io::Error::new(
+            e.kind(),
+            "address in use by another process (another switchyard, or any other server); stop it or choose another address",
+        )
+    } else {
+        e
+    }
+}
+
 /// Connections a worker holds open, for draining.
 #[derive(Default)]
 pub struct ConnCount {

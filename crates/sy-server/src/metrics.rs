@@ -1,125 +1,26 @@
 //! Prometheus metrics. The registry and its families live outside the
-//! snapshot so counters survive reloads; per-route and per-upstream handles
-//! are resolved once when a snapshot is built, so the request path only
-//! increments atomics. Every name here is documented in docs/metrics.md.
+//! snapshot so counters survive reloads; per-listener, per-route and
+//! per-upstream handles are resolved once when a snapshot is built, so the
+//! request path only increments atomics. Every name here is documented in
+//! docs/metrics.md; [`mod@format`] turns the encoder's OpenMetrics text into
+//! the Prometheus text format when the scraper asks for that.
+//!
+//! Series of a feature an upstream or route does not use (circuit-breaker
+//! limits, sticky sessions, outlier detection, retries and hedges) are not
+//! created: its handle is an unregistered metric (see [`gated`]), so the
+//! request path stays branch-free and nothing is exported for it.
 
-use prometheus_client::encoding::EncodeLabelSet;
+pub mod format;
+mod labels;
+
+use std::hash::Hash;
+
+pub use labels::*;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-
-/// Labels: a listener.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ListenerLabel {
-    /// Listener name.
-    pub listener: String,
-}
-
-/// Labels: a listener and an error kind.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ListenerKind {
-    /// Listener name.
-    pub listener: String,
-    /// What went wrong.
-    pub kind: String,
-}
-
-/// Labels: a route and a status class.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteClass {
-    /// Route name.
-    pub route: String,
-    /// "1xx".."5xx".
-    pub class: String,
-}
-
-/// Labels: a route.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabel {
-    /// Route name.
-    pub route: String,
-}
-
-/// Labels: a route and the failed stage.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteStage {
-    /// Route name ("" when no route matched).
-    pub route: String,
-    /// The stage token, as in the `x-switchyard-error` header.
-    pub stage: String,
-}
-
-/// Labels: an upstream server.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ServerLabel {
-    /// Upstream name.
-    pub upstream: String,
-    /// Server address as configured.
-    pub server: String,
-}
-
-/// Labels: an upstream.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct UpstreamLabel {
-    /// Upstream name.
-    pub upstream: String,
-}
-
-/// Labels: an upstream server and an outcome.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ServerOutcome {
-    /// Upstream name.
-    pub upstream: String,
-    /// Server address as configured.
-    pub server: String,
-    /// What happened.
-    pub outcome: String,
-}
-
-/// Labels: an upstream and an outcome (or breaker).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct UpstreamOutcome {
-    /// Upstream name.
-    pub upstream: String,
-    /// What happened.
-    pub outcome: String,
-}
-
-/// Labels: a route and an outcome.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteOutcome {
-    /// Route name.
-    pub route: String,
-    /// What happened.
-    pub outcome: String,
-}
-
-/// Labels: a route, the upstream it used and a reason.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteUpstreamReason {
-    /// Route name.
-    pub route: String,
-    /// Upstream name.
-    pub upstream: String,
-    /// Why (retry reason; "" where not applicable).
-    pub reason: String,
-}
-
-/// Labels: the binary's version.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct VersionLabel {
-    /// `CARGO_PKG_VERSION`.
-    pub version: String,
-}
-
-/// Labels: reload outcome.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabel {
-    /// "ok" or "rejected".
-    pub result: String,
-}
 
 fn latency_histogram() -> Histogram {
     // 100µs .. ~52s
@@ -140,6 +41,8 @@ pub struct Metrics {
     pub downstream_errors: Family<ListenerKind, Counter>,
     /// switchyard_tls_handshakes_total (kind = ok | error | timeout)
     pub tls_handshakes: Family<ListenerKind, Counter>,
+    /// switchyard_listener_requests_total: every answer, routed or not
+    pub listener_requests: Family<ListenerClass, Counter>,
     /// switchyard_requests_total
     pub requests: Family<RouteClass, Counter>,
     /// switchyard_request_duration_seconds
@@ -183,7 +86,7 @@ pub struct Metrics {
     /// switchyard_mirror_requests_total (outcome = sent | ok | failed | dropped | skipped)
     pub mirrors: Family<RouteOutcome, Counter>,
     /// switchyard_split_requests_total
-    pub split: Family<RouteUpstreamReason, Counter>,
+    pub split: Family<RouteUpstream, Counter>,
     /// switchyard_sticky_sessions_total (outcome = hit | assigned | moved)
     pub sticky: Family<UpstreamOutcome, Counter>,
     /// switchyard_config_version
@@ -226,6 +129,7 @@ impl Metrics {
             conns_parked: Family::default(),
             downstream_errors: Family::default(),
             tls_handshakes: Family::default(),
+            listener_requests: Family::default(),
             requests: Family::default(),
             request_duration: Family::new_with_constructor(latency_histogram),
             proxy_errors: Family::default(),
@@ -287,6 +191,11 @@ impl Metrics {
             "tls_handshakes",
             "TLS handshakes on listeners, by outcome",
             m.tls_handshakes.clone(),
+        );
+        registry.register(
+            "listener_requests",
+            "Requests answered on each listener, by status class, routed or not",
+            m.listener_requests.clone(),
         );
         registry.register(
             "requests",
@@ -471,17 +380,92 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    /// Prometheus text exposition of everything.
-    pub fn encode(&self) -> String {
+    /// The exposition of everything in `format`.
+    pub fn encode(&self, format: format::Format) -> String {
         let mut out = String::with_capacity(16 * 1024);
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        match format {
+            format::Format::OpenMetrics => out,
+            format::Format::Prometheus => format::to_prometheus(&out),
+        }
+    }
+
+    /// Counts an answer on listener `listener` made outside the request
+    /// path's handles (hyper's own 400 and 431 answers to requests it
+    /// could not parse). Cold path: it looks the series up.
+    pub fn count_listener_answer(&self, listener: &str, status: u16) {
+        self.listener_requests
+            .get_or_create(&ListenerClass {
+                listener: listener.to_string(),
+                class: CLASSES[class_index(status)].to_string(),
+            })
+            .inc();
     }
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The status classes, in `by_class` order.
+pub const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The index of `status`'s class in [`CLASSES`] (below 100 counts as 1xx,
+/// above 599 as 5xx).
+#[inline]
+pub fn class_index(status: u16) -> usize {
+    usize::from(status / 100).clamp(1, 5) - 1
+}
+
+/// A handle of `family` for `labels` when `on` (the feature it counts is
+/// configured), else an unregistered metric that is never exported. A
+/// series that already exists (the feature was on before a reload) keeps
+/// being fed, so a gauge set then still goes back to 0.
+pub fn gated<S, M, C>(family: &Family<S, M, C>, labels: &S, on: bool) -> M
+where
+    S: Clone + Hash + Eq,
+    M: Clone + Default,
+    C: prometheus_client::metrics::family::MetricConstructor<M>,
+{
+    if on {
+        return family.get_or_create_owned(labels);
+    }
+    let existing = family.get(labels).map(|m| m.clone());
+    existing.unwrap_or_default()
+}
+
+/// Per-listener request counters, resolved once per snapshot. The
+/// dashboard samples the same counters, so an answer costs one atomic add.
+#[derive(Clone)]
+pub struct ListenerRequests {
+    /// Answers by status class, index 0 = 1xx .. 4 = 5xx.
+    pub by_class: [Counter; 5],
+}
+
+impl ListenerRequests {
+    /// Resolves the handles of listener `name`.
+    pub fn new(m: &Metrics, name: &str) -> Self {
+        ListenerRequests {
+            by_class: CLASSES.map(|class| {
+                m.listener_requests.get_or_create_owned(&ListenerClass {
+                    listener: name.to_string(),
+                    class: class.to_string(),
+                })
+            }),
+        }
+    }
+
+    /// Counts one answered request.
+    #[inline]
+    pub fn count(&self, status: u16) {
+        self.by_class[class_index(status)].inc();
+    }
+
+    /// Answers so far, by class.
+    pub fn totals(&self) -> [u64; 5] {
+        self.by_class.each_ref().map(Counter::get)
     }
 }
 
@@ -529,8 +513,7 @@ impl RouteMetrics {
 
     /// Counts one answered request.
     pub fn count(&self, status: u16) {
-        let i = (status / 100).clamp(1, 5) as usize - 1;
-        self.by_class[i].inc();
+        self.by_class[class_index(status)].inc();
     }
 }
 
@@ -564,8 +547,9 @@ pub struct ServerMetrics {
 }
 
 impl ServerMetrics {
-    /// Resolves the handles of one server.
-    pub fn new(m: &Metrics, upstream: &str, server: &str) -> Self {
+    /// Resolves the handles of one server; the outlier-ejection series
+    /// only when the upstream has `[outlier]` (see [`gated`]).
+    pub fn new(m: &Metrics, upstream: &str, server: &str, outlier: bool) -> Self {
         let l = ServerLabel {
             upstream: upstream.to_string(),
             server: server.to_string(),
@@ -573,14 +557,12 @@ impl ServerMetrics {
         // One statement per handle of the same family: `get_or_create`
         // returns a read guard that lives to the end of its statement, and
         // a second call on that family in the same statement deadlocks.
-        let ejections = m
-            .ejections
-            .get_or_create(&outcome(upstream, server, "ejected"))
-            .clone();
-        let returns = m
-            .ejections
-            .get_or_create(&outcome(upstream, server, "returned"))
-            .clone();
+        let ejections = gated(&m.ejections, &outcome(upstream, server, "ejected"), outlier);
+        let returns = gated(
+            &m.ejections,
+            &outcome(upstream, server, "returned"),
+            outlier,
+        );
         ServerMetrics {
             requests: m.upstream_requests.get_or_create(&l).clone(),
             latency: m.upstream_latency.get_or_create(&l).clone(),
@@ -590,7 +572,7 @@ impl ServerMetrics {
             bytes_received: m.upstream_bytes_received.get_or_create(&l).clone(),
             active: m.upstream_active.get_or_create(&l).clone(),
             healthy: m.server_healthy.get_or_create(&l).clone(),
-            ejected: m.server_ejected.get_or_create(&l).clone(),
+            ejected: gated(&m.server_ejected, &l, outlier),
             draining: m.server_draining.get_or_create(&l).clone(),
             ejections,
             returns,
@@ -635,28 +617,63 @@ pub const BREAKERS: [&str; 4] = [
     "max_retries",
 ];
 
+/// The optional features an upstream uses: which of its series exist.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UpstreamFeatures {
+    /// Per breaker (in [`BREAKERS`] order): it can trip. A limit is
+    /// configured; for `max_retries`, some route also retries or hedges
+    /// to the upstream.
+    pub breakers: [bool; 4],
+    /// Some route retries or hedges to the upstream (its retry budget is
+    /// used).
+    pub retried: bool,
+    /// `[outlier]` is configured.
+    pub outlier: bool,
+    /// `[sticky]` is configured.
+    pub sticky: bool,
+}
+
+impl UpstreamFeatures {
+    /// The features of `u`; `retried`: some route retries or hedges to it.
+    pub fn of(u: &sy_config::model::Upstream, retried: bool) -> Self {
+        let b = &u.circuit_breaker;
+        UpstreamFeatures {
+            breakers: [
+                b.max_connections.is_some(),
+                b.max_pending_requests.is_some(),
+                b.max_requests.is_some(),
+                b.max_retries.is_some() && retried,
+            ],
+            retried,
+            outlier: u.outlier.is_some(),
+            sticky: u.sticky.is_some(),
+        }
+    }
+}
+
 impl UpstreamMetrics {
-    /// Resolves the handles of upstream `name`.
-    pub fn new(m: &Metrics, name: &str) -> Self {
+    /// Resolves the handles of upstream `name`; the series of features it
+    /// does not use are left out (see [`gated`]).
+    pub fn new(m: &Metrics, name: &str, uses: &UpstreamFeatures) -> Self {
         let u = UpstreamLabel {
             upstream: name.to_string(),
         };
-        let o = |family: &Family<UpstreamOutcome, Counter>, outcome: &str| {
-            family
-                .get_or_create(&UpstreamOutcome {
-                    upstream: name.to_string(),
-                    outcome: outcome.to_string(),
-                })
-                .clone()
+        let o = |family: &Family<UpstreamOutcome, Counter>, outcome: &str, on: bool| {
+            let labels = UpstreamOutcome {
+                upstream: name.to_string(),
+                outcome: outcome.to_string(),
+            };
+            gated(family, &labels, on)
         };
+        let trips = std::array::from_fn(|i| o(&m.breaker_trips, BREAKERS[i], uses.breakers[i]));
         UpstreamMetrics {
-            trips: BREAKERS.map(|b| o(&m.breaker_trips, b)),
-            budget_exhausted: m.budget_exhausted.get_or_create(&u).clone(),
-            panic: m.panic.get_or_create(&u).clone(),
-            ejections_skipped: m.ejections_skipped.get_or_create(&u).clone(),
-            sticky: ["hit", "assigned", "moved"].map(|s| o(&m.sticky, s)),
+            trips,
+            budget_exhausted: gated(&m.budget_exhausted, &u, uses.retried),
+            panic: m.panic.get_or_create_owned(&u),
+            ejections_skipped: gated(&m.ejections_skipped, &u, uses.outlier),
+            sticky: ["hit", "assigned", "moved"].map(|s| o(&m.sticky, s, uses.sticky)),
             dash: m.dashboard.upstream(name),
-            connections_open: m.upstream_conns_open.get_or_create(&u).clone(),
+            connections_open: m.upstream_conns_open.get_or_create_owned(&u),
         }
     }
 }

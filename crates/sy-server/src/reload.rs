@@ -4,16 +4,19 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::runtime::Control;
 
 /// Watches the config file's directory (editors replace files rather than
-/// writing them in place) and reloads when the file's content changes.
+/// writing them in place) and reloads when the file's content changes and
+/// then stays unchanged for `runtime.watch_debounce`, so a save made in
+/// several steps is read once, finished. Both `watch_config` and the
+/// debounce are read from the running snapshot at each change, so a reload
+/// can turn watching on or off.
 pub fn watch_file(control: Arc<Control>, path: PathBuf) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Change>();
     let name = path.file_name().map(|n| n.to_os_string());
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -23,18 +26,18 @@ pub fn watch_file(control: Arc<Control>, path: PathBuf) {
     let mut watcher = match notify::recommended_watcher(
         move |res: notify::Result<notify::Event>| {
             let Ok(ev) = res else { return };
-            if !matches!(
-                ev.kind,
-                EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
-            ) {
-                return;
-            }
+            let kind = match ev.kind {
+                EventKind::Create(_) => "created",
+                EventKind::Modify(_) => "modified",
+                EventKind::Remove(_) => "removed",
+                _ => return,
+            };
             if ev
                 .paths
                 .iter()
                 .any(|p| p.file_name().map(|n| n.to_os_string()) == watched_name)
             {
-                let _ = tx.send(());
+                let _ = tx.send(Change { kind });
             }
         },
     ) {
@@ -52,19 +55,49 @@ pub fn watch_file(control: Arc<Control>, path: PathBuf) {
     let mut last = std::fs::read(&path).ok();
     tokio::spawn(async move {
         let _watcher = watcher;
-        while rx.recv().await.is_some() {
-            // Let a burst of events (write, rename, chmod) settle.
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            while rx.try_recv().is_ok() {}
+        while let Some(mut change) = rx.recv().await {
+            let (watch, debounce) = {
+                let snap = control.shared.snapshot.load();
+                let r = &snap.config.runtime;
+                (r.watch_config, r.watch_debounce)
+            };
+            // Quiet for `debounce` since the latest event: the edit is done.
+            let mut events = 1u32;
+            loop {
+                match tokio::time::timeout(debounce, rx.recv()).await {
+                    Ok(Some(next)) => {
+                        change = next;
+                        events += 1;
+                    }
+                    Ok(None) => return,
+                    Err(_) => break,
+                }
+            }
+            if !watch {
+                continue;
+            }
             let now = std::fs::read(&path).ok();
             if now.is_none() || now == last {
                 continue;
             }
             last = now;
+            tracing::info!(
+                file = %path.display(),
+                change = change.kind,
+                events,
+                debounce = ?debounce,
+                "config file changed; reloading"
+            );
             let c = control.clone();
             let _ = tokio::task::spawn_blocking(move || c.reload("file")).await;
         }
     });
+}
+
+/// One file-system event about the config file.
+struct Change {
+    /// "created", "modified" or "removed".
+    kind: &'static str,
 }
 
 /// SIGHUP reloads; SIGTERM and SIGINT start a graceful shutdown; SIGUSR1

@@ -20,10 +20,10 @@ use sy_config::model::Config;
 use tokio::sync::{mpsc, watch};
 
 use crate::access_log::AccessLog;
-use crate::listener::{ConnCount, accept_loop, bind};
+use crate::listener::{ConnCount, accept_loop, bind, ensure_free};
 use crate::live::Live;
 use crate::metrics::{Metrics, ResultLabel};
-use crate::snapshot::{Snapshot, compile, live_keys};
+use crate::snapshot::{PendingSetting, Snapshot, compile, live_keys};
 
 thread_local! {
     static WORKER_ID: Cell<usize> = const { Cell::new(0) };
@@ -69,6 +69,77 @@ pub struct ReloadRecord {
     pub ok: bool,
     /// Errors when rejected.
     pub message: String,
+    /// Warnings of an accepted reload: configuration warnings (a route
+    /// that can never match, a certificate about to expire) and settings
+    /// that change only on restart.
+    pub warnings: Vec<String>,
+}
+
+/// Settings read once at start. A reload that changes one keeps the
+/// running value (in the new snapshot's config too, so it shows what runs)
+/// and reports the change as pending.
+fn hold_restart_settings(running: &Config, next: &mut Config) -> Vec<PendingSetting> {
+    let mut pending = Vec::new();
+    let mut hold = |key: &'static str, r: serde_json::Value, n: serde_json::Value| {
+        if r != n {
+            pending.push(PendingSetting {
+                key,
+                running: r,
+                configured: n,
+            });
+            true
+        } else {
+            false
+        }
+    };
+    if hold(
+        "runtime.workers",
+        json(&running.runtime.workers),
+        json(&next.runtime.workers),
+    ) {
+        next.runtime.workers = running.runtime.workers;
+    }
+    if hold(
+        "admin.address",
+        json(&running.admin.address),
+        json(&next.admin.address),
+    ) {
+        next.admin.address = running.admin.address;
+    }
+    if hold(
+        "runtime.log_level",
+        json(&running.runtime.log_level),
+        json(&next.runtime.log_level),
+    ) {
+        next.runtime.log_level = running.runtime.log_level.clone();
+    }
+    if hold(
+        "runtime.log_format",
+        json(&running.runtime.log_format),
+        json(&next.runtime.log_format),
+    ) {
+        next.runtime.log_format = running.runtime.log_format;
+    }
+    pending
+}
+
+fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+/// Logs configuration warnings, one record each, fields holding the parts.
+pub fn log_config_warnings(warnings: &[sy_config::Diagnostic]) {
+    for w in warnings {
+        tracing::warn!(
+            file = %w.file,
+            line = w.line,
+            column = w.column,
+            key = %w.path,
+            hint = w.hint.as_deref().unwrap_or(""),
+            "configuration warning: {}",
+            w.message
+        );
+    }
 }
 
 /// Why a reload was refused. The old configuration keeps serving.
@@ -78,12 +149,13 @@ pub enum ReloadError {
     #[error("switchyard was started without a config file; nothing to reload")]
     NoConfigFile,
     /// The file did not validate or compile.
-    #[error("invalid configuration, keeping version {version}:\n{errors}")]
+    #[error("invalid configuration, keeping version {version}:\n{}", errors.join("\n"))]
     Invalid {
         /// Running version.
         version: u64,
-        /// Every error, one per line.
-        errors: String,
+        /// Every error, each on one line (`FILE:LINE:COL: error: KEY:
+        /// MESSAGE; hint: HINT`).
+        errors: Vec<String>,
     },
     /// A new listener address could not be bound.
     #[error("cannot bind listener {listener} on {addr}: {error}")]
@@ -144,10 +216,18 @@ pub struct ServerHandle {
     threads: Vec<JoinHandle<()>>,
 }
 
+/// Binds one SO_REUSEPORT socket per worker on `addr`. Unless `ours` (this
+/// process already listens there, e.g. a listener renamed by reload), the
+/// address must be free: SO_REUSEPORT would otherwise let a second process
+/// silently share the port and split its traffic.
 fn bind_all(
     addr: SocketAddr,
     workers: usize,
+    ours: bool,
 ) -> std::io::Result<(SocketAddr, Vec<std::net::TcpListener>)> {
+    if !ours {
+        ensure_free(addr)?;
+    }
     let first = bind(addr)?;
     let actual = first.local_addr()?;
     let mut socks = vec![first];
@@ -166,11 +246,9 @@ pub fn start(config: Config, opts: Options) -> anyhow::Result<ServerHandle> {
     let metrics = Metrics::new();
     let live = Live::new(workers);
     let admin_cfg = config.admin.address;
-    let watch = config.runtime.watch_config;
     let mut snap = compile(config, 1, &live, &metrics)
         .map_err(|errs| anyhow::anyhow!("invalid configuration:\n{}", errs.join("\n")))?;
-    snap.access_log = access_log_for(&snap, None, opts.config_path.as_deref(), &metrics)
-        .map_err(|e| anyhow::anyhow!(e))?;
+    snap.access_log = access_log_for(&snap, None, &metrics).map_err(|e| anyhow::anyhow!(e))?;
     let tracer = match &snap.config.tracing {
         Some(t) => Some(Arc::new(crate::trace::Tracer::build(t, &metrics)?)),
         None => None,
@@ -179,7 +257,7 @@ pub fn start(config: Config, opts: Options) -> anyhow::Result<ServerHandle> {
     let mut initial: Vec<(String, Vec<std::net::TcpListener>)> = Vec::new();
     let mut bound = HashMap::new();
     for l in &snap.listeners {
-        let (actual, socks) = bind_all(l.cfg.address, workers).map_err(|e| {
+        let (actual, socks) = bind_all(l.cfg.address, workers, false).map_err(|e| {
             anyhow::anyhow!(
                 "cannot bind listener {} on {}: {e}",
                 l.cfg.name,
@@ -240,8 +318,12 @@ pub fn start(config: Config, opts: Options) -> anyhow::Result<ServerHandle> {
     });
     let admin_sock = match admin_cfg {
         Some(addr) => {
-            let s = std::net::TcpListener::bind(addr)
-                .map_err(|e| anyhow::anyhow!("cannot bind admin listener on {addr}: {e}"))?;
+            let s = std::net::TcpListener::bind(addr).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot bind admin listener on {addr}: {}",
+                    crate::listener::bind_error(e)
+                )
+            })?;
             s.set_nonblocking(true)?;
             let actual = s.local_addr()?;
             tracing::info!(addr = %actual, "admin listening");
@@ -251,11 +333,8 @@ pub fn start(config: Config, opts: Options) -> anyhow::Result<ServerHandle> {
         None => None,
     };
     let c = control.clone();
-    let watch_path = if watch {
-        opts.config_path.clone()
-    } else {
-        None
-    };
+    // Watched whatever `watch_config` says now: a reload may turn it on.
+    let watch_path = opts.config_path.clone();
     let signals = opts.handle_signals;
     threads.push(
         std::thread::Builder::new()
@@ -266,12 +345,10 @@ pub fn start(config: Config, opts: Options) -> anyhow::Result<ServerHandle> {
 }
 
 /// The access log `snap` asks for: the one `old` runs when its
-/// `[access_log]` is unchanged, else a new one (None when off). Relative
-/// paths resolve against the config file's directory.
+/// `[access_log]` is unchanged, else a new one (None when off).
 fn access_log_for(
     snap: &Snapshot,
     old: Option<&Snapshot>,
-    config_path: Option<&std::path::Path>,
     metrics: &Metrics,
 ) -> Result<Option<Arc<AccessLog>>, String> {
     let Some(cfg) = &snap.config.access_log else {
@@ -283,8 +360,7 @@ fn access_log_for(
     {
         return Ok(Some(log.clone()));
     }
-    let base = config_path.and_then(std::path::Path::parent);
-    AccessLog::start(cfg, base, metrics.access_log_dropped.clone()).map(|l| Some(Arc::new(l)))
+    AccessLog::start(cfg, metrics.access_log_dropped.clone()).map(|l| Some(Arc::new(l)))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -421,20 +497,29 @@ fn control_main(
 }
 
 impl Control {
-    /// Re-reads the config file and applies it.
+    /// Re-reads the config file (loading its certificates and keys) and
+    /// applies it.
     pub fn reload(&self, trigger: &str) -> Result<u64, ReloadError> {
         let Some(path) = &self.config_path else {
             return Err(ReloadError::NoConfigFile);
         };
-        match sy_config::load(path) {
-            Ok(cfg) => self.apply(cfg, trigger),
+        match sy_config::load_checked(path, &crate::tls::Checks) {
+            Ok(loaded) => {
+                log_config_warnings(&loaded.warnings);
+                let warnings = loaded
+                    .warnings
+                    .iter()
+                    .map(|w| w.one_line().to_string())
+                    .collect();
+                self.apply_with(loaded.config, trigger, warnings)
+            }
             Err(d) => {
                 let version = self.shared.snapshot.load().version;
                 let err = ReloadError::Invalid {
                     version,
-                    errors: d.to_string(),
+                    errors: d.errors.iter().map(|e| e.one_line().to_string()).collect(),
                 };
-                self.record(trigger, version, Err(&err));
+                self.record(trigger, version, Err(&err), Vec::new());
                 Err(err)
             }
         }
@@ -442,32 +527,50 @@ impl Control {
 
     /// Validates, compiles and swaps in `cfg`.
     pub fn apply(&self, cfg: Config, trigger: &str) -> Result<u64, ReloadError> {
+        self.apply_with(cfg, trigger, Vec::new())
+    }
+
+    fn apply_with(
+        &self,
+        mut cfg: Config,
+        trigger: &str,
+        mut warnings: Vec<String>,
+    ) -> Result<u64, ReloadError> {
         let _serial = lock(&self.reload_lock);
         let old = self.shared.snapshot.load_full();
         let version = old.version + 1;
-        if cfg.admin.address != old.config.admin.address {
-            tracing::warn!("admin address changes take effect on restart only");
+        let pending = hold_restart_settings(&old.config, &mut cfg);
+        for p in &pending {
+            tracing::warn!(
+                setting = p.key,
+                running = %p.running,
+                configured = %p.configured,
+                "this setting takes effect on restart only; the running value stays"
+            );
+            warnings.push(format!(
+                "{}: changed to {} in the file; takes effect on restart (running: {})",
+                p.key, p.configured, p.running
+            ));
         }
         let mut snap = match compile(cfg, version, &self.shared.live, &self.shared.metrics) {
             Ok(s) => s,
             Err(errs) => {
                 let err = ReloadError::Invalid {
                     version: old.version,
-                    errors: errs.join("\n"),
+                    errors: errs,
                 };
-                self.record(trigger, old.version, Err(&err));
+                self.record(trigger, old.version, Err(&err), Vec::new());
                 return Err(err);
             }
         };
-        let path = self.config_path.as_deref();
-        match access_log_for(&snap, Some(&old), path, &self.shared.metrics) {
+        match access_log_for(&snap, Some(&old), &self.shared.metrics) {
             Ok(log) => snap.access_log = log,
             Err(errors) => {
                 let err = ReloadError::Invalid {
                     version: old.version,
-                    errors,
+                    errors: vec![errors],
                 };
-                self.record(trigger, old.version, Err(&err));
+                self.record(trigger, old.version, Err(&err), Vec::new());
                 return Err(err);
             }
         }
@@ -478,9 +581,9 @@ impl Control {
                 Err(e) => {
                     let err = ReloadError::Invalid {
                         version: old.version,
-                        errors: e.to_string(),
+                        errors: vec![e.to_string()],
                     };
-                    self.record(trigger, old.version, Err(&err));
+                    self.record(trigger, old.version, Err(&err), Vec::new());
                     return Err(err);
                 }
             };
@@ -496,7 +599,10 @@ impl Control {
             if unchanged(l) {
                 continue;
             }
-            match bind_all(l.cfg.address, self.workers.len()) {
+            let ours = lock(&self.bound)
+                .values()
+                .any(|a| sy_config::addresses_conflict(*a, l.cfg.address));
+            match bind_all(l.cfg.address, self.workers.len(), ours) {
                 Ok((actual, socks)) => {
                     tracing::info!(listener = %l.cfg.name, addr = %actual, "listening");
                     opened.push((l.cfg.name.clone(), actual, socks));
@@ -507,7 +613,7 @@ impl Control {
                         addr: l.cfg.address,
                         error,
                     };
-                    self.record(trigger, old.version, Err(&err));
+                    self.record(trigger, old.version, Err(&err), Vec::new());
                     return Err(err);
                 }
             }
@@ -524,6 +630,7 @@ impl Control {
             // request holding it is done.
             self.shared.tracer.store(t);
         }
+        snap.pending_restart = pending;
         self.shared.snapshot.store(Arc::new(snap));
         self.shared.checkers.reconcile(&self.shared.snapshot.load());
         {
@@ -550,17 +657,34 @@ impl Control {
         }
         self.shared.live.retain(&keys, &upstream_keys);
         self.shared.metrics.config_version.set(version as i64);
-        self.record(trigger, version, Ok(()));
+        self.record(trigger, version, Ok(()), warnings);
         tracing::info!(version, trigger, "configuration reloaded");
         Ok(version)
     }
 
-    fn record(&self, trigger: &str, version: u64, res: Result<(), &ReloadError>) {
+    fn record(
+        &self,
+        trigger: &str,
+        version: u64,
+        res: Result<(), &ReloadError>,
+        warnings: Vec<String>,
+    ) {
         let ok = res.is_ok();
         let message = match res {
             Ok(()) => String::new(),
+            // One record; its fields hold the diagnostics, each on one line.
+            Err(e @ ReloadError::Invalid { errors, .. }) => {
+                tracing::error!(
+                    trigger,
+                    kept_version = version,
+                    error_count = errors.len(),
+                    errors = %errors.join(" | "),
+                    "reload rejected: invalid configuration"
+                );
+                e.to_string()
+            }
             Err(e) => {
-                tracing::error!(trigger, error = %e, "reload rejected");
+                tracing::error!(trigger, kept_version = version, error = %e, "reload rejected");
                 e.to_string()
             }
         };
@@ -584,6 +708,7 @@ impl Control {
             version,
             ok,
             message,
+            warnings,
         });
     }
 

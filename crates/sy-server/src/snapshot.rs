@@ -13,19 +13,18 @@ use http::HeaderName;
 use http::HeaderValue;
 use sy_config::model::{
     Action, BalancerKind, CircuitBreaker, Config, HashAlgorithm, HashKey, HealthCheck,
-    HealthCheckKind, Hedge, Listener, PathMatch, Retry, Route, Sticky, Upstream, UpstreamProtocol,
-    ValueMatch,
+    HealthCheckKind, Hedge, Listener, Retry, Route, Sticky, Upstream, UpstreamProtocol,
 };
 use sy_policy::balance::{self, Balancer, Kind};
 use sy_policy::outlier::OutlierConfig;
 use sy_policy::retry_budget::RetryBudget;
-use sy_policy::route::{PathSpec, RouteSpec, RouteTable, ValueSpec};
+use sy_policy::route::RouteTable;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::live::{Live, ServerLive, UpstreamLive};
 use crate::metrics::{
-    ListenerLabel, Metrics, RouteMetrics, RouteOutcome, RouteUpstreamReason, ServerMetrics,
-    UpstreamMetrics,
+    ListenerLabel, ListenerRequests, Metrics, RouteMetrics, RouteOutcome, RouteUpstream,
+    ServerMetrics, UpstreamFeatures, UpstreamMetrics,
 };
 use crate::tls;
 use crate::upstream::connect::{Target, Transport, UpstreamTls};
@@ -43,6 +42,21 @@ pub struct Snapshot {
     /// The running access log; None = off. Set by `runtime` after
     /// `compile` (kept across reloads that leave `[access_log]` unchanged).
     pub access_log: Option<Arc<crate::access_log::AccessLog>>,
+    /// Settings the file changed that apply only on restart (`config`
+    /// holds the running values). Set by `runtime` on reload.
+    pub pending_restart: Vec<PendingSetting>,
+}
+
+/// A setting a reload changed that applies only when the process restarts;
+/// the running value stays, and `GET /config` shows both.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PendingSetting {
+    /// The key, e.g. "runtime.workers".
+    pub key: &'static str,
+    /// What runs.
+    pub running: serde_json::Value,
+    /// What the file says now.
+    pub configured: serde_json::Value,
 }
 
 impl Snapshot {
@@ -87,6 +101,8 @@ pub struct ListenerMetrics {
     pub bytes_received: prometheus_client::metrics::counter::Counter,
     /// Bytes written to clients.
     pub bytes_sent: prometheus_client::metrics::counter::Counter,
+    /// Every answer, routed or not, by status class.
+    pub requests: ListenerRequests,
 }
 
 /// A route as the data path sees it.
@@ -137,6 +153,8 @@ pub struct SplitRt {
     pub header: Option<HeaderName>,
     /// Forcing cookie.
     pub cookie: Option<String>,
+    /// Leave backends without an available server out of the choice.
+    pub skip_unavailable: bool,
     /// Requests per backend.
     pub counters: Vec<prometheus_client::metrics::counter::Counter>,
 }
@@ -159,10 +177,8 @@ pub enum ActionRt {
     Redirect {
         /// Status.
         status: http::StatusCode,
-        /// Target.
-        location: String,
-        /// Append path and query.
-        keep_path: bool,
+        /// Where to.
+        target: sy_config::model::RedirectTarget,
     },
 }
 
@@ -301,6 +317,7 @@ pub fn compile(
         listeners,
         upstreams,
         access_log: None,
+        pending_restart: Vec::new(),
     })
 }
 
@@ -319,8 +336,8 @@ fn compile_listener(
     let mut specs = Vec::new();
     let mut mine = Vec::new();
     for (cfg, rt) in route_cfgs.iter().zip(routes) {
-        if cfg.listeners.is_empty() || cfg.listeners.iter().any(|n| n == &l.name) {
-            specs.push(route_spec(cfg));
+        if cfg.serves(&l.name) {
+            specs.push(cfg.matcher.spec());
             mine.push(rt.clone());
         }
     }
@@ -345,40 +362,10 @@ fn compile_listener(
                     .get_or_create(&label)
                     .clone(),
                 bytes_sent: metrics.downstream_bytes_sent.get_or_create(&label).clone(),
+                requests: ListenerRequests::new(metrics, &l.name),
             }
         },
     })
-}
-
-fn value_spec(v: &ValueMatch) -> ValueSpec {
-    match v {
-        ValueMatch::Exact(s) => ValueSpec::Exact(s.clone()),
-        ValueMatch::Regex(s) => ValueSpec::Regex(s.clone()),
-        ValueMatch::Present => ValueSpec::Present,
-    }
-}
-
-fn route_spec(r: &Route) -> RouteSpec {
-    let m = &r.matcher;
-    RouteSpec {
-        hosts: m.hosts.clone(),
-        path: m.path.as_ref().map(|p| match p {
-            PathMatch::Exact(s) => PathSpec::Exact(s.clone()),
-            PathMatch::Prefix(s) => PathSpec::Prefix(s.clone()),
-            PathMatch::Regex(s) => PathSpec::Regex(s.clone()),
-        }),
-        methods: m.methods.clone(),
-        headers: m
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), value_spec(v)))
-            .collect(),
-        query: m
-            .query
-            .iter()
-            .map(|(k, v)| (k.clone(), value_spec(v)))
-            .collect(),
-    }
 }
 
 fn compile_route(
@@ -407,16 +394,16 @@ fn compile_route(
                 None => None,
             },
             cookie: split.cookie.clone(),
+            skip_unavailable: split.skip_unavailable,
             counters: split
                 .backends
                 .iter()
                 .map(|b| {
                     metrics
                         .split
-                        .get_or_create(&RouteUpstreamReason {
+                        .get_or_create(&RouteUpstream {
                             route: r.name.clone(),
                             upstream: b.upstream.clone(),
-                            reason: String::new(),
                         })
                         .clone()
                 })
@@ -431,14 +418,9 @@ fn compile_route(
             body: Bytes::from(body.clone()),
             content_type: HeaderValue::from_str(content_type).map_err(|e| e.to_string())?,
         },
-        Action::Redirect {
-            status,
-            location,
-            keep_path,
-        } => ActionRt::Redirect {
-            status: http::StatusCode::from_u16(*status).map_err(|e| e.to_string())?,
-            location: location.clone(),
-            keep_path: *keep_path,
+        Action::Redirect(redirect) => ActionRt::Redirect {
+            status: http::StatusCode::from_u16(redirect.status).map_err(|e| e.to_string())?,
+            target: redirect.target.clone(),
         },
     };
     let host_rewrite = match &r.host_rewrite {
@@ -584,7 +566,7 @@ fn compile_upstream(u: &Upstream, ctx: &UpstreamCtx<'_>) -> Result<UpstreamRt, S
                 u.pool.idle_timeout,
                 ctx.ramp,
             );
-            let m = ServerMetrics::new(metrics, &u.name, &s.address);
+            let m = ServerMetrics::new(metrics, &u.name, &s.address, u.outlier.is_some());
             let flags = srv_live.state.flags();
             m.healthy
                 .set(i64::from(flags & crate::live::flag::DOWN == 0));
@@ -619,7 +601,7 @@ fn compile_upstream(u: &Upstream, ctx: &UpstreamCtx<'_>) -> Result<UpstreamRt, S
         }),
         response_timeout: u.response_timeout,
         live: up_live,
-        metrics: UpstreamMetrics::new(metrics, &u.name),
+        metrics: UpstreamMetrics::new(metrics, &u.name, &UpstreamFeatures::of(u, ctx.budgeted)),
         outlier: u.outlier.as_ref().map(|o| OutlierRt {
             cfg: OutlierConfig {
                 consecutive_5xx: o.consecutive_5xx,

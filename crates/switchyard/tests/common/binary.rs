@@ -16,17 +16,33 @@ pub struct Binary {
     pub listeners: std::collections::HashMap<String, SocketAddr>,
     pub admin: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
+    /// Every stderr line (JSON log records) so far.
+    pub logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    config: PathBuf,
 }
 
 impl Binary {
     pub fn start(toml: &str, expect_listeners: usize) -> Binary {
-        use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("switchyard.toml");
         std::fs::write(&path, toml).unwrap();
+        let cwd = dir.path().to_path_buf();
+        Binary::start_in(dir, &cwd, &path, expect_listeners)
+    }
+
+    /// Runs `switchyard run -c CONFIG` in `cwd` (CONFIG may be relative
+    /// to it); `dir` is kept for the test's files.
+    pub fn start_in(
+        dir: tempfile::TempDir,
+        cwd: &std::path::Path,
+        config: &std::path::Path,
+        expect_listeners: usize,
+    ) -> Binary {
+        use std::io::BufRead;
         let mut child = std::process::Command::new(bin())
             .args(["run", "-c"])
-            .arg(&path)
+            .arg(config)
+            .current_dir(cwd)
             .env("RUST_LOG", "info")
             .env("SWITCHYARD_LOG_FORMAT", "json")
             .stderr(std::process::Stdio::piped())
@@ -41,6 +57,7 @@ impl Binary {
                 let _ = tx.send(line);
             }
         });
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut listeners = std::collections::HashMap::new();
         let mut admin = None;
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -49,6 +66,7 @@ impl Binary {
             let line = rx
                 .recv_timeout(left)
                 .expect("binary did not report its listeners");
+            logs.lock().unwrap().push(line.clone());
             let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
                 continue;
             };
@@ -65,12 +83,47 @@ impl Binary {
             }
         }
         // Keep draining stderr so the child never blocks on a full pipe.
-        std::thread::spawn(move || while rx.recv().is_ok() {});
+        let kept = logs.clone();
+        std::thread::spawn(move || {
+            while let Ok(line) = rx.recv() {
+                kept.lock().unwrap().push(line);
+            }
+        });
         Binary {
             child,
             listeners,
             admin,
             dir,
+            logs,
+            config: cwd.join(config),
+        }
+    }
+
+    /// Waits for a log record (parsed JSON) for which `pred` holds.
+    pub fn wait_log(
+        &self,
+        what: &str,
+        within: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let found = self
+                .logs
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|v| pred(v));
+            if let Some(v) = found {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log record {what} within {within:?}; logs:\n{}",
+                self.logs.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -114,7 +167,7 @@ impl Binary {
 
     /// then send SIGHUP to reload).
     pub fn config_file(&self) -> PathBuf {
-        self.dir.path().join("switchyard.toml")
+        self.config.clone()
     }
 
     /// Bound address of listener `name`.

@@ -16,6 +16,117 @@ use crate::units;
 /// would risk overflowing timer arithmetic in the server.
 pub(super) const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
+const MINUTE: u64 = 60;
+const HOUR: u64 = 3600;
+const DAY: u64 = 24 * HOUR;
+
+/// The largest sensible value of a duration key, by the end of its path,
+/// and why: a larger one is almost surely a mistake (`"1M"` read as a
+/// month once gave health checks a one-month interval). Keys not listed
+/// are capped at [`MAX_DURATION`].
+const DURATION_LIMITS: &[(&str, u64, &str)] = &[
+    (
+        "health_check.interval",
+        HOUR,
+        "a failed server would go unnoticed for that long; typical intervals are 1s to 30s",
+    ),
+    (
+        "health_check.timeout",
+        5 * MINUTE,
+        "one check waits at most this long; typical timeouts are 1s to 5s",
+    ),
+    (
+        "health_check.jitter",
+        HOUR,
+        "jitter spreads checks over a fraction of the interval",
+    ),
+    (
+        "request_header_timeout",
+        10 * MINUTE,
+        "a client may hold a connection this long without sending a request head; typical values are 5s to 60s",
+    ),
+    (
+        "idle_timeout",
+        DAY,
+        "an idle connection is kept this long; typical values are 30s to 5m",
+    ),
+    (
+        "connect_timeout",
+        5 * MINUTE,
+        "the kernel itself gives up on an unanswered connect after about two minutes; typical values are 1s to 10s",
+    ),
+    (
+        "response_timeout",
+        DAY,
+        "typical values are 10s to 5m; long polls may need more",
+    ),
+    (
+        "per_try_timeout",
+        DAY,
+        "each attempt waits at most this long for a response head",
+    ),
+    (
+        "backoff_base",
+        MINUTE,
+        "the first retry waits up to this long; typical values are 10ms to 1s",
+    ),
+    (
+        "backoff_max",
+        10 * MINUTE,
+        "a retry waits at most this long; typical values are 100ms to 10s",
+    ),
+    (
+        "hedge.fallback",
+        MINUTE,
+        "the hedge is sent after this delay; typical values are 10ms to 1s",
+    ),
+    (
+        "base_ejection_time",
+        HOUR,
+        "an ejected server stays out this long (times the ejections in a row); typical values are 10s to 5m",
+    ),
+    ("max_ejection_time", DAY, "typical values are 1m to 1h"),
+    (
+        "slow_start",
+        HOUR,
+        "a new server ramps up over this window; typical values are 10s to 5m",
+    ),
+    (
+        "drain_timeout",
+        DAY,
+        "shutdown waits this long for requests in flight; typical values are 10s to 5m",
+    ),
+    (
+        "watch_debounce",
+        10,
+        "a changed file is reloaded once it has been quiet this long; typical values are 100ms to 2s",
+    ),
+    (
+        "export_interval",
+        HOUR,
+        "spans wait at most this long to be exported; typical values are 1s to 10s",
+    ),
+    (
+        "export_timeout",
+        10 * MINUTE,
+        "one export request waits at most this long; typical values are 5s to 30s",
+    ),
+    ("timeout", DAY, "typical route timeouts are 1s to 5m"),
+];
+
+/// The limit of the duration key at `path` and why it exists.
+fn duration_limit(path: &str) -> (Duration, Option<&'static str>) {
+    DURATION_LIMITS
+        .iter()
+        .find(|(key, _, _)| {
+            path.strip_suffix(key)
+                .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+        })
+        .map_or((MAX_DURATION, None), |(_, secs, why)| {
+            (Duration::from_secs(*secs), Some(*why))
+        })
+}
+
 /// Whether a zero duration makes sense for a key.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Zero {
@@ -61,9 +172,17 @@ impl Cx<'_> {
                     .hint("remove the key to use the default");
                 default
             }
-            Ok(d) if d > MAX_DURATION => {
-                self.report
-                    .error_value(value.span(), path, "must be at most 365 days");
+            Ok(d) if d > duration_limit(path).0 => {
+                let (max, why) = duration_limit(path);
+                let field = path.rsplit('.').next().unwrap_or(path);
+                let diagnostic = self.report.error_value(
+                    value.span(),
+                    path,
+                    format!("{field} must be at most {}", human_duration(max)),
+                );
+                if let Some(why) = why {
+                    diagnostic.hint(why);
+                }
                 default
             }
             Ok(d) => d,
@@ -248,6 +367,40 @@ impl Cx<'_> {
         (default, false)
     }
 
+    /// Reports what a [`crate::FileChecks`] check found. `cert` is the span
+    /// of `cert` (or `ca`), `key` that of `key`, `names` the texts of
+    /// `server_names`; `path` is the table the keys are in (or, for a CA
+    /// bundle, the `ca` key itself).
+    pub(super) fn findings(
+        &mut self,
+        findings: Vec<crate::Finding>,
+        path: &str,
+        cert: std::ops::Range<usize>,
+        key: Option<std::ops::Range<usize>>,
+        names: &[&Text],
+    ) {
+        use crate::{Severity, Subject};
+        for f in findings {
+            let (span, at) = match f.subject {
+                Subject::Cert if key.is_none() => (cert.clone(), path.to_owned()),
+                Subject::Cert => (cert.clone(), crate::diagnostic::join(path, "cert")),
+                Subject::Key => (
+                    key.clone().unwrap_or(cert.clone()),
+                    crate::diagnostic::join(path, "key"),
+                ),
+                Subject::ServerName(i) => (
+                    names.get(i).map_or(cert.clone(), |t| t.span()),
+                    crate::diagnostic::index(&crate::diagnostic::join(path, "server_names"), i),
+                ),
+            };
+            let d = match f.severity {
+                Severity::Error => self.report.error_value(span, &at, f.message),
+                Severity::Warning => self.report.warning(span, &at, f.message),
+            };
+            d.maybe_hint(f.hint);
+        }
+    }
+
     /// A file that must exist; relative paths resolve against the config
     /// file's directory. Only existence is checked: reading is the server's job.
     pub(super) fn file(&mut self, value: &Text, path: &str, what: &str) -> PathBuf {
@@ -286,9 +439,9 @@ pub(super) fn human_size(bytes: u64) -> String {
     }
 }
 
-/// A duration as humantime writes it: "5s", "250ms", "1m 30s".
+/// A duration as the file writes it: "5s", "250ms", "1m30s".
 pub(super) fn human_duration(duration: Duration) -> String {
-    humantime::format_duration(duration).to_string()
+    units::format_duration(duration)
 }
 
 /// `low` must not exceed `high`; the key the user wrote is blamed (the
@@ -419,18 +572,10 @@ pub(super) fn server_address(text: &str) -> Result<(), String> {
     }
 }
 
-/// Whether two listen addresses would fight over the same port.
-pub(super) fn addresses_conflict(a: SocketAddr, b: SocketAddr) -> bool {
-    if a.port() != b.port() || a.port() == 0 {
-        return false;
-    }
-    a.ip() == b.ip()
-        || (a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::addresses_conflict;
 
     #[test]
     fn host_patterns() {

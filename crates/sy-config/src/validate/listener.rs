@@ -213,31 +213,50 @@ fn certificate(
         Some(name) => cx.name(name, &join(path, "name"), "certificate"),
         None => format!("cert-{i}"),
     };
-    let mut file = |key: &str, value: &Option<Text>, what: &str| match value {
-        Some(text) => cx.file(text, &join(path, key), what),
-        None => {
-            cx.missing(raw.span(), path, key);
-            PathBuf::new()
-        }
-    };
-    let cert = file("cert", &c.cert, "certificate");
-    let key = file("key", &c.key, "private key");
     let names_path = join(path, "server_names");
-    let server_names = c
-        .server_names
-        .iter()
-        .flatten()
-        .enumerate()
-        .filter_map(|(j, text)| match host_pattern(text.get_ref()) {
-            Ok(pattern) => Some(pattern),
-            Err(message) => {
-                cx.report
-                    .error_value(text.span(), &index(&names_path, j), message)
-                    .hint("use an exact name such as \"example.com\" or a wildcard such as \"*.example.com\"");
-                None
+    let ((cert, key, server_names), clean) = cx.clean(|cx| {
+        let mut file = |key: &str, value: &Option<Text>, what: &str| match value {
+            Some(text) => cx.file(text, &join(path, key), what),
+            None => {
+                cx.missing(raw.span(), path, key);
+                PathBuf::new()
             }
-        })
-        .collect();
+        };
+        let cert = file("cert", &c.cert, "certificate");
+        let key = file("key", &c.key, "private key");
+        let server_names: Vec<String> = c
+            .server_names
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(j, text)| match host_pattern(text.get_ref()) {
+                Ok(pattern) => Some(pattern),
+                Err(message) => {
+                    cx.report
+                        .error_value(text.span(), &index(&names_path, j), message)
+                        .hint("use an exact name such as \"example.com\" or a wildcard such as \"*.example.com\"");
+                    None
+                }
+            })
+            .collect();
+        (cert, key, server_names)
+    });
+    // The files exist and the names are valid: load and compare them.
+    if clean && let (Some(cert_text), Some(key_text)) = (&c.cert, &c.key) {
+        let findings = cx.checks.certificate_pair(&crate::CertificatePair {
+            cert: &cert,
+            key: &key,
+            server_names: &server_names,
+        });
+        let names: Vec<_> = c.server_names.iter().flatten().collect();
+        cx.findings(
+            findings,
+            path,
+            cert_text.span(),
+            Some(key_text.span()),
+            &names,
+        );
+    }
     Certificate {
         name,
         cert,

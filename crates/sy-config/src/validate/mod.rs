@@ -9,6 +9,7 @@ mod listener;
 mod observability;
 mod route;
 mod route_policy;
+mod routing;
 mod upstream;
 mod upstream_policy;
 
@@ -43,6 +44,7 @@ const LOG_FORMATS: &[(&str, LogFormat)] = &[("text", LogFormat::Text), ("json", 
 pub(crate) struct Cx<'a> {
     pub(crate) report: Report<'a>,
     base_dir: &'a Path,
+    checks: &'a dyn crate::FileChecks,
 }
 
 /// Names defined in the file, for checking references between sections.
@@ -57,8 +59,13 @@ pub(crate) fn validate<'a>(
     raw: &RawConfig,
     report: Report<'a>,
     base_dir: &'a Path,
+    checks: &'a dyn crate::FileChecks,
 ) -> (Config, Report<'a>) {
-    let mut cx = Cx { report, base_dir };
+    let mut cx = Cx {
+        report,
+        base_dir,
+        checks,
+    };
     let admin = admin(&mut cx, raw.admin.as_ref().map(|a| a.get_ref()));
     let runtime = runtime(&mut cx, raw.runtime.as_ref());
     let listeners = raw
@@ -100,6 +107,11 @@ pub(crate) fn validate<'a>(
         access_log,
         tracing,
     };
+    // Warnings about how the parts fit together mean something only when
+    // every part is valid.
+    if cx.report.is_empty() {
+        routing::warn(&mut cx, raw, &config);
+    }
     (config, cx.report)
 }
 
@@ -245,6 +257,7 @@ fn runtime(cx: &mut Cx<'_>, raw: Option<&RawRuntime>) -> Runtime {
         workers: 0,
         drain_timeout: Duration::from_secs(30),
         watch_config: true,
+        watch_debounce: Duration::from_millis(500),
         log_level: "info".to_owned(),
         log_format: LogFormat::Text,
     };
@@ -283,10 +296,17 @@ fn runtime(cx: &mut Cx<'_>, raw: Option<&RawRuntime>) -> Runtime {
         LOG_FORMATS,
         defaults.log_format,
     );
+    let watch_debounce = cx.duration(
+        raw.watch_debounce.as_ref(),
+        "runtime.watch_debounce",
+        defaults.watch_debounce,
+        Zero::Allowed,
+    );
     Runtime {
         workers: usize::try_from(workers).unwrap_or(0),
         drain_timeout,
         watch_config: raw.watch_config.unwrap_or(defaults.watch_config),
+        watch_debounce,
         log_level,
         log_format,
     }
@@ -309,7 +329,7 @@ fn check_addresses(cx: &mut Cx<'_>, raw: &RawConfig) {
     for (i, (addr, span, name)) in taken.iter().enumerate() {
         let clash = taken[..i]
             .iter()
-            .find(|(other, _, _)| fields::addresses_conflict(*addr, *other));
+            .find(|(other, _, _)| crate::addresses_conflict(*addr, *other));
         if let Some((_, _, first)) = clash {
             let path = join(&join("listeners", name), "address");
             cx.report
@@ -333,7 +353,7 @@ fn check_addresses(cx: &mut Cx<'_>, raw: &RawConfig) {
     };
     let clash = taken
         .iter()
-        .find(|(other, _, _)| fields::addresses_conflict(addr, *other));
+        .find(|(other, _, _)| crate::addresses_conflict(addr, *other));
     if let Some((_, _, name)) = clash {
         cx.report
             .error_value(
@@ -348,7 +368,7 @@ fn check_addresses(cx: &mut Cx<'_>, raw: &RawConfig) {
 /// A listener on the default admin address, which the user never wrote down.
 fn admin_clash(cx: &mut Cx<'_>, admin: SocketAddr, taken: &[(SocketAddr, Range<usize>, &str)]) {
     for (addr, span, name) in taken {
-        if fields::addresses_conflict(admin, *addr) {
+        if crate::addresses_conflict(admin, *addr) {
             let path = join(&join("listeners", name), "address");
             cx.report
                 .error_value(

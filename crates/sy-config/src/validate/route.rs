@@ -8,7 +8,9 @@ use toml::Spanned;
 use super::fields::{host_pattern, is_header_value, is_token};
 use super::{Cx, Known, route_policy};
 use crate::diagnostic::{did_you_mean, index, join, list};
-use crate::model::{Action, Match, PathMatch, Route, Split, SplitBackend, ValueMatch};
+use crate::model::{
+    Action, Match, PathMatch, Redirect, RedirectTarget, Route, Split, SplitBackend, ValueMatch,
+};
 use crate::raw::{RawCondition, RawMatch, RawRedirect, RawRespond, RawRoute, RawSplit, Text};
 
 const ACTIONS: [&str; 4] = ["upstream", "respond", "redirect", "split"];
@@ -88,7 +90,7 @@ pub(super) fn validate(
     ];
     let answers = match &action {
         Action::Respond { .. } => Some("respond"),
-        Action::Redirect { .. } => Some("redirect"),
+        Action::Redirect(_) => Some("redirect"),
         Action::Upstream(_) | Action::Split(_) => None,
     };
     if let Some(answer) = answers {
@@ -282,6 +284,7 @@ fn split(cx: &mut Cx<'_>, raw: &Spanned<RawSplit>, path: &str, known: &Known<'_>
         backends,
         header,
         cookie,
+        skip_unavailable: s.skip_unavailable.unwrap_or(true),
     }
 }
 
@@ -326,28 +329,123 @@ fn redirect(cx: &mut Cx<'_>, raw: &Spanned<RawRedirect>, path: &str) -> Action {
                 .hint("301/308 are permanent, 302/303/307 temporary; 307/308 keep the method and body");
         }
     }
-    let location = match &r.location {
-        None => {
-            cx.missing(raw.span(), path, "location");
-            String::new()
-        }
-        Some(text) => {
-            let value = text.get_ref();
-            if value.trim().is_empty() || !is_header_value(value) {
-                cx.report.error_value(
+    let rewrite = r.scheme.is_some() || r.host.is_some() || r.port.is_some();
+    let target = match &r.location {
+        Some(text) if rewrite => {
+            cx.report
+                .error_value(
                     text.span(),
                     &join(path, "location"),
-                    "location must be a non-empty URL without control characters",
-                );
+                    "set `location`, or `scheme` / `host` / `port`, not both",
+                )
+                .hint("`location` is a fixed target; `scheme`, `host` and `port` change the request's own URL");
+            RedirectTarget::Location {
+                location: text.get_ref().clone(),
+                keep_path: false,
             }
-            value.clone()
+        }
+        Some(text) => RedirectTarget::Location {
+            location: location(cx, text, &join(path, "location")),
+            keep_path: r.keep_path.unwrap_or(false),
+        },
+        None if rewrite => {
+            if r.keep_path.is_some() {
+                cx.report
+                    .error(
+                        raw.span(),
+                        &join(path, "keep_path"),
+                        "`keep_path` goes with `location`",
+                    )
+                    .hint("a `scheme` / `host` / `port` redirect always keeps the path and query");
+            }
+            rewrite_target(cx, r, path)
+        }
+        None => {
+            cx.report
+                .error(raw.span(), path, "a redirect needs `location`, or `scheme`, `host` or `port`")
+                .hint("e.g. redirect = { scheme = \"https\" } sends http://HOST/PATH to https://HOST/PATH");
+            RedirectTarget::Location {
+                location: String::new(),
+                keep_path: false,
+            }
         }
     };
-    Action::Redirect {
+    Action::Redirect(Redirect {
         status: u16::try_from(status).unwrap_or(302),
-        location,
-        keep_path: r.keep_path.unwrap_or(false),
+        target,
+    })
+}
+
+/// A `location`: an absolute `http`/`https` URL with a host, or an
+/// absolute path. Nothing is substituted in it.
+fn location(cx: &mut Cx<'_>, text: &Text, path: &str) -> String {
+    let value = text.get_ref();
+    let problem = if value.trim().is_empty() || !is_header_value(value) {
+        Some((
+            "location must be a non-empty URL without control characters",
+            "e.g. \"https://example.com/new\" or \"/new-path\"",
+        ))
+    } else if value.contains("$") {
+        Some((
+            "location is sent as written; variables such as `$host` are not expanded",
+            "to keep the request's host, path and query and change the scheme, write redirect = { scheme = \"https\" } (and `port` if needed)",
+        ))
+    } else if value.starts_with('/') && !value.starts_with("//") {
+        value
+            .parse::<http::Uri>()
+            .err()
+            .map(|_| ("location is not a valid path", "e.g. \"/new-path\""))
+    } else {
+        match value.parse::<http::Uri>() {
+            Ok(uri)
+                if matches!(uri.scheme_str(), Some("http" | "https"))
+                    && uri.host().is_some_and(|h| !h.is_empty()) =>
+            {
+                None
+            }
+            _ => Some((
+                "location must be an absolute http(s) URL or a path starting with `/`",
+                "e.g. \"https://example.com/new\" or \"/new-path\"",
+            )),
+        }
+    };
+    if let Some((message, hint)) = problem {
+        cx.report.error_value(text.span(), path, message).hint(hint);
     }
+    value.clone()
+}
+
+/// `scheme`, `host` and `port` of a redirect that rewrites the request's URL.
+fn rewrite_target(cx: &mut Cx<'_>, r: &RawRedirect, path: &str) -> RedirectTarget {
+    let scheme = r.scheme.as_ref().map(|text| {
+        let value = text.get_ref().to_ascii_lowercase();
+        if value != "http" && value != "https" {
+            cx.report
+                .error_value(
+                    text.span(),
+                    &join(path, "scheme"),
+                    "scheme must be \"http\" or \"https\"",
+                )
+                .hint("write the scheme alone, without \"://\"");
+        }
+        value
+    });
+    let host = r
+        .host
+        .as_ref()
+        .map(|text| match super::fields::host_name(text.get_ref()) {
+            Ok(h) => h,
+            Err(message) => {
+                cx.report
+                    .error_value(text.span(), &join(path, "host"), message)
+                    .hint("a host name such as \"www.example.com\"; set the port with `port`");
+                text.get_ref().clone()
+            }
+        });
+    let port = cx
+        .opt_int(r.port.as_ref(), &join(path, "port"), (1, 65_535), None)
+        .and_then(|p| u16::try_from(p).ok());
+    RedirectTarget::Rewrite { scheme, host, port }
 }
 
 pub(super) fn host_rewrite(cx: &mut Cx<'_>, host: &Text, path: &str) -> String {

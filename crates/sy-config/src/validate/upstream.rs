@@ -305,10 +305,15 @@ fn upstream_tls(cx: &mut Cx<'_>, raw: &RawUpstreamTls, path: &str) -> UpstreamTl
     });
     UpstreamTls {
         server_name,
-        ca: raw
-            .ca
-            .as_ref()
-            .map(|ca| cx.file(ca, &join(path, "ca"), "CA")),
+        ca: raw.ca.as_ref().map(|ca| {
+            let ca_path = join(path, "ca");
+            let (file, exists) = cx.clean(|cx| cx.file(ca, &ca_path, "CA"));
+            if exists {
+                let findings = cx.checks.ca_bundle(&file);
+                cx.findings(findings, &ca_path, ca.span(), None, &[]);
+            }
+            file
+        }),
         verify: raw.verify.unwrap_or(true),
     }
 }

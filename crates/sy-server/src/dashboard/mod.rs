@@ -16,10 +16,10 @@ use http::header::{
 use http::{Method, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::{Map, Value, json};
-use sy_config::model::Action;
+use sy_config::model::{Action, RedirectTarget};
 
 use crate::Shared;
-use stats::Listing;
+use stats::{ListenerReading, Listing};
 
 struct Asset {
     path: &'static str,
@@ -201,25 +201,33 @@ fn route_target(a: &Action) -> Value {
             "upstreams": s.backends.iter().map(|b| b.upstream.as_str()).collect::<Vec<_>>(),
         }),
         Action::Respond { status, .. } => json!({"kind": "respond", "status": status}),
-        Action::Redirect {
-            status, location, ..
-        } => json!({"kind": "redirect", "status": status, "location": location}),
+        Action::Redirect(r) => {
+            let location = match &r.target {
+                RedirectTarget::Location { location, .. } => location.clone(),
+                RedirectTarget::Rewrite { scheme, host, port } => format!(
+                    "{}://{}{}/...",
+                    scheme.as_deref().unwrap_or("(same scheme)"),
+                    host.as_deref().unwrap_or("(same host)"),
+                    port.map(|p| format!(":{p}")).unwrap_or_default()
+                ),
+            };
+            json!({"kind": "redirect", "status": r.status, "location": location})
+        }
     }
 }
 
 /// Takes the once-a-second sample (called by the control thread's
-/// sweeper): every series' point, client connections per listener and
-/// open upstream connections per upstream.
+/// sweeper): every series' point, client connections and answers per
+/// listener and open upstream connections per upstream.
 pub fn sample(shared: &Shared) {
     let snap = shared.snapshot.load();
-    let listeners: Vec<(&str, u64)> = snap
+    let listeners: Vec<ListenerReading<'_>> = snap
         .listeners
         .iter()
-        .map(|l| {
-            (
-                l.cfg.name.as_str(),
-                u64::try_from(l.metrics.active.get()).unwrap_or(0),
-            )
+        .map(|l| ListenerReading {
+            name: l.cfg.name.as_str(),
+            connections: u64::try_from(l.metrics.active.get()).unwrap_or(0),
+            answers: l.metrics.requests.totals(),
         })
         .collect();
     let upstreams: Vec<(&str, u64)> = snap

@@ -7,8 +7,11 @@
 //! [`Stats::sample`], which diffs every counter against its previous
 //! reading and appends one [`Point`] (requests per second, 5xx and 4xx
 //! shares, p50 and p99 over that second) to a ring of [`POINTS`] points,
-//! and records the connection gauges it is given. [`Stats::json`] renders
-//! the rings for `GET /api/stats`.
+//! and records the connection gauges it is given. Listeners have no
+//! counters of their own: the sampler is handed the totals of their
+//! `listener_requests_total` counters ([`ListenerReading`]), which count
+//! every answer, routed or not, and diffs those (no latency). [`Stats::json`]
+//! renders the rings for `GET /api/stats`.
 //!
 //! The registry is keyed by route and upstream name and lives outside the
 //! snapshot, so a series survives reloads; it is forgotten once no
@@ -193,6 +196,52 @@ fn push<T>(ring: &mut VecDeque<T>, v: T) {
     ring.push_back(v);
 }
 
+/// A listener's series: its answers by status class at the previous
+/// reading, and the points.
+struct ListenerEntry {
+    prev_at: Instant,
+    prev: [u64; 5],
+    points: VecDeque<Packed>,
+}
+
+impl ListenerEntry {
+    /// The point since the previous reading: requests per second and the
+    /// 5xx and 4xx shares (classes in `metrics::CLASSES` order).
+    fn sample(&mut self, now: Instant, cur: [u64; 5]) -> Point {
+        let mut d = [0u64; 5];
+        for ((d, c), p) in d.iter_mut().zip(cur).zip(self.prev) {
+            *d = c.saturating_sub(p);
+        }
+        let requests: u64 = d.iter().sum();
+        let secs = now.saturating_duration_since(self.prev_at).as_secs_f64();
+        let share = |n: u64| (requests > 0).then(|| (n as f64 / requests as f64).min(1.0));
+        self.prev_at = now;
+        self.prev = cur;
+        Point {
+            rps: if secs > 0.0 {
+                requests as f64 / secs
+            } else {
+                0.0
+            },
+            error_rate: share(d[4]),
+            client_error_rate: share(d[3]),
+            p50_ms: None,
+            p99_ms: None,
+        }
+    }
+}
+
+/// What [`Stats::sample`] is told about one listener.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenerReading<'a> {
+    /// Listener name.
+    pub name: &'a str,
+    /// Client connections open now.
+    pub connections: u64,
+    /// Answers so far by status class (1xx..5xx), routed or not.
+    pub answers: [u64; 5],
+}
+
 #[derive(Default)]
 struct Inner {
     /// When each sample was taken (Unix ms), oldest first.
@@ -200,6 +249,7 @@ struct Inner {
     last: Option<Instant>,
     routes: HashMap<String, Entry>,
     upstreams: HashMap<String, Entry>,
+    listeners: HashMap<String, ListenerEntry>,
     listener_conns: HashMap<String, VecDeque<u64>>,
     upstream_conns: HashMap<String, VecDeque<u64>>,
 }
@@ -243,9 +293,9 @@ impl Stats {
     }
 
     /// Takes one sample now: a point for every series, and the current
-    /// connection counts (`listeners`: active client connections per
+    /// connection counts (`listeners`: client connections and answers per
     /// listener; `upstreams`: open connections per upstream).
-    pub fn sample(&self, listeners: &[(&str, u64)], upstreams: &[(&str, u64)]) {
+    pub fn sample(&self, listeners: &[ListenerReading<'_>], upstreams: &[(&str, u64)]) {
         let unix_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -257,7 +307,7 @@ impl Stats {
         &self,
         now: Instant,
         unix_ms: u64,
-        listeners: &[(&str, u64)],
+        listeners: &[ListenerReading<'_>],
         upstreams: &[(&str, u64)],
     ) {
         let mut g = self.lock();
@@ -278,7 +328,29 @@ impl Stats {
                 push(&mut e.points, Packed::from(p));
             }
         }
-        gauges(&mut inner.listener_conns, listeners);
+        // A listener's first reading is its baseline (its counters may
+        // predate it: a reload brought the name back); points follow.
+        inner
+            .listeners
+            .retain(|k, _| listeners.iter().any(|l| l.name == k));
+        for l in listeners {
+            match inner.listeners.get_mut(l.name) {
+                Some(e) => {
+                    let p = e.sample(now, l.answers);
+                    push(&mut e.points, Packed::from(p));
+                }
+                None => {
+                    let e = ListenerEntry {
+                        prev_at: now,
+                        prev: l.answers,
+                        points: VecDeque::with_capacity(POINTS),
+                    };
+                    inner.listeners.insert(l.name.to_string(), e);
+                }
+            }
+        }
+        let conns: Vec<(&str, u64)> = listeners.iter().map(|l| (l.name, l.connections)).collect();
+        gauges(&mut inner.listener_conns, &conns);
         gauges(&mut inner.upstream_conns, upstreams);
     }
 
@@ -299,22 +371,11 @@ impl Stats {
             list.into_iter()
                 .map(|(name, mut obj)| {
                     let e = map.get(&name);
-                    let pts = e.map(|e| &e.points);
-                    let col = |f: &dyn Fn(&Point) -> Value| {
-                        column(pts, n, &|p: &Packed| f(&Point::from(p)))
-                    };
                     obj.insert(
                         "requests_total".into(),
                         json!(e.map_or(0, |e| e.counters.requests())),
                     );
-                    obj.insert("rps".into(), col(&|p| round(p.rps, 100.0)));
-                    obj.insert("error_rate".into(), col(&|p| opt(p.error_rate, 10_000.0)));
-                    obj.insert(
-                        "client_error_rate".into(),
-                        col(&|p| opt(p.client_error_rate, 10_000.0)),
-                    );
-                    obj.insert("p50_ms".into(), col(&|p| opt(p.p50_ms, 1000.0)));
-                    obj.insert("p99_ms".into(), col(&|p| opt(p.p99_ms, 1000.0)));
+                    point_columns(&mut obj, e.map(|e| &e.points), n, true);
                     if let Some(c) = conns {
                         obj.insert("connections".into(), column(c.get(&name), n, &|v| json!(v)));
                     }
@@ -329,6 +390,13 @@ impl Stats {
             .listeners
             .into_iter()
             .map(|(name, mut obj)| {
+                let e = g.listeners.get(&name);
+                // Since the process started (the counters outlive reloads).
+                obj.insert(
+                    "requests_total".into(),
+                    json!(e.map_or(0, |e| e.prev.iter().sum::<u64>())),
+                );
+                point_columns(&mut obj, e.map(|e| &e.points), n, false);
                 obj.insert(
                     "connections".into(),
                     column(g.listener_conns.get(&name), n, &|v| json!(v)),
@@ -345,6 +413,27 @@ impl Stats {
             "upstreams": upstreams,
             "listeners": listeners,
         })
+    }
+}
+
+/// The columns of a series' points (`rps`, `error_rate`,
+/// `client_error_rate`, and with `latency` `p50_ms` and `p99_ms`) into `obj`.
+fn point_columns(
+    obj: &mut Map<String, Value>,
+    pts: Option<&VecDeque<Packed>>,
+    n: usize,
+    latency: bool,
+) {
+    let col = |f: &dyn Fn(&Point) -> Value| column(pts, n, &|p: &Packed| f(&Point::from(p)));
+    obj.insert("rps".into(), col(&|p| round(p.rps, 100.0)));
+    obj.insert("error_rate".into(), col(&|p| opt(p.error_rate, 10_000.0)));
+    obj.insert(
+        "client_error_rate".into(),
+        col(&|p| opt(p.client_error_rate, 10_000.0)),
+    );
+    if latency {
+        obj.insert("p50_ms".into(), col(&|p| opt(p.p50_ms, 1000.0)));
+        obj.insert("p99_ms".into(), col(&|p| opt(p.p99_ms, 1000.0)));
     }
 }
 
@@ -404,6 +493,49 @@ mod tests {
             upstreams: l(upstreams),
             listeners: l(listeners),
         }
+    }
+
+    fn reading(name: &str, connections: u64, answers: [u64; 5]) -> ListenerReading<'_> {
+        ListenerReading {
+            name,
+            connections,
+            answers,
+        }
+    }
+
+    #[test]
+    fn listener_series_diff_the_class_totals() {
+        let s = Stats::default();
+        let t0 = Instant::now();
+        // The first reading is the baseline, whatever the totals (a
+        // listener brought back by a reload keeps its old counters).
+        s.sample_at(t0, 1_000, &[reading("main", 1, [0, 500, 0, 90, 10])], &[]);
+        let sec = Duration::from_secs(1);
+        // 40 answers in a second: 10 of them 404 (no route), 2 a 503.
+        let r = [0, 528, 0, 100, 12];
+        s.sample_at(t0 + sec, 2_000, &[reading("main", 2, r)], &[]);
+        // A quiet second.
+        s.sample_at(t0 + 2 * sec, 3_000, &[reading("main", 2, r)], &[]);
+        let v = s.json(None, listing(&[], &[], &["main"]));
+        let l = &v["listeners"][0];
+        assert_eq!(l["name"], "main");
+        assert_eq!(l["requests_total"], 640);
+        assert_eq!(l["rps"], json!([null, 40.0, 0.0]), "{l}");
+        assert_eq!(l["client_error_rate"], json!([null, 0.25, null]));
+        assert_eq!(l["error_rate"], json!([null, 0.05, null]));
+        assert_eq!(l["connections"], json!([1, 2, 2]));
+        assert!(l.get("p99_ms").is_none(), "no latency per listener: {l}");
+        // A listener gone from the configuration is forgotten.
+        s.sample_at(t0 + 3 * sec, 4_000, &[], &[]);
+        let v = s.json(None, listing(&[], &[], &["main"]));
+        assert_eq!(v["listeners"][0]["requests_total"], 0);
+        assert!(
+            v["listeners"][0]["rps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(Value::is_null)
+        );
     }
 
     #[test]
@@ -475,7 +607,7 @@ mod tests {
             s.sample_at(
                 t0 + Duration::from_secs(i),
                 i,
-                &[("main", i)],
+                &[reading("main", i, [0; 5])],
                 &[("old", 2)],
             );
         }
@@ -484,7 +616,7 @@ mod tests {
         s.sample_at(
             t0 + Duration::from_secs(400),
             400,
-            &[("main", 7)],
+            &[reading("main", 7, [0; 5])],
             &[("old", 3)],
         );
         let v = s.json(

@@ -27,8 +27,8 @@ use crate::metrics::RouteStage;
 use crate::observe::Exchange;
 use crate::snapshot::{ActionRt, ListenerRt, RouteRt, SplitRt, StickyRt, UpstreamRt};
 use crate::upstream::attempt::{self, Plan, Template, attempt, set_host};
-use crate::upstream::pick::{KeySource, available, cookie, pick, request_hash};
-use sy_policy::split::pick_weighted;
+use crate::upstream::pick::{KeySource, available, cookie, has_healthy_server, pick, request_hash};
+use sy_policy::split::{pick_weighted, pick_weighted_where};
 
 /// Per-connection facts every request on it shares.
 pub struct ConnCtx {
@@ -52,8 +52,19 @@ pub struct ConnCtx {
     pub manual_upgrade: Option<std::sync::Mutex<Option<hyper::upgrade::OnUpgrade>>>,
 }
 
-/// Serves one request. Never fails: errors become responses.
+/// Serves one request. Never fails: errors become responses. Every answer
+/// is counted on the listener, routed or not (`listener_requests_total`).
 pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyBody> {
+    let resp = answer(&cx, req).await;
+    // The accept-time listener's handles are the same series as the
+    // current snapshot's (same name): one atomic add.
+    cx.listener.metrics.requests.count(resp.status().as_u16());
+    resp
+}
+
+/// [`handle`] before the listener count; every branch returns through
+/// `logged`.
+async fn answer(cx: &Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyBody> {
     let start = Instant::now();
     let mut ex = Exchange::default();
     let snap = cx.shared.snapshot.load_full();
@@ -93,7 +104,7 @@ pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyB
     };
     let Some(route) = selected.and_then(|i| lst.routes.get(i)) else {
         let e = ProxyError::new(Stage::NoRoute, "no route matches this request");
-        count_error(&cx, "", &e);
+        count_error(cx, "", &e);
         return logged(obs, respond::error(&e), &ex, None, None);
     };
     let mut used = None;
@@ -103,42 +114,48 @@ pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyB
             body,
             content_type,
         } => respond::fixed(*status, content_type, body.clone()),
-        ActionRt::Redirect {
-            status,
-            location,
-            keep_path,
-        } => {
-            if *keep_path {
-                let pq = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
-                let target = format!("{}{}", location.trim_end_matches('/'), pq);
-                respond::redirect(*status, &target)
-            } else {
-                respond::redirect(*status, location)
+        ActionRt::Redirect { status, target } => {
+            let pq = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+            match respond::redirect_location(target, cx.tls, request_host(&req), pq) {
+                Some(location) => respond::redirect(*status, &location),
+                None => {
+                    let e =
+                        ProxyError::new(Stage::BadRequest, "a redirect needs a valid Host header");
+                    count_error(cx, &route.name, &e);
+                    respond::error(&e)
+                }
             }
         }
         ActionRt::Upstream(_) | ActionRt::Split(_) => {
             let Some(up) = route_upstream(&route.action, req.headers()) else {
                 let e = ProxyError::new(Stage::NoHealthyServer, "split route has no upstream");
-                count_error(&cx, &route.name, &e);
+                count_error(cx, &route.name, &e);
                 return logged(obs, respond::error(&e), &ex, Some(&route.name), None);
             };
             used = Some(up);
             let _active = crate::metrics::GaugeGuard::new(&route.metrics.active);
-            let fut = forward(&cx, lst, route, up, req, &ex);
+            let fut = forward(cx, lst, route, up, req, &ex);
             let res = match route.timeout {
                 Some(t) => match tokio::time::timeout(t, fut).await {
-                    Ok(r) => r,
+                    Ok((r, answered)) => {
+                        used = Some(answered);
+                        r
+                    }
                     Err(_) => Err(ProxyError::new(
                         Stage::Timeout,
                         format!("route {} did not complete within {:?}", route.name, t),
                     )),
                 },
-                None => fut.await,
+                None => {
+                    let (r, answered) = fut.await;
+                    used = Some(answered);
+                    r
+                }
             };
             match res {
                 Ok(r) => r,
                 Err(e) => {
-                    count_error(&cx, &route.name, &e);
+                    count_error(cx, &route.name, &e);
                     respond::error(&e)
                 }
             }
@@ -172,6 +189,7 @@ fn logged(
 /// recording it in the access log like any other.
 pub fn reject(cx: &ConnCtx, req: &Request<Incoming>, e: &ProxyError) -> Response<ProxyBody> {
     let resp = respond::error(e);
+    cx.listener.metrics.requests.count(resp.status().as_u16());
     let snap = cx.shared.snapshot.load();
     match Observed::begin(snap.access_log.as_ref(), req, cx.peer, Instant::now()) {
         Some(o) => o.answered(resp, &Exchange::default(), None, None),
@@ -291,9 +309,19 @@ fn split_choice(s: &SplitRt, headers: &http::HeaderMap) -> Option<usize> {
                 .and_then(|c| cookie(headers, c))
                 .and_then(named)
         });
+    let random = rand::random();
     let i = match forced {
         Some(i) => i,
-        None => pick_weighted(&s.weights, rand::random())?,
+        // A backend whose servers are all down is left out while another
+        // has one; if none has, the plain weights decide (and the
+        // upstream's panic mode applies).
+        None if s.skip_unavailable => pick_weighted_where(&s.weights, random, |i| {
+            s.backends
+                .get(i)
+                .is_some_and(|u| has_healthy_server(u, &[]))
+        })
+        .or_else(|| pick_weighted(&s.weights, random))?,
+        None => pick_weighted(&s.weights, random)?,
     };
     if let Some(c) = s.counters.get(i) {
         c.inc();
@@ -315,13 +343,30 @@ pub fn route_upstream<'a>(
     }
 }
 
-async fn forward(
+/// Sends the request to `up` (retries of a split route may move to
+/// another of its upstreams) and returns the answer and the upstream that
+/// gave it.
+async fn forward<'a>(
     cx: &ConnCtx,
     lst: &ListenerRt,
-    route: &RouteRt,
-    up: &UpstreamRt,
+    route: &'a RouteRt,
+    up: &'a UpstreamRt,
+    req: Request<Incoming>,
+    ex: &Exchange,
+) -> (Result<Response<ProxyBody>, ProxyError>, &'a UpstreamRt) {
+    let mut answered = up;
+    let res = forward_to(cx, lst, route, up, req, ex, &mut answered).await;
+    (res, answered)
+}
+
+async fn forward_to<'a>(
+    cx: &ConnCtx,
+    lst: &ListenerRt,
+    route: &'a RouteRt,
+    up: &'a UpstreamRt,
     mut req: Request<Incoming>,
     ex: &Exchange,
+    answered: &mut &'a UpstreamRt,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     if let Some(limit) = route.max_request_body
         && content_length(req.headers()).is_some_and(|n| n > limit)
@@ -450,9 +495,14 @@ async fn forward(
                         m.counters[4].inc();
                     }
                 }
+                let split = match &route.action {
+                    ActionRt::Split(s) if s.skip_unavailable => Some(s),
+                    _ => None,
+                };
                 let plan = Plan {
                     route,
                     up,
+                    split,
                     metrics: &cx.shared.metrics,
                     hash,
                     retry,
@@ -460,7 +510,9 @@ async fn forward(
                     tpl: &tpl,
                     ex,
                 };
-                attempt::run(&plan, idx).await
+                let (res, from, used) = attempt::run(&plan, idx).await;
+                *answered = from;
+                (res, used)
             }
             Err(body) => {
                 if let Some(m) = mirror {
@@ -471,6 +523,10 @@ async fn forward(
             }
         }
     };
+    // A retry may have moved to another upstream of the split: its sticky
+    // cookie, if any, is about that one.
+    let pinned = pinned.filter(|_| std::ptr::eq(up, *answered));
+    let up = *answered;
     let mut resp = res?;
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS

@@ -3,6 +3,7 @@
 
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
+use sy_config::model::RedirectTarget;
 use sy_core::{BREAKER_HEADER, ERROR_HEADER, ProxyError};
 
 use crate::body::ProxyBody;
@@ -59,4 +60,179 @@ pub fn redirect(status: StatusCode, location: &str) -> Response<ProxyBody> {
         Err(_) => *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR,
     }
     r
+}
+
+/// Where a `redirect` action sends this request; None when the request's
+/// host is missing or malformed (the caller answers 400).
+///
+/// `https`: the request came over TLS. `host`: its Host header or
+/// `:authority`. `path_and_query`: the request target in origin form.
+pub fn redirect_location(
+    target: &RedirectTarget,
+    https: bool,
+    host: &str,
+    path_and_query: &str,
+) -> Option<String> {
+    match target {
+        RedirectTarget::Location {
+            location,
+            keep_path: false,
+        } => Some(location.clone()),
+        RedirectTarget::Location {
+            location,
+            keep_path: true,
+        } => Some(format!(
+            "{}{}",
+            location.trim_end_matches('/'),
+            path_and_query
+        )),
+        RedirectTarget::Rewrite {
+            scheme,
+            host: to,
+            port,
+        } => {
+            let asked = if https { "https" } else { "http" };
+            let scheme = scheme.as_deref().unwrap_or(asked);
+            if host.is_empty() || host.contains('@') {
+                return None;
+            }
+            let authority: http::uri::Authority = host.parse().ok()?;
+            let name = to
+                .as_deref()
+                .unwrap_or(authority.host())
+                .to_ascii_lowercase();
+            // Another scheme means another port, unless one is configured.
+            let port = match port {
+                Some(p) => Some(*p),
+                None if scheme == asked => authority.port_u16(),
+                None => None,
+            };
+            let default = if scheme == "https" { 443 } else { 80 };
+            let pq = if path_and_query.is_empty() {
+                "/"
+            } else {
+                path_and_query
+            };
+            Some(match port.filter(|&p| p != default) {
+                Some(p) => format!("{scheme}://{name}:{p}{pq}"),
+                None => format!("{scheme}://{name}{pq}"),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewrite(scheme: Option<&str>, host: Option<&str>, port: Option<u16>) -> RedirectTarget {
+        RedirectTarget::Rewrite {
+            scheme: scheme.map(str::to_owned),
+            host: host.map(str::to_owned),
+            port,
+        }
+    }
+
+    #[test]
+    fn redirect_targets() {
+        let fixed = |location: &str, keep_path| RedirectTarget::Location {
+            location: location.to_owned(),
+            keep_path,
+        };
+        // (target, tls, host, path and query, expected)
+        let cases = [
+            (
+                fixed("https://example.com/new", false),
+                false,
+                "a.test",
+                "/x?y=1",
+                Some("https://example.com/new"),
+            ),
+            (
+                fixed("https://example.com/", true),
+                false,
+                "a.test",
+                "/x?y=1",
+                Some("https://example.com/x?y=1"),
+            ),
+            (
+                rewrite(Some("https"), None, None),
+                false,
+                "example.com",
+                "/p?q=1",
+                Some("https://example.com/p?q=1"),
+            ),
+            (
+                rewrite(Some("https"), None, None),
+                false,
+                "example.com:8080",
+                "/p",
+                Some("https://example.com/p"),
+            ),
+            (
+                rewrite(Some("https"), None, Some(8443)),
+                false,
+                "example.com:8080",
+                "/p",
+                Some("https://example.com:8443/p"),
+            ),
+            (
+                rewrite(Some("https"), None, Some(443)),
+                false,
+                "example.com:8080",
+                "/p",
+                Some("https://example.com/p"),
+            ),
+            (
+                rewrite(Some("https"), None, None),
+                false,
+                "[::1]:8080",
+                "/",
+                Some("https://[::1]/"),
+            ),
+            (
+                rewrite(None, Some("www.example.com"), None),
+                true,
+                "example.com:8443",
+                "/a",
+                Some("https://www.example.com:8443/a"),
+            ),
+            (
+                rewrite(None, None, Some(9000)),
+                false,
+                "example.com",
+                "/a",
+                Some("http://example.com:9000/a"),
+            ),
+            (
+                rewrite(Some("http"), None, None),
+                true,
+                "Example.COM",
+                "",
+                Some("http://example.com/"),
+            ),
+            (rewrite(Some("https"), None, None), false, "", "/", None),
+            (
+                rewrite(Some("https"), None, None),
+                false,
+                "evil@example.com",
+                "/",
+                None,
+            ),
+            (
+                rewrite(Some("https"), None, None),
+                false,
+                "bad host",
+                "/",
+                None,
+            ),
+        ];
+        for (target, tls, host, pq, expected) in cases {
+            assert_eq!(
+                redirect_location(&target, tls, host, pq).as_deref(),
+                expected,
+                "{target:?} {host} {pq}"
+            );
+        }
+    }
 }

@@ -305,7 +305,7 @@ pub async fn serve(
     let _ = tcp.set_nodelay(true);
     // Boxed: the handshake and sniffing state is short-lived; inline it
     // would stay in every connection task for the connection's lifetime.
-    let Some((stream, h2, tls)) = Box::pin(negotiate(tcp, &lst, &shared)).await else {
+    let Some((stream, h2, tls)) = Box::pin(negotiate(tcp, peer, &lst, &shared)).await else {
         return;
     };
     let state = Arc::new(ConnState::new(h2, &lst.metrics));
@@ -391,13 +391,32 @@ pub async fn serve(
 /// sniff. None: the connection failed or timed out before HTTP began.
 async fn negotiate(
     tcp: TcpStream,
+    peer: SocketAddr,
     lst: &ListenerRt,
     shared: &Shared,
 ) -> Option<(Stream, bool, bool)> {
     let header_timeout = lst.cfg.request_header_timeout;
     match &lst.tls {
         Some(acceptor) => {
-            let res = tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await;
+            let started = tokio::time::Instant::now();
+            // A client speaking plain HTTP to a TLS port gets a 400 it can
+            // read, as nginx and Caddy answer, instead of a closed socket.
+            match tokio::time::timeout(header_timeout, first_byte(&tcp)).await {
+                Ok(Some(b)) if b.is_ascii_uppercase() => {
+                    count(shared, &lst.cfg.name, "plain_http_on_tls");
+                    let rest = header_timeout.saturating_sub(started.elapsed());
+                    answer_plain_http(tcp, rest).await;
+                    return None;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return None,
+                Err(_) => {
+                    count_handshake(shared, lst, "timeout");
+                    return None;
+                }
+            }
+            let rest = header_timeout.saturating_sub(started.elapsed());
+            let res = tokio::time::timeout(rest, acceptor.accept(tcp)).await;
             // `timeout`: no complete handshake within request_header_timeout
             // (slow or idle client); `error`: the handshake failed.
             let kind = match &res {
@@ -405,14 +424,18 @@ async fn negotiate(
                 Ok(Err(_)) => "error",
                 Err(_) => "timeout",
             };
-            shared
-                .metrics
-                .tls_handshakes
-                .get_or_create(&ListenerKind {
-                    listener: lst.cfg.name.clone(),
-                    kind: kind.into(),
-                })
-                .inc();
+            count_handshake(shared, lst, kind);
+            if let Ok(Err(e)) = &res
+                && let Some(suppressed) = HANDSHAKE_LOG.allow()
+            {
+                tracing::warn!(
+                    listener = %lst.cfg.name,
+                    peer = %peer,
+                    error = %e,
+                    suppressed,
+                    "tls handshake failed"
+                );
+            }
             let Ok(Ok(s)) = res else { return None };
             let h2 = s.get_ref().1.alpn_protocol() == Some(b"h2");
             Some((Stream::ServerTls(Box::new(s)), h2, true))
@@ -433,6 +456,97 @@ async fn negotiate(
             Some((Stream::Plain(tcp), h2, false))
         }
     }
+}
+
+fn count_handshake(shared: &Shared, lst: &ListenerRt, kind: &str) {
+    shared
+        .metrics
+        .tls_handshakes
+        .get_or_create(&ListenerKind {
+            listener: lst.cfg.name.clone(),
+            kind: kind.into(),
+        })
+        .inc();
+}
+
+/// At most one "tls handshake failed" record per second, process-wide: a
+/// scanner or a broken client fleet must not flood the log. Each record
+/// says how many were left out since the previous one.
+static HANDSHAKE_LOG: RateLimitedLog = RateLimitedLog::new();
+
+/// Lets one log record through per second and counts the rest.
+pub(crate) struct RateLimitedLog {
+    /// Second (of `now_ms`) of the last record let through.
+    last: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl RateLimitedLog {
+    pub(crate) const fn new() -> Self {
+        RateLimitedLog {
+            last: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// Some(records left out since the last one) when a record may be
+    /// written now; None (and counted) otherwise.
+    pub(crate) fn allow(&self) -> Option<u64> {
+        let second = now_ms() / 1000 + 1;
+        let last = self.last.load(Ordering::Relaxed);
+        if last != second
+            && self
+                .last
+                .compare_exchange(last, second, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+        }
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+/// The first byte the client sent, without consuming it; None when it
+/// closed first.
+async fn first_byte(tcp: &TcpStream) -> Option<u8> {
+    let mut b = [0u8; 1];
+    match tcp.peek(&mut b).await {
+        Ok(1) => Some(b[0]),
+        _ => None,
+    }
+}
+
+const PLAIN_HTTP_BODY: &str = "This port expects HTTPS (TLS), but the request was plain HTTP.\nUse an https:// URL for this address.\n";
+
+/// Reads the plain-HTTP request head (so closing does not reset the
+/// connection before the client reads the answer), then answers 400.
+async fn answer_plain_http(mut tcp: TcpStream, limit: Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::with_capacity(1024);
+    let read_head = async {
+        let mut buf = [0u8; 1024];
+        while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        true
+    };
+    if !matches!(tokio::time::timeout(limit, read_head).await, Ok(true)) {
+        return;
+    }
+    let response = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n{}: plain-http-on-tls\r\n\r\n{PLAIN_HTTP_BODY}",
+        PLAIN_HTTP_BODY.len(),
+        sy_core::ERROR_HEADER,
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = tcp.write_all(response.as_bytes()).await;
+        let _ = tcp.shutdown().await;
+    })
+    .await;
 }
 
 /// Peeks at the first bytes: true when they are the HTTP/2 preface.
@@ -538,6 +652,11 @@ pub(super) fn record_conn_error(shared: &Shared, listener: &str, h: &hyper::Erro
         return;
     };
     count(shared, listener, kind);
+    // hyper answered 431 or 400 itself; a header timeout only closes.
+    if h.is_parse() {
+        let status = if h.is_parse_too_large() { 431 } else { 400 };
+        shared.metrics.count_listener_answer(listener, status);
+    }
 }
 
 /// A hyper server connection that can be asked to finish gracefully.

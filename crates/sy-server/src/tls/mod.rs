@@ -10,12 +10,15 @@ use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sy_config::model::{ListenerTls, TlsVersion, UpstreamProtocol, UpstreamTls};
+
+pub mod check;
+
+pub use check::Checks;
 
 /// A TLS setup error, naming the file or setting at fault.
 #[derive(Debug, thiserror::Error)]
@@ -38,25 +41,10 @@ fn versions(min: TlsVersion) -> &'static [&'static rustls::SupportedProtocolVers
     }
 }
 
-/// Loads a PEM certificate chain and its private key into a signing key.
+/// Loads a PEM certificate chain and its private key into a signing key,
+/// checking that the key matches the certificate.
 pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| TlsError(format!("cannot read certificate {}: {e}", cert.display())))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| TlsError(format!("bad PEM in certificate {}: {e}", cert.display())))?;
-    if chain.is_empty() {
-        return Err(TlsError(format!(
-            "no certificate found in {}",
-            cert.display()
-        )));
-    }
-    let key_der = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| TlsError(format!("cannot read private key {}: {e}", key.display())))?;
-    let signing = provider()
-        .key_provider
-        .load_private_key(key_der)
-        .map_err(|e| TlsError(format!("unsupported private key {}: {e}", key.display())))?;
-    Ok(Arc::new(CertifiedKey::new(chain, signing)))
+    check::load_pair(cert, key).map_err(|e| e.in_files(cert, key))
 }
 
 /// Picks a certificate by SNI: exact names, then the longest `*.suffix`
@@ -175,13 +163,8 @@ pub fn client_config(
         let roots = match &tls.ca {
             Some(path) => {
                 let mut store = RootCertStore::empty();
-                let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
-                    TlsError(format!("cannot read CA file {}: {e}", path.display()))
-                })?;
+                let certs = check::read_ca_bundle(path).map_err(|p| p.in_file("CA file", path))?;
                 for c in certs {
-                    let c = c.map_err(|e| {
-                        TlsError(format!("bad PEM in CA file {}: {e}", path.display()))
-                    })?;
                     store.add(c).map_err(|e| {
                         TlsError(format!("bad CA certificate in {}: {e}", path.display()))
                     })?;

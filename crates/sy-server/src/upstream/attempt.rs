@@ -19,14 +19,15 @@ use sy_config::model::{Hedge, HedgeDelay, Retry, RetryOn};
 use sy_core::{ProxyError, Stage};
 use sy_policy::backoff::backoff;
 use sy_policy::outlier::Outcome;
+use sy_policy::split::pick_weighted_where;
 
 use crate::body::ProxyBody;
 use crate::live::{ActiveGuard, now_ns, ns_at};
 use crate::metrics::{BREAKERS, Metrics, RouteOutcome, RouteUpstreamReason};
 use crate::observe::Exchange;
-use crate::snapshot::{MirrorRt, RouteRt, UpstreamRt};
+use crate::snapshot::{MirrorRt, RouteRt, SplitRt, UpstreamRt};
 use crate::upstream::outlier;
-use crate::upstream::pick::pick;
+use crate::upstream::pick::{has_healthy_server, pick};
 use crate::upstream::send::send;
 
 /// An attempt's result.
@@ -200,11 +201,14 @@ pub fn retry_reason(on: &RetryOn, res: &AttemptResult) -> Option<&'static str> {
 }
 
 /// Everything the retry and hedging loop needs.
-pub struct Plan<'a> {
+pub struct Plan<'a, 'u> {
     /// The route (metric labels).
     pub route: &'a RouteRt,
-    /// The upstream.
-    pub up: &'a UpstreamRt,
+    /// The upstream chosen first.
+    pub up: &'u UpstreamRt,
+    /// The split the upstream was chosen from, when retries may move to
+    /// another of its upstreams (`skip_unavailable`).
+    pub split: Option<&'u SplitRt>,
     /// Metric families.
     pub metrics: &'a Metrics,
     /// The request's consistent-hash key.
@@ -219,7 +223,7 @@ pub struct Plan<'a> {
     pub ex: &'a Exchange,
 }
 
-impl Plan<'_> {
+impl<'u> Plan<'_, 'u> {
     fn per_try(&self) -> Option<Duration> {
         self.retry.and_then(|r| r.per_try_timeout)
     }
@@ -234,10 +238,9 @@ impl Plan<'_> {
         }
     }
 
-    /// Asks the retry budget and the `max_retries` breaker for one more
-    /// attempt.
-    fn extra_attempt(&self) -> Option<Slot<'_>> {
-        let up = self.up;
+    /// Asks the retry budget and the `max_retries` breaker of `up` for one
+    /// more attempt.
+    fn extra_attempt(&self, up: &'u UpstreamRt) -> Option<Slot<'u>> {
         if !up.live.budget().try_withdraw(now_ns()) {
             up.metrics.budget_exhausted.inc();
             return None;
@@ -245,56 +248,74 @@ impl Plan<'_> {
         acquire(up, &up.live.retries, up.breaker.max_retries, 3).ok()
     }
 
-    fn once(&self, idx: usize) -> impl Future<Output = AttemptResult> + '_ {
-        attempt(
-            self.up,
-            idx,
-            self.tpl.request(self.up, idx),
-            self.per_try(),
-            self.ex,
-        )
+    fn once(&self, up: &'u UpstreamRt, idx: usize) -> impl Future<Output = AttemptResult> + '_ {
+        attempt(up, idx, self.tpl.request(up, idx), self.per_try(), self.ex)
+    }
+
+    /// Where a retry goes when `up` has no healthy server left untried:
+    /// another upstream of the split that has one, by weight.
+    fn other_side(&self, up: &UpstreamRt, tried: &[usize]) -> Option<&'u UpstreamRt> {
+        let split = self.split?;
+        if has_healthy_server(up, tried) {
+            return None;
+        }
+        let i = pick_weighted_where(&split.weights, rand::random(), |i| {
+            split
+                .backends
+                .get(i)
+                .is_some_and(|b| !std::ptr::eq(&**b, up) && has_healthy_server(b, &[]))
+        })?;
+        split.backends.get(i).map(|b| &**b)
     }
 }
 
-/// Sends the request to server `first`, hedging and retrying as the plan
-/// says. Returns the result and the server it came from.
-pub async fn run(plan: &Plan<'_>, first: usize) -> (AttemptResult, usize) {
+/// Sends the request to server `first` of `plan.up`, hedging and retrying
+/// as the plan says. Returns the result, the upstream and the server it
+/// came from: a retry of a split route moves to another of its upstreams
+/// when this one has no healthy server left untried.
+pub async fn run<'u>(plan: &Plan<'_, 'u>, first: usize) -> (AttemptResult, &'u UpstreamRt, usize) {
+    let mut up = plan.up;
     let mut tried: Vec<usize> = Vec::with_capacity(2);
     let mut idx = first;
     let mut n = 1u32;
-    let mut _retry_slot: Option<Slot<'_>> = None;
+    let mut _retry_slot: Option<Slot<'u>> = None;
     loop {
         let (res, used) = match plan.hedge {
             Some(h) if n == 1 => hedged(plan, idx, h, &mut tried).await,
-            _ => (plan.once(idx).await, idx),
+            _ => (plan.once(up, idx).await, idx),
         };
         tried.push(used);
         let Some(r) = plan.retry else {
-            return (res, used);
+            return (res, up, used);
         };
         let Some(reason) = retry_reason(&r.on, &res) else {
-            return (res, used);
+            return (res, up, used);
         };
         if n >= r.attempts {
-            return (res, used);
+            return (res, up, used);
         }
-        let Some(slot) = plan.extra_attempt() else {
-            return (res, used);
+        let next = plan.other_side(up, &tried).unwrap_or(up);
+        let Some(slot) = plan.extra_attempt(next) else {
+            return (res, up, used);
         };
         _retry_slot = Some(slot);
+        if !std::ptr::eq(next, up) {
+            up = next;
+            tried.clear();
+        }
         plan.metrics
             .retries
             .get_or_create(&RouteUpstreamReason {
                 route: plan.route.name.clone(),
-                upstream: plan.up.name.clone(),
+                upstream: up.name.clone(),
                 reason: reason.to_string(),
             })
             .inc();
         drop(res);
         tokio::time::sleep(backoff(n, r.backoff_base, r.backoff_max, rand::random())).await;
-        idx = match pick(plan.up, plan.hash, &tried) {
+        idx = match pick(up, plan.hash, &tried) {
             Ok(i) => i,
-            Err(e) => return (Err(e), used),
+            Err(e) => return (Err(e), up, used),
         };
         n += 1;
     }
@@ -312,7 +333,7 @@ fn hedge_delay(up: &UpstreamRt, h: &Hedge) -> Duration {
     }
 }
 
-fn count_hedge(plan: &Plan<'_>, outcome: &str) {
+fn count_hedge(plan: &Plan<'_, '_>, outcome: &str) {
     plan.metrics
         .hedges
         .get_or_create(&RouteOutcome {
@@ -326,12 +347,12 @@ fn count_hedge(plan: &Plan<'_>, outcome: &str) {
 /// a second on another server. The first good answer wins and the other
 /// attempt is cancelled (dropped). The server not used goes to `tried`.
 async fn hedged(
-    plan: &Plan<'_>,
+    plan: &Plan<'_, '_>,
     first: usize,
     h: &Hedge,
     tried: &mut Vec<usize>,
 ) -> (AttemptResult, usize) {
-    let a = plan.once(first);
+    let a = plan.once(plan.up, first);
     tokio::pin!(a);
     tokio::select! {
         biased;
@@ -342,11 +363,11 @@ async fn hedged(
         Ok(i) if i != first => i,
         _ => return (a.await, first),
     };
-    let Some(_slot) = plan.extra_attempt() else {
+    let Some(_slot) = plan.extra_attempt(plan.up) else {
         return (a.await, first);
     };
     count_hedge(plan, "sent");
-    let b = plan.once(second);
+    let b = plan.once(plan.up, second);
     tokio::pin!(b);
     tokio::select! {
         r = &mut a => {

@@ -170,6 +170,22 @@ pub fn available(up: &UpstreamRt, i: usize) -> bool {
     f == 0 || (f & flag::DRAINING == 0 && (st.healthy(now_ns()) || panicking(up, now_ns())))
 }
 
+/// Whether some server of `up` outside `tried` is healthy (passes its
+/// checks, not ejected, not drained), panic mode aside: a split uses it to
+/// leave out a backend whose servers are all down, and a retry to move to
+/// another backend when this one has nothing fresh to offer.
+pub fn has_healthy_server(up: &UpstreamRt, tried: &[usize]) -> bool {
+    let now = Cell::new(None);
+    up.servers.iter().enumerate().any(|(i, s)| {
+        if tried.contains(&i) {
+            return false;
+        }
+        let st = &s.live.state;
+        let f = st.flags();
+        f == 0 || (f & flag::DRAINING == 0 && st.healthy(lazy_now(&now)))
+    })
+}
+
 /// Whether too few servers are healthy (see the module docs); drained
 /// servers count neither way.
 pub fn panicking(up: &UpstreamRt, now: u64) -> bool {

@@ -19,6 +19,8 @@
   const TOKEN_KEY = 'switchyard-admin-token';
   const THEME_KEY = 'switchyard-theme';
   const SERIES = ['rps', 'error_rate', 'client_error_rate', 'p50_ms', 'p99_ms'];
+  // Listeners: every answer, routed or not; no latency.
+  const LISTENER_SERIES = ['rps', 'error_rate', 'client_error_rate', 'connections'];
 
   const $ = (id) => document.getElementById(id);
 
@@ -402,7 +404,7 @@
     const kinds = [
       ['routes', SERIES],
       ['upstreams', SERIES.concat(['connections'])],
-      ['listeners', ['connections']],
+      ['listeners', LISTENER_SERIES],
     ];
     for (const [kind, keys] of kinds) {
       const map = store[kind];
@@ -469,12 +471,16 @@
     },
   ];
 
+  // The attribute naming each kind of card (listener rows of the
+  // connections table already use data-listener).
+  const CARD_ATTR = { route: 'data-route', upstream: 'data-upstream', listener: 'data-listener-card' };
+
   class SeriesCard {
     constructor(kind, name) {
-      this.kind = kind; // 'route' | 'upstream'
+      this.kind = kind; // 'route' | 'upstream' | 'listener'
       this.hover = null;
       const root = (this.root = el('article', 'card'));
-      root.setAttribute('data-' + kind, name);
+      root.setAttribute(CARD_ATTR[kind], name);
       const head = el('header', 'card-head');
       const title = el('div', 'card-title');
       const h3 = el('h3', null, name);
@@ -494,7 +500,8 @@
       this.rps = stat('req/s');
       this.err = stat('5xx');
       this.cerr = stat('4xx');
-      this.p99 = stat('p99');
+      // A listener has no latency of its own: its client connections.
+      this.p99 = stat(kind === 'listener' ? 'conns' : 'p99');
       head.append(title, stats);
       root.append(head);
       this.extra = el('div', 'extra');
@@ -505,7 +512,8 @@
         else this.hover = this.t[this.t.length - 1] - SPAN_MS + frac * SPAN_MS;
         this.draw();
       };
-      this.charts = CHARTS.map((spec) => new Chart(root, spec, onHover));
+      const specs = kind === 'listener' ? CHARTS.slice(0, 2) : CHARTS;
+      this.charts = specs.map((spec) => new Chart(root, spec, onHover));
       const axis = el('div', 'axis');
       axis.append(el('span', null, '−5 min'), el('span', null, '−2.5 min'), el('span', null, 'now'));
       root.append(axis);
@@ -522,7 +530,8 @@
       setText(this.rps.v, fmt.rps(rps));
       setText(this.err.v, fmt.pct(err));
       setText(this.cerr.v, fmt.pct(cerr));
-      setText(this.p99.v, fmt.ms(p99));
+      if (this.kind === 'listener') setText(this.p99.v, fmt.int(last(s.connections)));
+      else setText(this.p99.v, fmt.ms(p99));
       setClass(this.err.box, 'bad', err != null && err >= 0.01);
       setClass(this.err.box, 'warn', err != null && err > 0 && err < 0.01);
       setClass(this.cerr.box, 'warn', cerr != null && cerr >= 0.05);
@@ -558,7 +567,7 @@
     }
   }
 
-  const cards = { route: new Map(), upstream: new Map() };
+  const cards = { listener: new Map(), route: new Map(), upstream: new Map() };
 
   // Keeps `container`'s children in `order` (moving nodes only when the
   // order changed) and drops the ones no longer listed.
@@ -589,6 +598,13 @@
 
   function renderCards() {
     const t = store.t;
+    reconcile($('listener-cards'), cards.listener, store.listenersOrder || [], (n) => new SeriesCard('listener', n));
+    for (const [name, card] of cards.listener) {
+      const s = store.listeners.get(name);
+      if (!s) continue;
+      setText(card.sub, listenerAddrs.get(name) || '');
+      card.update(s, t);
+    }
     reconcile($('routes'), cards.route, store.routesOrder || [], (n) => new SeriesCard('route', n));
     for (const [name, card] of cards.route) {
       const s = store.routes.get(name);
@@ -650,16 +666,20 @@
   }
 
   function renderSummary() {
+    // Totals over the listeners: every request answered, routed or not
+    // (a 404 "no route" counts; a route's series would miss it).
     let rps = 0;
     let errs = 0;
     let cerrs = 0;
-    let worst = null;
-    let worstName = '';
-    for (const s of store.routes.values()) {
+    for (const s of store.listeners.values()) {
       const r = last(s.rps) || 0;
       rps += r;
       errs += r * (last(s.error_rate) || 0);
       cerrs += r * (last(s.client_error_rate) || 0);
+    }
+    let worst = null;
+    let worstName = '';
+    for (const s of store.routes.values()) {
       const p = last(s.p99_ms);
       if (p != null && (worst == null || p > worst)) {
         worst = p;
@@ -668,17 +688,20 @@
     }
     const a = tile('rps', 'Requests / s');
     setText(a.v, fmt.rps(rps));
-    setText(a.s, 'all routes');
+    setText(a.s, 'all listeners, routed or not');
     setAttr(a.root, 'data-value', rps);
     const e = tile('5xx', '5xx rate');
     const er = rps > 0 ? errs / rps : null;
     setText(e.v, fmt.pct(er));
     setText(e.s, 'of requests answered');
+    setAttr(e.root, 'data-value', er);
     setClass(e.root, 'bad', er != null && er >= 0.01);
     setClass(e.root, 'warn', er != null && er > 0 && er < 0.01);
     const c = tile('4xx', '4xx rate');
-    setText(c.v, fmt.pct(rps > 0 ? cerrs / rps : null));
-    setText(c.s, 'client errors');
+    const cr = rps > 0 ? cerrs / rps : null;
+    setText(c.v, fmt.pct(cr));
+    setText(c.s, 'incl. no-route 404s');
+    setAttr(c.root, 'data-value', cr);
     const p = tile('p99', 'Slowest p99');
     setText(p.v, fmt.ms(worst));
     setText(p.s, worstName ? 'route ' + worstName : 'no requests');
@@ -987,6 +1010,7 @@
     rafPending = true;
     requestAnimationFrame(() => {
       rafPending = false;
+      for (const c of cards.listener.values()) c.draw();
       for (const c of cards.route.values()) c.draw();
       for (const c of cards.upstream.values()) c.draw();
       renderConnections();
