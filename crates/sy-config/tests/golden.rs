@@ -59,43 +59,15 @@ impl sy_config::FileChecks for NoFiles {
 
 #[test]
 fn warning_fixtures_match_their_golden_warnings() {
-    let dir = manifest_dir().join("tests/fixtures/warn");
-    let fixtures = files_with_extension(&dir, "toml");
-    assert!(!fixtures.is_empty(), "expected warning fixtures");
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
-    let mut failures = Vec::new();
-    for path in fixtures {
-        let file_name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let source = fs::read_to_string(&path).unwrap();
-        let actual = match sy_config::parse_checked(&source, &file_name, &dir, &NoFiles) {
+    compare_golden("tests/fixtures/warn", "warn", |source, file_name, dir| {
+        match sy_config::parse_checked(source, file_name, dir, &NoFiles) {
             Ok(loaded) if loaded.warnings.is_empty() => {
                 format!("{file_name} unexpectedly loaded without warnings")
             }
-            Ok(loaded) => loaded
-                .warnings
-                .iter()
-                .map(|w| format!("{w}\n"))
-                .collect::<String>(),
+            Ok(loaded) => loaded.warnings.iter().map(|w| format!("{w}\n")).collect(),
             Err(diagnostics) => format!("{file_name} should be valid:\n{diagnostics}\n"),
-        };
-        let golden = path.with_extension("warn");
-        if update {
-            fs::write(&golden, &actual).unwrap();
-            continue;
         }
-        let expected = fs::read_to_string(&golden).unwrap_or_default();
-        if actual != expected {
-            failures.push(format!(
-                "--- {}\n{expected}+++ actual\n{actual}",
-                golden.display()
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "golden mismatches (rerun with UPDATE_GOLDEN=1 to accept):\n{}",
-        failures.join("\n")
-    );
+    });
 }
 
 #[test]
@@ -115,19 +87,32 @@ fn examples_load_the_way_they_read() {
 
 #[test]
 fn bad_fixtures_match_their_golden_errors() {
-    let dir = manifest_dir().join("tests/fixtures/bad");
-    let fixtures = files_with_extension(&dir, "toml");
+    let fixtures = files_with_extension(&manifest_dir().join("tests/fixtures/bad"), "toml");
     assert!(fixtures.len() >= 12, "expected at least 12 bad fixtures");
+    compare_golden(
+        "tests/fixtures/bad",
+        "err",
+        |source, file_name, dir| match sy_config::parse(source, file_name, dir) {
+            Ok(_) => format!("{file_name} unexpectedly parsed without errors"),
+            Err(diagnostics) => format!("{diagnostics}\n"),
+        },
+    );
+}
+
+/// Renders every `.toml` fixture under `dir` (relative to the crate) with
+/// `render(source, file_name, dir)` and compares the text with the sibling
+/// file of extension `golden`; `UPDATE_GOLDEN=1` rewrites those instead.
+fn compare_golden(dir: &str, golden: &str, render: impl Fn(&str, &str, &Path) -> String) {
+    let dir = manifest_dir().join(dir);
+    let fixtures = files_with_extension(&dir, "toml");
+    assert!(!fixtures.is_empty(), "no fixtures in {}", dir.display());
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut failures = Vec::new();
     for path in fixtures {
         let file_name = path.file_name().unwrap().to_string_lossy().into_owned();
         let source = fs::read_to_string(&path).unwrap();
-        let actual = match sy_config::parse(&source, &file_name, &dir) {
-            Ok(_) => format!("{file_name} unexpectedly parsed without errors"),
-            Err(diagnostics) => format!("{diagnostics}\n"),
-        };
-        let golden = path.with_extension("err");
+        let actual = render(&source, &file_name, &dir);
+        let golden = path.with_extension(golden);
         if update {
             fs::write(&golden, &actual).unwrap();
             continue;

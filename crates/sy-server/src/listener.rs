@@ -16,17 +16,8 @@ use crate::http::serve::{count, serve};
 /// Binds a listening socket with SO_REUSEPORT so every worker can have its
 /// own socket on the same address and the kernel spreads connections.
 pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let domain = if addr.is_ipv4() {
-        Domain::IPV4
-    } else {
-        Domain::IPV6
-    };
-    let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
-    s.set_reuse_address(true)?;
+    let s = tcp_socket(addr)?;
     s.set_reuse_port(true)?;
-    if addr.is_ipv6() {
-        s.set_only_v6(true)?;
-    }
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     s.listen(4096)?;
@@ -45,17 +36,23 @@ pub fn ensure_free(addr: SocketAddr) -> std::io::Result<()> {
     if addr.port() == 0 {
         return Ok(());
     }
+    tcp_socket(addr)?.bind(&addr.into()).map_err(bind_error)
+}
+
+/// A TCP socket for `addr` with SO_REUSEADDR (and, for IPv6, IPV6_V6ONLY
+/// so that `[::]` never takes the IPv4 port too).
+fn tcp_socket(addr: SocketAddr) -> std::io::Result<Socket> {
     let domain = if addr.is_ipv4() {
         Domain::IPV4
     } else {
         Domain::IPV6
     };
-    let probe = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
-    probe.set_reuse_address(true)?;
+    let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
     if addr.is_ipv6() {
-        probe.set_only_v6(true)?;
+        s.set_only_v6(true)?;
     }
-    probe.bind(&addr.into()).map_err(bind_error)
+    Ok(s)
 }
 
 /// An address-in-use error worded for a user: someone else holds the port.
