@@ -80,46 +80,22 @@ pub struct ReloadRecord {
 /// and reports the change as pending.
 fn hold_restart_settings(running: &Config, next: &mut Config) -> Vec<PendingSetting> {
     let mut pending = Vec::new();
-    let mut hold = |key: &'static str, r: serde_json::Value, n: serde_json::Value| {
-        if r != n {
-            pending.push(PendingSetting {
-                key,
-                running: r,
-                configured: n,
-            });
-            true
-        } else {
-            false
-        }
-    };
-    if hold(
-        "runtime.workers",
-        json(&running.runtime.workers),
-        json(&next.runtime.workers),
-    ) {
-        next.runtime.workers = running.runtime.workers;
+    macro_rules! hold {
+        ($key:literal, $($field:ident).+) => {
+            if running.$($field).+ != next.$($field).+ {
+                pending.push(PendingSetting {
+                    key: $key,
+                    running: json(&running.$($field).+),
+                    configured: json(&next.$($field).+),
+                });
+                next.$($field).+ = running.$($field).+.clone();
+            }
+        };
     }
-    if hold(
-        "admin.address",
-        json(&running.admin.address),
-        json(&next.admin.address),
-    ) {
-        next.admin.address = running.admin.address;
-    }
-    if hold(
-        "runtime.log_level",
-        json(&running.runtime.log_level),
-        json(&next.runtime.log_level),
-    ) {
-        next.runtime.log_level = running.runtime.log_level.clone();
-    }
-    if hold(
-        "runtime.log_format",
-        json(&running.runtime.log_format),
-        json(&next.runtime.log_format),
-    ) {
-        next.runtime.log_format = running.runtime.log_format;
-    }
+    hold!("runtime.workers", runtime.workers);
+    hold!("admin.address", admin.address);
+    hold!("runtime.log_level", runtime.log_level);
+    hold!("runtime.log_format", runtime.log_format);
     pending
 }
 

@@ -52,19 +52,11 @@ pub struct ConnCtx {
     pub manual_upgrade: Option<std::sync::Mutex<Option<hyper::upgrade::OnUpgrade>>>,
 }
 
-/// Serves one request. Never fails: errors become responses. Every answer
-/// is counted on the listener, routed or not (`listener_requests_total`).
+/// Serves one request. Never fails: errors become responses. Every branch
+/// returns through `logged`, which also counts the answer on the listener,
+/// routed or not (`listener_requests_total`).
 pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyBody> {
-    let resp = answer(&cx, req).await;
-    // The accept-time listener's handles are the same series as the
-    // current snapshot's (same name): one atomic add.
-    cx.listener.metrics.requests.count(resp.status().as_u16());
-    resp
-}
-
-/// [`handle`] before the listener count; every branch returns through
-/// `logged`.
-async fn answer(cx: &Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyBody> {
+    let cx = &cx;
     let start = Instant::now();
     let mut ex = Exchange::default();
     let snap = cx.shared.snapshot.load_full();
@@ -89,7 +81,7 @@ async fn answer(cx: &Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyBody
 
     if let Err(e) = check_request(&req) {
         count(&cx.shared, &lst.cfg.name, "bad_request");
-        return logged(obs, respond::error(&e), &ex, None, None);
+        return logged(lst, obs, respond::error(&e), &ex, None, None);
     }
     let selected = {
         let host = request_host(&req);
@@ -105,7 +97,7 @@ async fn answer(cx: &Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyBody
     let Some(route) = selected.and_then(|i| lst.routes.get(i)) else {
         let e = ProxyError::new(Stage::NoRoute, "no route matches this request");
         count_error(cx, "", &e);
-        return logged(obs, respond::error(&e), &ex, None, None);
+        return logged(lst, obs, respond::error(&e), &ex, None, None);
     };
     let mut used = None;
     let resp = match &route.action {
@@ -130,28 +122,22 @@ async fn answer(cx: &Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyBody
             let Some(up) = route_upstream(&route.action, req.headers()) else {
                 let e = ProxyError::new(Stage::NoHealthyServer, "split route has no upstream");
                 count_error(cx, &route.name, &e);
-                return logged(obs, respond::error(&e), &ex, Some(&route.name), None);
+                return logged(lst, obs, respond::error(&e), &ex, Some(&route.name), None);
             };
-            used = Some(up);
             let _active = crate::metrics::GaugeGuard::new(&route.metrics.active);
-            let fut = forward(cx, lst, route, up, req, &ex);
+            let mut answered = up;
+            let fut = forward(cx, lst, route, up, req, &ex, &mut answered);
             let res = match route.timeout {
                 Some(t) => match tokio::time::timeout(t, fut).await {
-                    Ok((r, answered)) => {
-                        used = Some(answered);
-                        r
-                    }
+                    Ok(r) => r,
                     Err(_) => Err(ProxyError::new(
                         Stage::Timeout,
                         format!("route {} did not complete within {:?}", route.name, t),
                     )),
                 },
-                None => {
-                    let (r, answered) = fut.await;
-                    used = Some(answered);
-                    r
-                }
+                None => fut.await,
             };
+            used = Some(answered);
             match res {
                 Ok(r) => r,
                 Err(e) => {
@@ -165,19 +151,21 @@ async fn answer(cx: &Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyBody
     route.metrics.count(resp.status().as_u16());
     route.metrics.duration.observe(took.as_secs_f64());
     route.metrics.dash.record(resp.status().as_u16(), took);
-    logged(obs, resp, &ex, Some(&route.name), used)
+    logged(lst, obs, resp, &ex, Some(&route.name), used)
 }
 
 /// The response, carrying the access-log record when there is one. Also
 /// ends the request's SERVER span when it is traced and sampled.
 #[inline]
 fn logged(
+    lst: &ListenerRt,
     obs: Option<Observed>,
     resp: Response<ProxyBody>,
     ex: &Exchange,
     route: Option<&str>,
     up: Option<&UpstreamRt>,
 ) -> Response<ProxyBody> {
+    lst.metrics.requests.count(resp.status().as_u16());
     crate::trace::server_end(ex.trace.as_ref(), &resp, route);
     match obs {
         None => resp,
@@ -343,23 +331,10 @@ pub fn route_upstream<'a>(
     }
 }
 
-/// Sends the request to `up` (retries of a split route may move to
-/// another of its upstreams) and returns the answer and the upstream that
-/// gave it.
+/// Sends the request to `up` and sets `answered` to the upstream whose
+/// answer (or error) is returned: retries of a split route may move to
+/// another of its upstreams.
 async fn forward<'a>(
-    cx: &ConnCtx,
-    lst: &ListenerRt,
-    route: &'a RouteRt,
-    up: &'a UpstreamRt,
-    req: Request<Incoming>,
-    ex: &Exchange,
-) -> (Result<Response<ProxyBody>, ProxyError>, &'a UpstreamRt) {
-    let mut answered = up;
-    let res = forward_to(cx, lst, route, up, req, ex, &mut answered).await;
-    (res, answered)
-}
-
-async fn forward_to<'a>(
     cx: &ConnCtx,
     lst: &ListenerRt,
     route: &'a RouteRt,
