@@ -109,6 +109,35 @@ async fn upstream_that_never_answers_is_504_after_response_timeout() {
     assert_eq!(proxy_errors(&proxy, "all", "timeout").await, 1.0);
 }
 
+/// A listener whose accept queue is full (backlog 0, one connection
+/// waiting): a further connect to it hangs until the client gives up.
+fn full_listener() -> (socket2::Socket, std::net::TcpStream, SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    s.listen(0).unwrap();
+    let addr = s.local_addr().unwrap().as_socket().unwrap();
+    let filler = std::net::TcpStream::connect(addr).unwrap();
+    (s, filler, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_timeout_is_told_apart_from_a_response_timeout() {
+    let (_listener, _filler, addr) = full_listener();
+    let proxy = Proxy::start(&config("", "", &[addr], r#"connect_timeout = "200ms""#));
+    let r = client().get(proxy.url("main", "/")).send().await.unwrap();
+    assert_eq!(r.status(), 504);
+    assert_eq!(r.headers()["x-switchyard-error"], "connect-timeout");
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("connect to upstream server timed out"),
+        "body: {body:?}"
+    );
+    assert_eq!(proxy_errors(&proxy, "all", "connect-timeout").await, 1.0);
+    assert_eq!(proxy_errors(&proxy, "all", "timeout").await, 0.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_timeout_is_a_total_deadline() {
     let hole = Blackhole::start().await;

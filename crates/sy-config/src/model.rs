@@ -538,7 +538,7 @@ pub struct Upstream {
 }
 
 /// `[upstreams.NAME.health_check]`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct HealthCheck {
     /// `type` ("http" default, "tcp", "grpc") and its keys.
     #[serde(flatten)]
@@ -560,7 +560,7 @@ pub struct HealthCheck {
 }
 
 /// What a health check does.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum HealthCheckKind {
     /// `type = "http"`: a request whose status (and optionally body) is checked.
@@ -720,7 +720,7 @@ pub enum HashAlgorithm {
 }
 
 /// `protocol = "..."`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UpstreamProtocol {
     /// "http1": HTTP/1.1 with keep-alive pools.
@@ -735,7 +735,7 @@ pub enum UpstreamProtocol {
 }
 
 /// `[upstreams.NAME.pool]`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Pool {
     /// `max_idle_per_server`: idle keep-alive connections kept per server
     /// (per worker). Default 64.
@@ -747,7 +747,7 @@ pub struct Pool {
 }
 
 /// `[upstreams.NAME.tls]`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct UpstreamTls {
     /// `server_name`: SNI and the name verified; default: the host part of
     /// each server's address.

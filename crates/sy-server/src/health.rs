@@ -29,7 +29,11 @@ use sy_config::model::{HealthCheck, HealthCheckKind};
 use sy_policy::health::{Health, HealthMachine, Thresholds, next_delay};
 
 use crate::body::ProxyBody;
-use crate::live::{ServerLive, flag};
+use crate::live::{ServerKey, ServerLive, flag};
+
+/// One checker per server (by its live-state key) and check configuration:
+/// a changed check replaces the checker.
+type CheckerKey = (ServerKey, sy_config::model::HealthCheck);
 use crate::metrics::{Metrics, ServerOutcome, outcome};
 use crate::snapshot::Snapshot;
 use crate::upstream::connect::{NewConn, Target, Transport, connect};
@@ -60,7 +64,7 @@ struct Inner {
     /// Metric families, cloned from the registry's.
     families: Option<Families>,
     /// Running checkers by key (server key + check fingerprint).
-    tasks: HashMap<String, Running>,
+    tasks: HashMap<CheckerKey, Running>,
 }
 
 #[derive(Clone)]
@@ -119,14 +123,14 @@ impl Checkers {
         let (Some(handle), Some(families)) = (inner.handle.clone(), inner.families.clone()) else {
             return;
         };
-        let mut wanted: HashSet<String> = HashSet::new();
-        let mut fresh: Vec<(String, Checker)> = Vec::new();
+        let mut wanted: HashSet<CheckerKey> = HashSet::new();
+        let mut fresh: Vec<(CheckerKey, Checker)> = Vec::new();
         for u in &snap.upstreams {
             let Some(h) = &u.health else {
                 continue;
             };
             for s in &u.servers {
-                let key = format!("{}\u{0}{:?}", s.key, h.cfg);
+                let key = (s.key.clone(), h.cfg.clone());
                 if !wanted.insert(key.clone()) || inner.tasks.contains_key(&key) {
                     continue;
                 }
@@ -172,15 +176,15 @@ impl Checkers {
             );
         }
         // Servers without a check take traffic.
-        let checked: HashSet<&str> = snap
+        let checked: HashSet<&ServerKey> = snap
             .upstreams
             .iter()
             .filter(|u| u.health.is_some())
-            .flat_map(|u| u.servers.iter().map(|s| s.key.as_str()))
+            .flat_map(|u| u.servers.iter().map(|s| &s.key))
             .collect();
         for u in &snap.upstreams {
             for s in &u.servers {
-                if !checked.contains(s.key.as_str()) {
+                if !checked.contains(&s.key) {
                     if s.live.state.set(flag::DOWN, false) {
                         tracing::info!(upstream = %u.name, server = %s.target.authority,
                             "health check removed; server counts as healthy");

@@ -3,11 +3,13 @@
 //! address, transport fingerprint). A reload re-attaches to these, so warm
 //! pools and latency history survive it.
 
-use std::collections::HashMap;
+use std::any::Any;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use sy_config::model::{Pool, UpstreamProtocol, UpstreamTls};
 use sy_policy::ewma::EwmaState;
 use sy_policy::outlier::OutlierState;
 use sy_policy::quantile::LatencyWindow;
@@ -123,11 +125,76 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
-/// The registry of live server state.
+/// Which live state of a server a snapshot attaches to: the server, and
+/// how it is connected to (pools are shared only between snapshots that
+/// connect the same way).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServerKey {
+    /// Upstream name.
+    pub upstream: String,
+    /// Server address as configured.
+    pub address: String,
+    /// How connections are made.
+    pub transport: TransportKey,
+}
+
+/// The settings a pooled connection was made with.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TransportKey {
+    /// `protocol`.
+    pub protocol: UpstreamProtocol,
+    /// `[tls]`.
+    pub tls: Option<UpstreamTls>,
+    /// `[pool]`.
+    pub pool: Pool,
+    /// `connect_timeout`.
+    pub connect_timeout: Duration,
+}
+
+/// Which live state of an upstream a snapshot attaches to: a changed retry
+/// budget starts the budget, breaker counters and latency window afresh.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UpstreamKey {
+    /// Upstream name.
+    pub upstream: String,
+    /// `retry_budget.ratio` (as bits: the key must be `Eq`).
+    pub budget_ratio: u64,
+    /// `retry_budget.min_retries_per_second`.
+    pub budget_floor: u32,
+    /// `retry_budget.window`.
+    pub budget_window: Duration,
+}
+
+impl UpstreamKey {
+    /// The key of upstream `u`.
+    pub fn of(u: &sy_config::model::Upstream) -> Self {
+        UpstreamKey {
+            upstream: u.name.clone(),
+            budget_ratio: u.retry_budget.ratio.to_bits(),
+            budget_floor: u.retry_budget.min_retries_per_second,
+            budget_window: u.retry_budget.window,
+        }
+    }
+}
+
+/// Which live state of a filter a snapshot attaches to: its kind and an id
+/// stable across reloads (a named filter's name, or the route and position
+/// of an inline one), plus whatever of its configuration makes old state
+/// meaningless when it changes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FilterKey {
+    /// The filter kind, e.g. "cors".
+    pub kind: &'static str,
+    /// A stable id.
+    pub id: String,
+}
+
+/// The registry of live state: servers, upstreams and filters.
 pub struct Live {
     workers: usize,
-    servers: Mutex<HashMap<String, Arc<ServerLive>>>,
-    upstreams: Mutex<HashMap<String, Arc<UpstreamLive>>>,
+    servers: Mutex<HashMap<ServerKey, Arc<ServerLive>>>,
+    upstreams: Mutex<HashMap<UpstreamKey, Arc<UpstreamLive>>>,
+    filters: Mutex<HashMap<FilterKey, Arc<dyn Any + Send + Sync>>>,
 }
 
 impl Live {
@@ -137,20 +204,19 @@ impl Live {
             workers,
             servers: Mutex::new(HashMap::new()),
             upstreams: Mutex::new(HashMap::new()),
+            filters: Mutex::new(HashMap::new()),
         }
     }
 
     /// The live state for `key`, created on first use. A server created
     /// with `ramp` (added by a reload) starts its slow-start window now.
-    pub fn server(
-        &self,
-        key: &str,
-        max_idle: usize,
-        idle_timeout: Duration,
-        ramp: bool,
-    ) -> Arc<ServerLive> {
+    pub fn server(&self, key: &ServerKey, ramp: bool) -> Arc<ServerLive> {
+        let (max_idle, idle_timeout) = (
+            key.transport.pool.max_idle_per_server,
+            key.transport.pool.idle_timeout,
+        );
         let mut map = relock(&self.servers);
-        map.entry(key.to_string())
+        map.entry(key.clone())
             .or_insert_with(|| {
                 let state = ServerState::default();
                 if ramp {
@@ -168,9 +234,13 @@ impl Live {
 
     /// The live state of upstream `key`, created on first use with `budget`
     /// (a changed budget configuration makes a new key).
-    pub fn upstream(&self, key: &str, budget: impl FnOnce() -> RetryBudget) -> Arc<UpstreamLive> {
+    pub fn upstream(
+        &self,
+        key: &UpstreamKey,
+        budget: impl FnOnce() -> RetryBudget,
+    ) -> Arc<UpstreamLive> {
         let mut map = relock(&self.upstreams);
-        map.entry(key.to_string())
+        map.entry(key.clone())
             .or_insert_with(|| {
                 Arc::new(UpstreamLive {
                     requests: AtomicU64::new(0),
@@ -189,11 +259,29 @@ impl Live {
         relock(&self.upstreams).values().cloned().collect()
     }
 
-    /// Forgets servers no longer in the running snapshot (their pools close
-    /// once in-flight requests of older snapshots let go of them).
-    pub fn retain(&self, keep: &[String], keep_upstreams: &[String]) {
-        relock(&self.servers).retain(|k, _| keep.iter().any(|x| x == k));
-        relock(&self.upstreams).retain(|k, _| keep_upstreams.iter().any(|x| x == k));
+    /// The live state of filter `key`, created on first use by `init`. A
+    /// reload that keeps the key keeps the state (counters, fetched keys,
+    /// cached objects). None when the key is already used by state of
+    /// another type (a bug: kinds are part of the key).
+    pub fn filter<T: Any + Send + Sync>(
+        &self,
+        key: &FilterKey,
+        init: impl FnOnce() -> T,
+    ) -> Option<Arc<T>> {
+        let state = relock(&self.filters)
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(init()))
+            .clone();
+        state.downcast::<T>().ok()
+    }
+
+    /// Forgets servers, upstreams and filters no longer in the running
+    /// snapshot (their pools close once in-flight requests of older
+    /// snapshots let go of them).
+    pub fn retain(&self, keep: &LiveKeys) {
+        relock(&self.servers).retain(|k, _| keep.servers.contains(k));
+        relock(&self.upstreams).retain(|k, _| keep.upstreams.contains(k));
+        relock(&self.filters).retain(|k, _| keep.filters.contains(k));
     }
 
     /// Closes expired idle connections everywhere.
@@ -203,6 +291,17 @@ impl Live {
             s.pool.sweep();
         }
     }
+}
+
+/// The live-state keys a snapshot uses; everything else can be forgotten.
+#[derive(Debug, Default)]
+pub struct LiveKeys {
+    /// Servers.
+    pub servers: HashSet<ServerKey>,
+    /// Upstreams.
+    pub upstreams: HashSet<UpstreamKey>,
+    /// Filters.
+    pub filters: HashSet<FilterKey>,
 }
 
 /// Monotonic nanoseconds since the process started (for policy code).
@@ -235,5 +334,36 @@ impl Drop for ActiveGuard<'_> {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Ordering::Relaxed);
         self.1.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn key(id: &str) -> FilterKey {
+        FilterKey {
+            kind: "counter",
+            id: id.to_owned(),
+        }
+    }
+
+    #[test]
+    fn filter_state_outlives_snapshots_until_its_key_is_dropped() {
+        let live = Live::new(1);
+        let a = live.filter(&key("a"), || AtomicUsize::new(0)).unwrap();
+        a.fetch_add(3, Ordering::Relaxed);
+        // A "reload" that keeps the key finds the same state.
+        let again = live.filter(&key("a"), || AtomicUsize::new(0)).unwrap();
+        assert_eq!(again.load(Ordering::Relaxed), 3);
+        // The wrong type under a key is refused, not a panic.
+        assert!(live.filter(&key("a"), String::new).is_none());
+        // A reload without the key forgets it.
+        let mut keep = LiveKeys::default();
+        keep.filters.insert(key("b"));
+        live.retain(&keep);
+        let fresh = live.filter(&key("a"), || AtomicUsize::new(0)).unwrap();
+        assert_eq!(fresh.load(Ordering::Relaxed), 0);
     }
 }

@@ -600,7 +600,7 @@ impl Control {
             .filter(|o| snap.listener(&o.cfg.name).is_none())
             .map(|o| o.cfg.name.clone())
             .collect();
-        let (keys, upstream_keys) = live_keys(&snap);
+        let keys = live_keys(&snap);
         if let crate::trace::Swap::Replace(t) = tracer {
             // The old tracer flushes on a thread of its own once the last
             // request holding it is done.
@@ -631,7 +631,7 @@ impl Control {
                 }
             }
         }
-        self.shared.live.retain(&keys, &upstream_keys);
+        self.shared.live.retain(&keys);
         self.shared.metrics.config_version.set(version as i64);
         self.record(trigger, version, Ok(()), warnings);
         tracing::info!(version, trigger, "configuration reloaded");

@@ -21,7 +21,7 @@ use sy_policy::retry_budget::RetryBudget;
 use sy_policy::route::RouteTable;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::live::{Live, ServerLive, UpstreamLive};
+use crate::live::{Live, LiveKeys, ServerKey, ServerLive, TransportKey, UpstreamKey, UpstreamLive};
 use crate::metrics::{
     ListenerLabel, ListenerRequests, Metrics, RouteMetrics, RouteOutcome, RouteUpstream,
     ServerMetrics, UpstreamFeatures, UpstreamMetrics,
@@ -256,7 +256,7 @@ pub struct ServerRt {
     /// Metric handles.
     pub metrics: ServerMetrics,
     /// Live-state key.
-    pub key: String,
+    pub key: ServerKey,
 }
 
 /// Builds a snapshot. Errors name the listener or upstream at fault.
@@ -538,10 +538,12 @@ fn compile_upstream(u: &Upstream, ctx: &UpstreamCtx<'_>) -> Result<UpstreamRt, S
         None => None,
     };
     // Pools are only shared between snapshots that connect the same way.
-    let fingerprint = format!(
-        "{:?}|{:?}|{:?}|{:?}",
-        u.protocol, u.tls, u.pool, u.connect_timeout
-    );
+    let transport_key = TransportKey {
+        protocol: u.protocol,
+        tls: u.tls.clone(),
+        pool: u.pool.clone(),
+        connect_timeout: u.connect_timeout,
+    };
     let weights: Vec<u32> = u.servers.iter().map(|s| s.weight.max(1)).collect();
     let ids: Vec<&str> = u.servers.iter().map(|s| s.address.as_str()).collect();
     let kind = match u.balancer {
@@ -559,13 +561,12 @@ fn compile_upstream(u: &Upstream, ctx: &UpstreamCtx<'_>) -> Result<UpstreamRt, S
         .servers
         .iter()
         .map(|s| {
-            let key = format!("{}\u{0}{}\u{0}{}", u.name, s.address, fingerprint);
-            let srv_live = live.server(
-                &key,
-                u.pool.max_idle_per_server,
-                u.pool.idle_timeout,
-                ctx.ramp,
-            );
+            let key = ServerKey {
+                upstream: u.name.clone(),
+                address: s.address.clone(),
+                transport: transport_key.clone(),
+            };
+            let srv_live = live.server(&key, ctx.ramp);
             let m = ServerMetrics::new(metrics, &u.name, &s.address, u.outlier.is_some());
             let flags = srv_live.state.flags();
             m.healthy
@@ -586,7 +587,7 @@ fn compile_upstream(u: &Upstream, ctx: &UpstreamCtx<'_>) -> Result<UpstreamRt, S
         })
         .collect();
     let b = &u.retry_budget;
-    let upstream_key = upstream_live_key(u);
+    let upstream_key = UpstreamKey::of(u);
     let (ratio, floor, window) = (b.ratio, b.min_retries_per_second, b.window);
     let up_live = live.upstream(&upstream_key, || RetryBudget::new(ratio, floor, window));
     Ok(UpstreamRt {
@@ -635,21 +636,15 @@ impl UpstreamRt {
     }
 }
 
-/// An upstream's live-state key: a changed retry budget starts afresh.
-fn upstream_live_key(u: &Upstream) -> String {
-    format!("{}\u{0}{:?}", u.name, u.retry_budget)
-}
-
 /// The live-state keys a snapshot uses (everything else can be
-/// forgotten): server keys and upstream keys.
-pub fn live_keys(s: &Snapshot) -> (Vec<String>, Vec<String>) {
-    let mut keys = Vec::new();
-    let mut ups = Vec::new();
+/// forgotten).
+pub fn live_keys(s: &Snapshot) -> LiveKeys {
+    let mut keys = LiveKeys::default();
     for u in &s.upstreams {
-        ups.push(upstream_live_key(&u.cfg));
+        keys.upstreams.insert(UpstreamKey::of(&u.cfg));
         for srv in &u.servers {
-            keys.push(srv.key.clone());
+            keys.servers.insert(srv.key.clone());
         }
     }
-    (keys, ups)
+    keys
 }

@@ -29,6 +29,15 @@ pub fn error(e: &ProxyError) -> Response<ProxyBody> {
     if let Some(b) = e.breaker {
         h.insert(BREAKER_HEADER, HeaderValue::from_static(b));
     }
+    // The headers a filter's answer carries (WWW-Authenticate, Retry-After).
+    for (name, value) in &e.headers {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            h.append(n, v);
+        }
+    }
     if status == StatusCode::BAD_REQUEST {
         // After a framing error the connection's byte stream is suspect.
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -189,10 +189,11 @@ pub fn retry_reason(on: &RetryOn, res: &AttemptResult) -> Option<&'static str> {
             }
         }
         Err(e) => match e.stage {
-            Stage::Connect | Stage::Tls if on.connect_failure => Some("connect-failure"),
             // A connect timeout never reached the server.
-            Stage::Timeout if e.retry_safe && on.connect_failure => Some("connect-failure"),
-            Stage::Timeout if !e.retry_safe && on.timeout => Some("timeout"),
+            Stage::Connect | Stage::Tls | Stage::ConnectTimeout if on.connect_failure => {
+                Some("connect-failure")
+            }
+            Stage::Timeout if on.timeout => Some("timeout"),
             Stage::UpstreamProtocol if e.retry_safe && on.refused_stream => Some("refused-stream"),
             Stage::UpstreamProtocol if !e.retry_safe && on.reset => Some("reset"),
             _ => None,

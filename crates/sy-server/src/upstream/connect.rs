@@ -86,16 +86,13 @@ pub async fn connect(
     let inner = connect_inner(target, transport, open.cloned(), bytes);
     match tokio::time::timeout(transport.connect_timeout, inner).await {
         Ok(r) => r,
-        Err(_) => Err(ProxyError {
-            retry_safe: true,
-            ..ProxyError::new(
-                Stage::Timeout,
-                format!(
-                    "connect to upstream server timed out after {:?}",
-                    transport.connect_timeout
-                ),
-            )
-        }),
+        Err(_) => Err(ProxyError::new(
+            Stage::ConnectTimeout,
+            format!(
+                "connect to upstream server timed out after {:?}",
+                transport.connect_timeout
+            ),
+        )),
     }
 }
 

@@ -18,9 +18,11 @@ use crate::snapshot::{ServerRt, Snapshot, UpstreamRt};
 /// The outcome an attempt's error counts as, if it counts at all.
 pub fn error_outcome(e: &ProxyError) -> Option<Outcome> {
     match e.stage {
-        Stage::Connect | Stage::Tls | Stage::Timeout | Stage::UpstreamProtocol => {
-            Some(Outcome::GatewayFailure)
-        }
+        Stage::Connect
+        | Stage::ConnectTimeout
+        | Stage::Tls
+        | Stage::Timeout
+        | Stage::UpstreamProtocol => Some(Outcome::GatewayFailure),
         _ => None,
     }
 }
