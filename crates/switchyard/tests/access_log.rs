@@ -133,7 +133,7 @@ fn non_negative(v: &Value, what: &str) -> f64 {
     n
 }
 
-const ALL_FIELDS: [&str; 18] = [
+const ALL_FIELDS: [&str; 19] = [
     "time",
     "client",
     "method",
@@ -152,6 +152,7 @@ const ALL_FIELDS: [&str; 18] = [
     "attempts",
     "trace_id",
     "user_agent",
+    "request_id",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,7 +190,7 @@ async fn json_lines_carry_every_field_with_correct_values() {
     for line in &all {
         let order = key_order(line, &ALL_FIELDS);
         assert!(order.is_sorted(), "fields out of order: {line}");
-        assert_eq!(json(line).as_object().unwrap().len(), 18, "{line}");
+        assert_eq!(json(line).as_object().unwrap().len(), 19, "{line}");
     }
 
     let get = by_path(&all, "/api/get?x=1&y=%22q%22");
@@ -274,7 +275,8 @@ async fn combined_format_lines() {
             "upstream",
             "server",
             "attempts",
-            "trace_id"
+            "trace_id",
+            "request_id"
         ],
         "{line}"
     );

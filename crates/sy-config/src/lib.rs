@@ -22,6 +22,7 @@ mod diagnostic;
 pub mod model;
 mod raw;
 mod schema;
+pub mod template;
 pub mod units;
 mod validate;
 

@@ -29,6 +29,112 @@ pub struct Config {
     /// `[tracing]`: None = no trace export (incoming `traceparent` is still
     /// passed upstream unchanged).
     pub tracing: Option<Tracing>,
+    /// `[filters.NAME]`: filters defined once, used by name in the
+    /// `filters` lists of listeners and routes; in name order.
+    #[serde(serialize_with = "ser::named_filters")]
+    pub filters: Vec<NamedFilter>,
+}
+
+/// A `[filters.NAME]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedFilter {
+    /// The table name.
+    pub name: String,
+    /// What it does.
+    pub filter: Filter,
+}
+
+/// One entry of a `filters` list of a listener or a route.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum FilterRef {
+    /// `"NAME"`: the `[filters.NAME]` entry (it exists).
+    Named(String),
+    /// `{ KIND = { ... } }`: a filter written in place.
+    Inline(Filter),
+}
+
+/// A filter: one step of the request pipeline (docs/filters.md). In the
+/// file, a table with one key, the kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Filter {
+    /// `request_id = { ... }`: a request id, generated when missing.
+    RequestId(RequestIdFilter),
+    /// `headers = { request = { ... }, response = { ... } }`: header rules.
+    Headers(HeadersFilter),
+}
+
+impl Filter {
+    /// The kind, as the file names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Filter::RequestId(_) => "request_id",
+            Filter::Headers(_) => "headers",
+        }
+    }
+}
+
+/// `request_id = { ... }`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RequestIdFilter {
+    /// `header`: the header carrying the id (lower-cased). Default
+    /// "x-request-id".
+    pub header: String,
+    /// `trust_incoming`: whose incoming id is kept: "trusted" (default:
+    /// peers in the listener's `forwarded.trusted_proxies`), "always" or
+    /// "never". Otherwise a new id replaces it.
+    pub trust_incoming: TrustIncoming,
+    /// `response`: also send the id back on the response. Default true.
+    pub response: bool,
+}
+
+/// `trust_incoming` of a `request_id` filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrustIncoming {
+    /// Keep an id from any client.
+    Always,
+    /// Keep an id only from the listener's trusted proxies.
+    Trusted,
+    /// Always make a new id.
+    Never,
+}
+
+/// `headers = { ... }`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeadersFilter {
+    /// `request`: rules for the request sent upstream.
+    pub request: HeaderOps,
+    /// `response`: rules for the response sent to the client.
+    pub response: HeaderOps,
+}
+
+/// The rules of one direction, applied in this order: `remove`, `set`,
+/// `add`, `append`. Header names are lower-cased.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct HeaderOps {
+    /// `remove = ["name", ...]`: remove every field of these names.
+    pub remove: Vec<String>,
+    /// `set = { name = "value" }`: replace every field of the name by one.
+    #[serde(serialize_with = "ser::pairs")]
+    pub set: Vec<(String, crate::template::Template)>,
+    /// `add = { name = "value" }`: add the field only when the name is absent.
+    #[serde(serialize_with = "ser::pairs")]
+    pub add: Vec<(String, crate::template::Template)>,
+    /// `append = { name = "value" }`: add one more field line.
+    #[serde(serialize_with = "ser::pairs")]
+    pub append: Vec<(String, crate::template::Template)>,
+}
+
+impl HeaderOps {
+    /// No rule at all.
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty()
+            && self.set.is_empty()
+            && self.add.is_empty()
+            && self.append.is_empty()
+    }
 }
 
 /// `[access_log]`: one line per request, written off the request path.
@@ -72,6 +178,7 @@ pub const ACCESS_LOG_FIELDS: &[&str] = &[
     "attempts",
     "trace_id",
     "user_agent",
+    "request_id",
 ];
 
 /// `format` of `[access_log]`.
@@ -192,6 +299,9 @@ pub struct Listener {
     pub http2: bool,
     /// `[listeners.NAME.forwarded]`.
     pub forwarded: Forwarded,
+    /// `filters`: run on every request of the listener, before the route's
+    /// own filters, and on answers no route gave (404, 400). Default none.
+    pub filters: Vec<FilterRef>,
 }
 
 /// `[listeners.NAME.tls]`.
@@ -277,6 +387,8 @@ pub struct Route {
     pub hedge: Option<Hedge>,
     /// `[routes.mirror]`: None = no mirroring.
     pub mirror: Option<Mirror>,
+    /// `filters`: the route's filters, after the listener's. Default none.
+    pub filters: Vec<FilterRef>,
 }
 
 /// `[routes.retry]`: when and how a failed attempt is tried again.
@@ -910,6 +1022,18 @@ mod ser {
         let mut m = s.serialize_map(Some(pairs.len()))?;
         for (k, _) in pairs {
             m.serialize_entry(k, REDACTED)?;
+        }
+        m.end()
+    }
+
+    /// `[filters.NAME]` entries as an object of name -> filter.
+    pub(super) fn named_filters<S: Serializer>(
+        filters: &[super::NamedFilter],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(filters.len()))?;
+        for f in filters {
+            m.serialize_entry(&f.name, &f.filter)?;
         }
         m.end()
     }

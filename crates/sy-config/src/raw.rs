@@ -34,6 +34,64 @@ pub(crate) struct RawConfig {
     pub upstreams: BTreeMap<Text, Spanned<RawUpstream>>,
     pub access_log: Option<Spanned<RawAccessLog>>,
     pub tracing: Option<Spanned<RawTracing>>,
+    #[serde(default)]
+    pub filters: BTreeMap<Text, Spanned<RawFilter>>,
+}
+
+/// A `filters = [...]` list: names of `[filters.NAME]` or inline tables.
+pub(crate) type RawFilterList = Spanned<Vec<Spanned<RawFilterRef>>>;
+
+/// One entry of a `filters` list.
+#[derive(Debug)]
+pub(crate) enum RawFilterRef {
+    Name(String),
+    Inline(Box<RawFilter>),
+}
+
+impl<'de> Deserialize<'de> for RawFilterRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        string_or_table(
+            deserializer,
+            RawFilterRef::Name,
+            |f| RawFilterRef::Inline(Box::new(f)),
+            "a filter name or an inline filter table",
+        )
+    }
+}
+
+/// A filter: a table with exactly one key, its kind.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFilter {
+    pub request_id: Option<Spanned<RawRequestId>>,
+    pub headers: Option<Spanned<RawHeaders>>,
+}
+
+/// `request_id = { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRequestId {
+    pub header: Option<Text>,
+    pub trust_incoming: Option<Text>,
+    pub response: Option<bool>,
+}
+
+/// `headers = { request = { ... }, response = { ... } }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHeaders {
+    pub request: Option<RawHeaderOps>,
+    pub response: Option<RawHeaderOps>,
+}
+
+/// What to do to the headers of one direction.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHeaderOps {
+    pub set: Option<BTreeMap<Text, Text>>,
+    pub add: Option<BTreeMap<Text, Text>>,
+    pub append: Option<BTreeMap<Text, Text>>,
+    pub remove: Option<Vec<Text>>,
 }
 
 /// `[admin]`.
@@ -99,6 +157,7 @@ pub(crate) struct RawListener {
     pub http2: Option<bool>,
     pub forwarded: Option<RawForwarded>,
     pub tls: Option<Spanned<RawListenerTls>>,
+    pub filters: Option<RawFilterList>,
 }
 
 /// `[listeners.NAME.forwarded]`.
@@ -148,6 +207,7 @@ pub(crate) struct RawRoute {
     pub retry: Option<Spanned<RawRetry>>,
     pub hedge: Option<Spanned<RawHedge>>,
     pub mirror: Option<Spanned<RawMirror>>,
+    pub filters: Option<RawFilterList>,
 }
 
 /// `[routes.match]`.

@@ -62,6 +62,36 @@ pub(crate) static ROOT: &[Field] = &[
     f("upstreams", Map(&Table(UPSTREAM))),
     f("access_log", Table(ACCESS_LOG)),
     f("tracing", Table(TRACING)),
+    f("filters", Map(&Table(FILTER))),
+];
+
+static FILTER_REF: Kind = StrOrTable(
+    FILTER,
+    "a filter name or an inline filter table such as { headers = { ... } }",
+    "filter names or inline filter tables",
+);
+
+static FILTER: &[Field] = &[
+    f("request_id", Table(REQUEST_ID)),
+    f("headers", Table(HEADERS)),
+];
+
+static REQUEST_ID: &[Field] = &[
+    f("header", Str),
+    f("trust_incoming", Str),
+    f("response", Bool),
+];
+
+static HEADERS: &[Field] = &[
+    f("request", Table(HEADER_OPS)),
+    f("response", Table(HEADER_OPS)),
+];
+
+static HEADER_OPS: &[Field] = &[
+    f("set", Map(&Str)),
+    f("add", Map(&Str)),
+    f("append", Map(&Str)),
+    f("remove", Array(&Str)),
 ];
 
 static ADMIN: &[Field] = &[
@@ -112,6 +142,7 @@ static LISTENER: &[Field] = &[
     f("http2", Bool),
     f("forwarded", Table(FORWARDED)),
     f("tls", Table(LISTENER_TLS)),
+    f("filters", Array(&FILTER_REF)),
 ];
 
 static FORWARDED: &[Field] = &[
@@ -148,6 +179,7 @@ static ROUTE: &[Field] = &[
     f("retry", Table(RETRY)),
     f("hedge", Table(HEDGE)),
     f("mirror", Table(MIRROR)),
+    f("filters", Array(&FILTER_REF)),
 ];
 
 static CONDITION: Kind = StrOrTable(

@@ -86,11 +86,13 @@ pub enum Field {
     TraceId,
     /// `user_agent`.
     UserAgent,
+    /// `request_id`: the id a `request_id` filter gave the request.
+    RequestId,
 }
 
 impl Field {
     /// Every field, in the default order.
-    pub const ALL: [Field; 18] = [
+    pub const ALL: [Field; 19] = [
         Field::Time,
         Field::Client,
         Field::Method,
@@ -109,6 +111,7 @@ impl Field {
         Field::Attempts,
         Field::TraceId,
         Field::UserAgent,
+        Field::RequestId,
     ];
 
     /// The field's name in the configuration and in JSON lines.
@@ -132,6 +135,7 @@ impl Field {
             Field::Attempts => "attempts",
             Field::TraceId => "trace_id",
             Field::UserAgent => "user_agent",
+            Field::RequestId => "request_id",
         }
     }
 
@@ -166,8 +170,9 @@ enum Slot {
     Route,
     Upstream,
     Server,
+    RequestId,
 }
-const SLOTS: usize = 7;
+const SLOTS: usize = 8;
 
 /// What one request looked like, gathered on the request path and
 /// formatted on the writer thread.
@@ -237,6 +242,7 @@ impl Record {
         r.push(Slot::Route, Some(b"all"));
         r.push(Slot::Upstream, Some(b"u"));
         r.push(Slot::Server, Some(b"127.0.0.1:8081"));
+        r.push(Slot::RequestId, Some(b"3f2a-rid"));
         r
     }
 }
@@ -511,6 +517,10 @@ impl Observed {
         rec.connect_ns = ex.connect().map(|d| d.as_nanos() as u64);
         rec.ttfb_ns = ex.ttfb().map(|d| d.as_nanos() as u64);
         rec.trace_id = ex.trace_id();
+        rec.push(
+            Slot::RequestId,
+            ex.request_id.as_ref().map(|v| v.as_bytes()),
+        );
         let log = self.log.clone();
         resp.map(|body| {
             rec.body = body;
@@ -864,6 +874,7 @@ fn value(out: &mut Vec<u8>, r: &Record, f: Field, json: bool) {
             None => out.extend_from_slice(if json { b"null" } else { b"-" }),
         },
         Field::UserAgent => text(out, r.get(Slot::UserAgent)),
+        Field::RequestId => text(out, r.get(Slot::RequestId)),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod access_log;
 pub mod admin;
 pub mod body;
 pub mod dashboard;
+pub mod filter;
 pub mod health;
 pub mod http;
 pub mod io;

@@ -29,6 +29,8 @@ pub struct Exchange {
     /// The request's trace context; None when `[tracing]` is off. Every
     /// upstream attempt writes its `traceparent` from it.
     pub trace: Option<crate::trace::TraceCtx>,
+    /// The request id a `request_id` filter gave the request.
+    pub request_id: Option<http::HeaderValue>,
 }
 
 impl Exchange {

@@ -5,6 +5,7 @@
 //! Building a snapshot does file IO (certificates) and must run off the
 //! request path; the result is swapped in atomically by `runtime`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use bytes::Bytes;
 use http::HeaderName;
 use http::HeaderValue;
 use sy_config::model::{
-    Action, BalancerKind, CircuitBreaker, Config, HashAlgorithm, HashKey, HealthCheck,
+    Action, BalancerKind, CircuitBreaker, Config, FilterRef, HashAlgorithm, HashKey, HealthCheck,
     HealthCheckKind, Hedge, Listener, Retry, Route, Sticky, Upstream, UpstreamProtocol,
 };
 use sy_policy::balance::{self, Balancer, Kind};
@@ -21,6 +22,7 @@ use sy_policy::retry_budget::RetryBudget;
 use sy_policy::route::RouteTable;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use crate::filter::{Chain, Filter};
 use crate::live::{Live, LiveKeys, ServerKey, ServerLive, TransportKey, UpstreamKey, UpstreamLive};
 use crate::metrics::{
     ListenerLabel, ListenerRequests, Metrics, RouteMetrics, RouteOutcome, RouteUpstream,
@@ -81,6 +83,11 @@ pub struct ListenerRt {
     pub table: RouteTable,
     /// The routes serving this listener; `table` returns indexes into it.
     pub routes: Vec<Arc<RouteRt>>,
+    /// The filter chain of each route on this listener (the listener's
+    /// filters, then the route's), parallel to `routes`.
+    pub chains: Vec<Chain>,
+    /// The listener's own filters: the chain of answers no route gave.
+    pub default_chain: Chain,
     /// "1.1 switchyard" style `Via` values, precomputed.
     pub via_h1: HeaderValue,
     /// Via for HTTP/2 requests.
@@ -301,9 +308,20 @@ pub fn compile(
             }
         })
         .collect();
+    // Named filters are compiled once and shared by every chain using them.
+    let mut named: HashMap<&str, Arc<Filter>> = HashMap::new();
+    for f in &config.filters {
+        match Filter::compile(&f.filter) {
+            Ok(c) => {
+                named.insert(&f.name, Arc::new(c));
+            }
+            Err(e) => errors.push(format!("filter {}: {e}", f.name)),
+        }
+    }
+    let filters = Filters { named: &named };
     let mut listeners = Vec::new();
     for l in &config.listeners {
-        match compile_listener(l, &config.routes, &routes, metrics) {
+        match compile_listener(l, &config.routes, &routes, &filters, metrics) {
             Ok(rt) => listeners.push(Arc::new(rt)),
             Err(e) => errors.push(format!("listener {}: {e}", l.name)),
         }
@@ -321,10 +339,32 @@ pub fn compile(
     })
 }
 
+/// The filters a snapshot's chains are made of.
+struct Filters<'a> {
+    named: &'a HashMap<&'a str, Arc<Filter>>,
+}
+
+impl Filters<'_> {
+    /// The compiled filters of a `filters` list, in order.
+    fn resolve(&self, refs: &[FilterRef]) -> Result<Vec<Arc<Filter>>, String> {
+        refs.iter()
+            .map(|r| match r {
+                FilterRef::Named(name) => self
+                    .named
+                    .get(name.as_str())
+                    .cloned()
+                    .ok_or_else(|| format!("unknown filter {name}")),
+                FilterRef::Inline(f) => Filter::compile(f).map(Arc::new),
+            })
+            .collect()
+    }
+}
+
 fn compile_listener(
     l: &Listener,
     route_cfgs: &[Route],
     routes: &[Arc<RouteRt>],
+    filters: &Filters<'_>,
     metrics: &Metrics,
 ) -> Result<ListenerRt, String> {
     let tls = match &l.tls {
@@ -333,12 +373,17 @@ fn compile_listener(
         )),
         None => None,
     };
+    let defaults = filters.resolve(&l.filters)?;
     let mut specs = Vec::new();
     let mut mine = Vec::new();
+    let mut chains = Vec::new();
     for (cfg, rt) in route_cfgs.iter().zip(routes) {
         if cfg.serves(&l.name) {
             specs.push(cfg.matcher.spec());
             mine.push(rt.clone());
+            let mut chain = defaults.clone();
+            chain.extend(filters.resolve(&cfg.filters)?);
+            chains.push(Chain::new(chain));
         }
     }
     let table = RouteTable::new(&specs).map_err(|e| format!("route table: {e}"))?;
@@ -347,6 +392,8 @@ fn compile_listener(
         tls,
         table,
         routes: mine,
+        chains,
+        default_chain: Chain::new(defaults),
         via_h1: HeaderValue::from_static("1.1 switchyard"),
         via_h2: HeaderValue::from_static("2 switchyard"),
         metrics: {

@@ -399,7 +399,12 @@ fn server_rec<B>(
 /// Ends the SERVER span of a sampled request with its response head and
 /// the route that served it (None: no route matched). A no-op otherwise,
 /// and after the first call.
-pub fn server_end<B>(ctx: Option<&TraceCtx>, resp: &Response<B>, route: Option<&str>) {
+pub fn server_end<B>(
+    ctx: Option<&TraceCtx>,
+    resp: &Response<B>,
+    route: Option<&str>,
+    request_id: Option<&http::HeaderValue>,
+) {
     let Some(ctx) = ctx else { return };
     let Some(rec) = ctx.rec.as_deref() else {
         return;
@@ -416,6 +421,9 @@ pub fn server_end<B>(ctx: Option<&TraceCtx>, resp: &Response<B>, route: Option<&
     ));
     if let Some(r) = route {
         attrs.push(KeyValue::new("http.route", r.to_string()));
+    }
+    if let Some(id) = request_id.and_then(|v| v.to_str().ok()) {
+        attrs.push(KeyValue::new("switchyard.request_id", id.to_string()));
     }
     let stage = resp
         .headers()

@@ -17,7 +17,12 @@ use crate::raw::{RawForwarded, RawListener, RawListenerTls, Text};
 /// Placeholder for an address that did not parse (port 0 never clashes).
 const NO_ADDRESS: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
-pub(super) fn validate(cx: &mut Cx<'_>, name: &Text, raw: &Spanned<RawListener>) -> Listener {
+pub(super) fn validate(
+    cx: &mut Cx<'_>,
+    name: &Text,
+    raw: &Spanned<RawListener>,
+    known: &super::Known<'_>,
+) -> Listener {
     let path = join("listeners", name.get_ref());
     cx.name(name, &path, "listener");
     let l = raw.get_ref();
@@ -69,6 +74,7 @@ pub(super) fn validate(cx: &mut Cx<'_>, name: &Text, raw: &Spanned<RawListener>)
         http2: l.http2.unwrap_or(true),
         forwarded: forwarded(cx, l.forwarded.as_ref(), &p("forwarded")),
         tls: l.tls.as_ref().map(|tls| listener_tls(cx, tls, &p("tls"))),
+        filters: super::filters::list(cx, l.filters.as_ref(), &p("filters"), &known.filters),
     }
 }
 

@@ -5,6 +5,7 @@
 //! result whenever anything was reported.
 
 mod fields;
+mod filters;
 mod listener;
 mod observability;
 mod route;
@@ -51,6 +52,7 @@ pub(crate) struct Cx<'a> {
 struct Known<'r> {
     listeners: Vec<&'r str>,
     upstreams: Vec<&'r str>,
+    filters: Vec<&'r str>,
 }
 
 /// Validates the whole raw model; the result is meaningful only when
@@ -68,16 +70,18 @@ pub(crate) fn validate<'a>(
     };
     let admin = admin(&mut cx, raw.admin.as_ref().map(|a| a.get_ref()));
     let runtime = runtime(&mut cx, raw.runtime.as_ref());
-    let listeners = raw
-        .listeners
-        .iter()
-        .map(|(name, l)| listener::validate(&mut cx, name, l))
-        .collect();
-    check_addresses(&mut cx, raw);
     let known = Known {
         listeners: raw.listeners.keys().map(|k| k.get_ref().as_str()).collect(),
         upstreams: raw.upstreams.keys().map(|k| k.get_ref().as_str()).collect(),
+        filters: raw.filters.keys().map(|k| k.get_ref().as_str()).collect(),
     };
+    let filters = filters::named(&mut cx, &raw.filters);
+    let listeners = raw
+        .listeners
+        .iter()
+        .map(|(name, l)| listener::validate(&mut cx, name, l, &known))
+        .collect();
+    check_addresses(&mut cx, raw);
     let routes = raw
         .routes
         .iter()
@@ -106,6 +110,7 @@ pub(crate) fn validate<'a>(
         upstreams,
         access_log,
         tracing,
+        filters,
     };
     // Warnings about how the parts fit together mean something only when
     // every part is valid.

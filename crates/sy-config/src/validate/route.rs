@@ -107,6 +107,7 @@ pub(super) fn validate(
                 ));
         }
     }
+    let filters = super::filters::list(cx, r.filters.as_ref(), &p("filters"), &known.filters);
     Route {
         name,
         listeners,
@@ -118,6 +119,7 @@ pub(super) fn validate(
         retry,
         hedge,
         mirror,
+        filters,
     }
 }
 

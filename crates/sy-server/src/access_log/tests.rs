@@ -46,11 +46,11 @@ fn json_line_has_every_field_in_order() {
     let s = line(&r, &Field::ALL, true);
     assert_eq!(
         s,
-        r#"{"time":"2023-11-14T22:13:20.123Z","client":"127.0.0.1:40000","method":"GET","host":"example.com","path":"/a?b=c","protocol":"HTTP/1.1","status":200,"bytes_in":0,"bytes_out":5,"duration_ms":1.234,"upstream_connect_ms":null,"ttfb_ms":0.800,"route":"all","upstream":"u","server":"127.0.0.1:8081","attempts":1,"trace_id":null,"user_agent":"curl/8.5.0"}"#
+        r#"{"time":"2023-11-14T22:13:20.123Z","client":"127.0.0.1:40000","method":"GET","host":"example.com","path":"/a?b=c","protocol":"HTTP/1.1","status":200,"bytes_in":0,"bytes_out":5,"duration_ms":1.234,"upstream_connect_ms":null,"ttfb_ms":0.800,"route":"all","upstream":"u","server":"127.0.0.1:8081","attempts":1,"trace_id":null,"user_agent":"curl/8.5.0","request_id":"3f2a-rid"}"#
     );
     let v: serde_json::Value = serde_json::from_str(&s).unwrap();
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys.len(), 18);
+    assert_eq!(keys.len(), 19);
 }
 
 #[test]
@@ -107,7 +107,7 @@ fn combined_line() {
         s,
         "127.0.0.1 - - [14/Nov/2023:22:13:20 +0000] \"GET /a?b=c HTTP/1.1\" 200 5 \"-\" \"curl/8.5.0\" \
          host=\"example.com\" bytes_in=0 duration_ms=1.234 upstream_connect_ms=- ttfb_ms=0.800 \
-         route=\"all\" upstream=\"u\" server=\"127.0.0.1:8081\" attempts=1 trace_id=-"
+         route=\"all\" upstream=\"u\" server=\"127.0.0.1:8081\" attempts=1 trace_id=- request_id=\"3f2a-rid\""
     );
     let s = line(&r, &[Field::Status, Field::Route], false);
     assert_eq!(s, "- - - [-] \"- - -\" 200 - \"-\" \"-\" route=\"all\"");

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
+use http::request::Parts;
 use http::uri::{PathAndQuery, Uri};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
@@ -19,6 +20,7 @@ use sy_policy::route::RequestView;
 use crate::Shared;
 use crate::access_log::{Counted, Observed};
 use crate::body::ProxyBody;
+use crate::filter::{RequestCx, TlsFacts, Verdict};
 use crate::http::headers::{self as hdr, ForwardCtx};
 use crate::http::respond;
 use crate::http::serve::{ConnState, count};
@@ -41,6 +43,8 @@ pub struct ConnCtx {
     pub peer: std::net::SocketAddr,
     /// The connection is TLS.
     pub tls: bool,
+    /// What its TLS handshake told (SNI, ALPN); None on a plain connection.
+    pub tls_facts: Option<TlsFacts>,
     /// Peer IP, rendered once for X-Forwarded-For.
     pub peer_ip: HeaderValue,
     /// Peer IP, rendered once for `Forwarded`.
@@ -52,9 +56,12 @@ pub struct ConnCtx {
     pub manual_upgrade: Option<std::sync::Mutex<Option<hyper::upgrade::OnUpgrade>>>,
 }
 
-/// Serves one request. Never fails: errors become responses. Every branch
-/// returns through `logged`, which also counts the answer on the listener,
-/// routed or not (`listener_requests_total`).
+/// Serves one request. Never fails: errors become responses. The phases
+/// (docs/architecture.md): checks, route selection, the request phase of
+/// the route's filter chain (a filter may answer), the route's action, the
+/// response phase (every answer passes it, Switchyard's own included), and
+/// the log. Every branch returns through `logged`, which also counts the
+/// answer on the listener, routed or not (`listener_requests_total`).
 pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyBody> {
     let cx = &cx;
     let start = Instant::now();
@@ -78,29 +85,83 @@ pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyB
     if let Some(t) = &ex.trace {
         ex.set_trace_id(t.trace_id.to_be_bytes());
     }
+    let (mut parts, body) = req.into_parts();
 
-    if let Err(e) = check_request(&req) {
+    let checked = check_request(&parts);
+    let selected = match &checked {
+        Ok(()) => lst.table.select(&RequestView {
+            method: &parts.method,
+            host: request_host(&parts),
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            headers: &parts.headers,
+        }),
+        Err(_) => None,
+    };
+    let route = selected.and_then(|i| lst.routes.get(i));
+    let chain = match selected.and_then(|i| lst.chains.get(i)) {
+        Some(c) => c,
+        None => &lst.default_chain,
+    };
+    // Built only when there are filters: a route without pays nothing.
+    let mut fcx = (!chain.is_empty()).then(|| request_cx(cx, lst, &parts, route, &ex, start));
+    let mut answer = None;
+    if let Err(e) = checked {
         count(&cx.shared, &lst.cfg.name, "bad_request");
-        return logged(lst, obs, respond::error(&e), &ex, None, None);
+        answer = Some(respond::error(&e));
+    } else if let Some(f) = &mut fcx {
+        let verdict = chain.on_request(f, &mut parts).await;
+        ex.request_id = f.request_id.clone();
+        match verdict {
+            Verdict::Continue => {}
+            Verdict::Answer(r) => answer = Some(r),
+            Verdict::Reject(e) => {
+                count_error(cx, route.map_or("", |r| r.name.as_str()), &e);
+                answer = Some(respond::error(&e));
+            }
+        }
     }
-    let selected = {
-        let host = request_host(&req);
-        let view = RequestView {
-            method: req.method(),
-            host,
-            path: req.uri().path(),
-            query: req.uri().query(),
-            headers: req.headers(),
-        };
-        lst.table.select(&view)
-    };
-    let Some(route) = selected.and_then(|i| lst.routes.get(i)) else {
-        let e = ProxyError::new(Stage::NoRoute, "no route matches this request");
-        count_error(cx, "", &e);
-        return logged(lst, obs, respond::error(&e), &ex, None, None);
-    };
     let mut used = None;
-    let resp = match &route.action {
+    let mut resp = match (answer, route) {
+        (Some(r), _) => r,
+        (None, None) => {
+            let e = ProxyError::new(Stage::NoRoute, "no route matches this request");
+            count_error(cx, "", &e);
+            respond::error(&e)
+        }
+        (None, Some(route)) => {
+            let req = Request::from_parts(parts, body);
+            action(cx, lst, route, req, &ex, &mut used).await
+        }
+    };
+    if let Some(f) = &mut fcx {
+        f.upstream = used.map(|u| u.name.as_str());
+        f.server = used
+            .zip(ex.server())
+            .and_then(|(u, i)| u.servers.get(i))
+            .map(|s| s.target.authority.as_str());
+        chain.on_response(f, &mut resp);
+    }
+    if let Some(route) = route {
+        let took = start.elapsed();
+        route.metrics.count(resp.status().as_u16());
+        route.metrics.duration.observe(took.as_secs_f64());
+        route.metrics.dash.record(resp.status().as_u16(), took);
+    }
+    logged(lst, obs, resp, &ex, route.map(|r| r.name.as_str()), used)
+}
+
+/// The route's action: answer (`respond`, `redirect`) or proxy. Sets
+/// `used` to the upstream whose answer is returned.
+async fn action<'a>(
+    cx: &ConnCtx,
+    lst: &ListenerRt,
+    route: &'a RouteRt,
+    req: Request<Incoming>,
+    ex: &Exchange,
+    used: &mut Option<&'a UpstreamRt>,
+) -> Response<ProxyBody> {
+    match &route.action {
         ActionRt::Respond {
             status,
             body,
@@ -108,7 +169,8 @@ pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyB
         } => respond::fixed(*status, content_type, body.clone()),
         ActionRt::Redirect { status, target } => {
             let pq = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
-            match respond::redirect_location(target, cx.tls, request_host(&req), pq) {
+            let host = request_host_of(req.uri(), req.headers());
+            match respond::redirect_location(target, cx.tls, host, pq) {
                 Some(location) => respond::redirect(*status, &location),
                 None => {
                     let e =
@@ -122,11 +184,11 @@ pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyB
             let Some(up) = route_upstream(&route.action, req.headers()) else {
                 let e = ProxyError::new(Stage::NoHealthyServer, "split route has no upstream");
                 count_error(cx, &route.name, &e);
-                return logged(lst, obs, respond::error(&e), &ex, Some(&route.name), None);
+                return respond::error(&e);
             };
             let _active = crate::metrics::GaugeGuard::new(&route.metrics.active);
             let mut answered = up;
-            let fut = forward(cx, lst, route, up, req, &ex, &mut answered);
+            let fut = forward(cx, lst, route, up, req, ex, &mut answered);
             let res = match route.timeout {
                 Some(t) => match tokio::time::timeout(t, fut).await {
                     Ok(r) => r,
@@ -137,7 +199,7 @@ pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyB
                 },
                 None => fut.await,
             };
-            used = Some(answered);
+            *used = Some(answered);
             match res {
                 Ok(r) => r,
                 Err(e) => {
@@ -146,12 +208,37 @@ pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyB
                 }
             }
         }
+    }
+}
+
+/// The context a request's filters read: built once per request that has
+/// filters.
+fn request_cx<'a>(
+    cx: &'a ConnCtx,
+    lst: &'a ListenerRt,
+    parts: &Parts,
+    route: Option<&'a Arc<RouteRt>>,
+    ex: &Exchange,
+    start: Instant,
+) -> RequestCx<'a> {
+    let trusted = &lst.cfg.forwarded.trusted_proxies;
+    let mut f = RequestCx::new(
+        &lst.cfg.name,
+        cx.peer,
+        parts.method.clone(),
+        parts.uri.clone(),
+    );
+    f.route = route.map(|r| r.name.as_str());
+    f.trusted_peer = hdr::is_trusted(cx.peer.ip(), trusted);
+    f.client_ip = hdr::client_ip(&parts.headers, cx.peer.ip(), trusted);
+    f.tls = cx.tls_facts.as_ref();
+    f.started = start;
+    f.trace_id = ex.trace_id();
+    f.host = match parts.uri.authority() {
+        Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+        None => parts.headers.get(header::HOST).cloned(),
     };
-    let took = start.elapsed();
-    route.metrics.count(resp.status().as_u16());
-    route.metrics.duration.observe(took.as_secs_f64());
-    route.metrics.dash.record(resp.status().as_u16(), took);
-    logged(lst, obs, resp, &ex, Some(&route.name), used)
+    f
 }
 
 /// The response, carrying the access-log record when there is one. Also
@@ -166,7 +253,7 @@ fn logged(
     up: Option<&UpstreamRt>,
 ) -> Response<ProxyBody> {
     lst.metrics.requests.count(resp.status().as_u16());
-    crate::trace::server_end(ex.trace.as_ref(), &resp, route);
+    crate::trace::server_end(ex.trace.as_ref(), &resp, route, ex.request_id.as_ref());
     match obs {
         None => resp,
         Some(o) => o.answered(resp, ex, route, up),
@@ -197,21 +284,21 @@ fn count_error(cx: &ConnCtx, route: &str, e: &ProxyError) {
 }
 
 /// Rejects requests hyper accepts but a proxy must not forward.
-fn check_request(req: &Request<Incoming>) -> Result<(), ProxyError> {
-    let hosts = req.headers().get_all(header::HOST).iter().count();
+fn check_request(req: &Parts) -> Result<(), ProxyError> {
+    let hosts = req.headers.get_all(header::HOST).iter().count();
     if hosts > 1 {
         return Err(ProxyError::new(
             Stage::BadRequest,
             "more than one Host header",
         ));
     }
-    if req.version() == Version::HTTP_11 && hosts == 0 && req.uri().authority().is_none() {
+    if req.version == Version::HTTP_11 && hosts == 0 && req.uri.authority().is_none() {
         return Err(ProxyError::new(
             Stage::BadRequest,
             "HTTP/1.1 request without Host",
         ));
     }
-    if req.headers().get_all(header::CONTENT_LENGTH).iter().count() > 1 {
+    if req.headers.get_all(header::CONTENT_LENGTH).iter().count() > 1 {
         return Err(ProxyError::new(
             Stage::BadRequest,
             "duplicate Content-Length",
@@ -222,11 +309,15 @@ fn check_request(req: &Request<Incoming>) -> Result<(), ProxyError> {
 
 /// The host the client asked for: the URI authority (HTTP/2, absolute
 /// form) or the Host header.
-fn request_host(req: &Request<Incoming>) -> &str {
-    if let Some(a) = req.uri().authority() {
+fn request_host(req: &Parts) -> &str {
+    request_host_of(&req.uri, &req.headers)
+}
+
+fn request_host_of<'a>(uri: &'a Uri, headers: &'a http::HeaderMap) -> &'a str {
+    if let Some(a) = uri.authority() {
         return a.as_str();
     }
-    req.headers()
+    headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")

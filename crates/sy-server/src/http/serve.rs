@@ -308,6 +308,16 @@ pub async fn serve(
     let Some((stream, h2, tls)) = Box::pin(negotiate(tcp, peer, &lst, &shared)).await else {
         return;
     };
+    let tls_facts = match &stream {
+        Stream::ServerTls(s) => {
+            let conn = s.get_ref().1;
+            Some(crate::filter::TlsFacts {
+                sni: conn.server_name().map(|n| n.to_ascii_lowercase().into()),
+                alpn: conn.alpn_protocol().map(Into::into),
+            })
+        }
+        _ => None,
+    };
     let state = Arc::new(ConnState::new(h2, &lst.metrics));
     let parking = !h2 && !tls;
     let ip = peer.ip();
@@ -316,6 +326,7 @@ pub async fn serve(
         listener: lst.clone(),
         peer,
         tls,
+        tls_facts,
         peer_ip: HeaderValue::from_str(&ip.to_string())
             .unwrap_or(HeaderValue::from_static("unknown")),
         forwarded_node: forwarded_node(ip),

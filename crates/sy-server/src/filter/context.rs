@@ -1,0 +1,79 @@
+//! The one context every filter of a request reads and writes.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{HeaderValue, Method, Uri};
+
+/// What the TLS handshake of the connection told.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFacts {
+    /// The server name the client asked for (SNI), lower-cased.
+    pub sni: Option<Box<str>>,
+    /// The protocol ALPN settled on ("h2", "http/1.1").
+    pub alpn: Option<Box<[u8]>>,
+}
+
+/// One request, as its filters see it. Built only for a request whose
+/// route (or listener) has filters: a route without filters never makes
+/// one.
+#[derive(Debug)]
+pub struct RequestCx<'a> {
+    /// The listener's name.
+    pub listener: &'a str,
+    /// The route's name; None when no route matched.
+    pub route: Option<&'a str>,
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// The client: the peer, or the client X-Forwarded-For names when the
+    /// peer is one of the listener's trusted proxies.
+    pub client_ip: IpAddr,
+    /// The peer is one of the listener's trusted proxies.
+    pub trusted_peer: bool,
+    /// TLS facts of the connection; None on a plain connection.
+    pub tls: Option<&'a TlsFacts>,
+    /// When the request head arrived.
+    pub started: Instant,
+    /// The W3C trace id, when tracing gave the request one.
+    pub trace_id: Option<[u8; 16]>,
+    /// The request method.
+    pub method: Method,
+    /// The request target as received (filters may rewrite the request's
+    /// own; this one stays).
+    pub uri: Uri,
+    /// The host the client asked for (Host or `:authority`).
+    pub host: Option<HeaderValue>,
+    /// The request id, once a `request_id` filter set it.
+    pub request_id: Option<HeaderValue>,
+    /// The API consumer, once an authentication filter identified it.
+    pub consumer: Option<Arc<str>>,
+    /// The upstream whose answer is being returned (response phase).
+    pub upstream: Option<&'a str>,
+    /// The server whose answer is being returned (response phase).
+    pub server: Option<&'a str>,
+}
+
+impl<'a> RequestCx<'a> {
+    /// A context for a request to `listener` from `peer` (a test or a
+    /// filter benchmark fills in the rest as it needs).
+    pub fn new(listener: &'a str, peer: SocketAddr, method: Method, uri: Uri) -> Self {
+        RequestCx {
+            listener,
+            route: None,
+            peer,
+            client_ip: peer.ip(),
+            trusted_peer: false,
+            tls: None,
+            started: Instant::now(),
+            trace_id: None,
+            method,
+            uri,
+            host: None,
+            request_id: None,
+            consumer: None,
+            upstream: None,
+            server: None,
+        }
+    }
+}

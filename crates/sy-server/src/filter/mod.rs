@@ -1,0 +1,132 @@
+//! `filter`: the per-route pipeline. A listener's and a route's `filters`
+//! are compiled into one [`Chain`] per (listener, route) when a snapshot is
+//! built; a request runs the request phase of its chain in order (any
+//! filter may answer the request itself), then the route's action, then
+//! the response phase in reverse order over every answer: the upstream's,
+//! Switchyard's own (404, 502, ...) and a filter's. docs/architecture.md
+//! draws the phases; docs/filters.md describes each filter.
+//!
+//! A route without filters has an empty chain: `handle` checks
+//! [`Chain::is_empty`] and builds no [`RequestCx`], so the mechanism costs
+//! it nothing. Filters are an enum of concrete types, not trait objects.
+//!
+//! Each filter lives in a folder of its own (`filter/<kind>/`): its
+//! compiled form, its request and response steps, and its tests. Filters
+//! work on `http::request::Parts` and `http::Response<ProxyBody>`, so a
+//! chain runs on a request built in a unit test.
+
+mod context;
+pub mod headers;
+pub mod request_id;
+mod value;
+
+use std::sync::Arc;
+
+use http::Response;
+use http::request::Parts;
+use sy_config::model;
+
+use crate::body::ProxyBody;
+
+pub use context::{RequestCx, TlsFacts};
+
+/// What a filter's request step decided.
+pub enum Verdict {
+    /// Go on with the next filter (then the route's action).
+    Continue,
+    /// Answer the request with this response; later filters and the action
+    /// do not run (the response phase does).
+    Answer(Response<ProxyBody>),
+    /// Refuse the request with Switchyard's own error answer (401, 403,
+    /// 429, ...): counted in `proxy_errors_total` under the error's stage
+    /// and shaped by error pages like any other.
+    Reject(sy_core::ProxyError),
+}
+
+/// A compiled filter.
+#[derive(Debug)]
+pub enum Filter {
+    /// `request_id`.
+    RequestId(request_id::RequestId),
+    /// `headers`.
+    Headers(headers::HeaderRules),
+}
+
+impl Filter {
+    /// Compiles a validated filter.
+    pub fn compile(f: &model::Filter) -> Result<Filter, String> {
+        Ok(match f {
+            model::Filter::RequestId(c) => Filter::RequestId(request_id::RequestId::new(c)?),
+            model::Filter::Headers(c) => Filter::Headers(headers::HeaderRules::new(c)?),
+        })
+    }
+
+    fn on_request(&self, cx: &mut RequestCx<'_>, req: &mut Parts) -> Verdict {
+        match self {
+            Filter::RequestId(f) => f.on_request(cx, req),
+            Filter::Headers(f) => f.on_request(cx, req),
+        }
+    }
+
+    fn on_response(&self, cx: &RequestCx<'_>, resp: &mut Response<ProxyBody>) {
+        match self {
+            Filter::RequestId(f) => f.on_response(cx, resp),
+            Filter::Headers(f) => f.on_response(cx, resp),
+        }
+    }
+}
+
+/// The filters of one (listener, route): the listener's, then the route's.
+#[derive(Debug, Default, Clone)]
+pub struct Chain {
+    filters: Box<[Arc<Filter>]>,
+}
+
+impl Chain {
+    /// A chain of `filters`, in request order.
+    pub fn new(filters: Vec<Arc<Filter>>) -> Self {
+        Chain {
+            filters: filters.into_boxed_slice(),
+        }
+    }
+
+    /// No filter: the request path skips the pipeline.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.filters.is_empty()
+    }
+
+    /// Runs the request phase in order; stops at the first filter that
+    /// answers. Async so that filters which wait (a key fetch, a shared
+    /// counter, a cache lookup) fit the same chain.
+    pub async fn on_request(&self, cx: &mut RequestCx<'_>, req: &mut Parts) -> Verdict {
+        for f in self.filters.iter() {
+            match f.on_request(cx, req) {
+                Verdict::Continue => {}
+                answer => return answer,
+            }
+        }
+        Verdict::Continue
+    }
+
+    /// Runs the response phase of every filter, last to first, over any
+    /// answer (the upstream's, Switchyard's own, a filter's).
+    pub fn on_response(&self, cx: &RequestCx<'_>, resp: &mut Response<ProxyBody>) {
+        for f in self.filters.iter().rev() {
+            f.on_response(cx, resp);
+        }
+    }
+}
+
+impl std::fmt::Debug for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Continue => f.write_str("Continue"),
+            Verdict::Answer(r) => write!(f, "Answer({})", r.status()),
+            Verdict::Reject(e) => write!(f, "Reject({e})"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
