@@ -245,3 +245,130 @@ async fn a_route_without_filters_is_untouched() {
     assert_eq!(header(&r, "x-seen-x-request-id"), "mine");
     assert!(r.headers().get("x-request-id").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewrites_change_what_the_upstream_sees() {
+    let b = Backend::start("b").await;
+    let rules = r#"{ rewrite = { strip_prefix = "/api", query = { remove = ["debug"], rename = { q = "query" }, add = { via = "edge" } } } }"#;
+    let routed = format!(
+        r#"
+[[routes]]
+name = "api"
+upstream = "u"
+filters = [{rules}]
+[routes.match]
+path = "/api"
+
+[[routes]]
+name = "users"
+upstream = "u"
+filters = [{{ rewrite = {{ path_regex = {{ pattern = "^/users/([0-9]+)$", replacement = "/u/$1/profile" }} }} }}]
+[routes.match]
+path = "/users"
+
+[upstreams.u]
+servers = ["{}"]
+"#,
+        b.addr
+    );
+    let p = Proxy::start(&config("", &routed));
+    let c = client();
+    let r = c
+        .get(p.url("main", "/api/orders?q=shoes&debug=1&page=2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        header(&r, "x-seen-path"),
+        "/orders?query=shoes&page=2&via=edge"
+    );
+    let r = c.get(p.url("main", "/api")).send().await.unwrap();
+    assert_eq!(header(&r, "x-seen-path"), "/?via=edge");
+    let r = c.get(p.url("main", "/users/42")).send().await.unwrap();
+    assert_eq!(header(&r, "x-seen-path"), "/u/42/profile");
+    // No match: the path goes as it came.
+    let r = c.get(p.url("main", "/users/me")).send().await.unwrap();
+    assert_eq!(header(&r, "x-seen-path"), "/users/me");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_pages_shape_switchyards_own_errors_only() {
+    let down = refused_addr();
+    let teapot = Backend::start_with(
+        "teapot",
+        std::sync::Arc::new(|_req: &http::Request<hyper::body::Incoming>| {
+            Some(
+                http::Response::builder()
+                    .status(500)
+                    .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                        b"backend says no",
+                    )))
+                    .unwrap(),
+            )
+        }),
+    )
+    .await;
+    let routes = format!(
+        r#"
+[[routes]]
+name = "down"
+upstream = "down"
+[routes.match]
+path = "/down"
+
+[[routes]]
+name = "own"
+upstream = "own"
+filters = [{{ error_page = {{ content_type = "text/html; charset=utf-8", body = "<h1>${{status}} ${{reason}}</h1><p>${{error}}</p>" }} }}]
+[routes.match]
+path = "/own"
+
+[[routes]]
+name = "html"
+upstream = "down"
+filters = [{{ error_page = {{ content_type = "text/html; charset=utf-8", body = "<h1>${{status}} ${{reason}}</h1><p>${{error}}</p>" }} }}]
+[routes.match]
+path = "/html"
+
+[upstreams.down]
+servers = ["{down}"]
+[upstreams.own]
+servers = ["{}"]
+"#,
+        teapot.addr
+    );
+    let p = Proxy::start(&config(
+        r#"{ request_id = {} }, { error_page = { format = "json" } }"#,
+        &routes,
+    ));
+    let c = client();
+    // No route: the listener's page, with the request id.
+    let r = c.get(p.url("main", "/nowhere")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(header(&r, "x-switchyard-error"), "no-route");
+    assert_eq!(header(&r, "content-type"), "application/json");
+    let id = header(&r, "x-request-id").to_owned();
+    let v: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"error": "no-route", "message": "no route matches this request", "status": 404, "request_id": id})
+    );
+    // A 502 of Switchyard's own.
+    let r = c.get(p.url("main", "/down")).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    let v: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(v["error"], "connect");
+    assert_eq!(v["status"], 502);
+    // The route's page wins over the listener's.
+    let r = c.get(p.url("main", "/html")).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(header(&r, "content-type"), "text/html; charset=utf-8");
+    assert_eq!(
+        r.text().await.unwrap(),
+        "<h1>502 Bad Gateway</h1><p>connect</p>"
+    );
+    // The backend's own 500 is left alone, whatever the page says.
+    let r = c.get(p.url("main", "/own")).send().await.unwrap();
+    assert_eq!(r.status(), 500);
+    assert_eq!(r.text().await.unwrap(), "backend says no");
+}

@@ -63,6 +63,10 @@ pub enum Filter {
     RequestId(RequestIdFilter),
     /// `headers = { request = { ... }, response = { ... } }`: header rules.
     Headers(HeadersFilter),
+    /// `rewrite = { ... }`: the path and query sent upstream.
+    Rewrite(RewriteFilter),
+    /// `error_page = { ... }`: the body of Switchyard's own error answers.
+    ErrorPage(ErrorPageFilter),
 }
 
 impl Filter {
@@ -71,8 +75,91 @@ impl Filter {
         match self {
             Filter::RequestId(_) => "request_id",
             Filter::Headers(_) => "headers",
+            Filter::Rewrite(_) => "rewrite",
+            Filter::ErrorPage(_) => "error_page",
         }
     }
+}
+
+/// `rewrite = { ... }`: the path (one way) and the query sent upstream.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RewriteFilter {
+    /// `strip_prefix`, `replace_prefix` or `path_regex`; None = path kept.
+    #[serde(flatten)]
+    pub path: Option<PathRewrite>,
+    /// `query = { ... }`: parameter edits (none by default).
+    #[serde(skip_serializing_if = "QueryRewrite::is_empty")]
+    pub query: QueryRewrite,
+}
+
+/// How a `rewrite` filter changes the path.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathRewrite {
+    /// `strip_prefix = "/api"` or `replace_prefix = { from, to }`: a path
+    /// prefix (matched as a route's `path`) replaced; strip = to "".
+    ReplacePrefix {
+        /// `from`: starts with `/`.
+        from: String,
+        /// `to`: empty or starts with `/`.
+        to: String,
+    },
+    /// `path_regex = { pattern, replacement }`: the first match replaced;
+    /// `$1` / `${name}` are captures.
+    PathRegex {
+        /// `pattern` (Rust regex syntax; it compiles).
+        pattern: String,
+        /// `replacement`.
+        replacement: String,
+    },
+}
+
+/// `query = { ... }` of a `rewrite` filter, applied in this order.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct QueryRewrite {
+    /// `remove = ["name"]`.
+    pub remove: Vec<String>,
+    /// `rename = { old = "new" }`.
+    #[serde(serialize_with = "ser::pairs")]
+    pub rename: Vec<(String, String)>,
+    /// `set = { name = "value" }`: replace every parameter of the name.
+    #[serde(serialize_with = "ser::pairs")]
+    pub set: Vec<(String, String)>,
+    /// `add = { name = "value" }`: one more parameter.
+    #[serde(serialize_with = "ser::pairs")]
+    pub add: Vec<(String, String)>,
+}
+
+impl QueryRewrite {
+    /// No edit at all.
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty()
+            && self.rename.is_empty()
+            && self.set.is_empty()
+            && self.add.is_empty()
+    }
+}
+
+/// `error_page = { ... }`: what Switchyard's own errors look like.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorPageFilter {
+    /// `content_type`: of the body. Default "application/json" with
+    /// `format = "json"`.
+    pub content_type: String,
+    /// The body: `format = "json"` or a `body` template.
+    pub body: ErrorPageBody,
+}
+
+/// The body of an error page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorPageBody {
+    /// `format = "json"`: `{"error": STAGE, "message": ..., "status": N,
+    /// "request_id": ID or null}`.
+    Json,
+    /// `body = "..."`: a template with `${status}`, `${reason}`,
+    /// `${error}`, `${message}` and the header variables.
+    Template(crate::template::Template),
 }
 
 /// `request_id = { ... }`.

@@ -65,6 +65,53 @@ impl<'de> Deserialize<'de> for RawFilterRef {
 pub(crate) struct RawFilter {
     pub request_id: Option<Spanned<RawRequestId>>,
     pub headers: Option<Spanned<RawHeaders>>,
+    pub rewrite: Option<Spanned<RawRewrite>>,
+    pub error_page: Option<Spanned<RawErrorPage>>,
+}
+
+/// `rewrite = { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRewrite {
+    pub strip_prefix: Option<Text>,
+    pub replace_prefix: Option<Spanned<RawReplacePrefix>>,
+    pub path_regex: Option<Spanned<RawPathRegex>>,
+    pub query: Option<Spanned<RawQueryOps>>,
+}
+
+/// `replace_prefix = { from, to }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReplacePrefix {
+    pub from: Option<Text>,
+    pub to: Option<Text>,
+}
+
+/// `path_regex = { pattern, replacement }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPathRegex {
+    pub pattern: Option<Text>,
+    pub replacement: Option<Text>,
+}
+
+/// `query = { remove, rename, set, add }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawQueryOps {
+    pub remove: Option<Vec<Text>>,
+    pub rename: Option<BTreeMap<Text, Text>>,
+    pub set: Option<BTreeMap<Text, Text>>,
+    pub add: Option<BTreeMap<Text, Text>>,
+}
+
+/// `error_page = { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawErrorPage {
+    pub format: Option<Text>,
+    pub content_type: Option<Text>,
+    pub body: Option<Text>,
 }
 
 /// `request_id = { ... }`.

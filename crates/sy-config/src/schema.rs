@@ -74,7 +74,28 @@ static FILTER_REF: Kind = StrOrTable(
 static FILTER: &[Field] = &[
     f("request_id", Table(REQUEST_ID)),
     f("headers", Table(HEADERS)),
+    f("rewrite", Table(REWRITE)),
+    f("error_page", Table(ERROR_PAGE)),
 ];
+
+static REWRITE: &[Field] = &[
+    f("strip_prefix", Str),
+    f("replace_prefix", Table(&[f("from", Str), f("to", Str)])),
+    f(
+        "path_regex",
+        Table(&[f("pattern", Str), f("replacement", Str)]),
+    ),
+    f("query", Table(QUERY_OPS)),
+];
+
+static QUERY_OPS: &[Field] = &[
+    f("remove", Array(&Str)),
+    f("rename", Map(&Str)),
+    f("set", Map(&Str)),
+    f("add", Map(&Str)),
+];
+
+static ERROR_PAGE: &[Field] = &[f("format", Str), f("content_type", Str), f("body", Str)];
 
 static REQUEST_ID: &[Field] = &[
     f("header", Str),

@@ -75,6 +75,15 @@ pub enum Variable {
     /// `consumer`: the API consumer the gateway identified (empty until the
     /// gateway's authentication filters set it).
     Consumer,
+    /// `status`: the status of Switchyard's error answer (error pages only).
+    Status,
+    /// `reason`: its reason phrase, e.g. "Bad Gateway" (error pages only).
+    Reason,
+    /// `error`: the failed stage, as in `x-switchyard-error` (error pages
+    /// only).
+    Error,
+    /// `message`: the cause, one line (error pages only).
+    Message,
 }
 
 /// Every variable, by its name in the file.
@@ -91,9 +100,21 @@ pub const VARIABLES: &[(&str, Variable)] = &[
     ("method", Variable::Method),
     ("path", Variable::Path),
     ("consumer", Variable::Consumer),
+    ("status", Variable::Status),
+    ("reason", Variable::Reason),
+    ("error", Variable::Error),
+    ("message", Variable::Message),
 ];
 
 impl Variable {
+    /// Known only in an error page (about Switchyard's own error answer).
+    pub fn error_page_only(self) -> bool {
+        matches!(
+            self,
+            Variable::Status | Variable::Reason | Variable::Error | Variable::Message
+        )
+    }
+
     /// The name written in `${...}`.
     pub fn name(self) -> &'static str {
         VARIABLES

@@ -18,6 +18,10 @@
 //! - [`split`]: weighted traffic splitting.
 //! - [`sticky`]: the server-naming value of a sticky-session cookie.
 //!
+//! And the decisions of the request pipeline's filters:
+//!
+//! - [`rewrite`]: path prefix and regex rewrites, query parameter edits.
+//!
 //! This crate must stay pure: it must not depend on tokio (or any async
 //! runtime), must not do IO, must not read a clock and must not use a global
 //! random number generator. Time and randomness are inputs: callers pass
@@ -31,6 +35,7 @@ pub mod health;
 pub mod outlier;
 pub mod quantile;
 pub mod retry_budget;
+pub mod rewrite;
 pub mod route;
 pub mod slow_start;
 pub mod split;

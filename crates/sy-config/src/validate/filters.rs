@@ -19,7 +19,7 @@ use crate::raw::{
 use crate::template::{self, Template, Variable};
 
 /// The kinds a filter table may hold, as the file names them.
-const KINDS: &[&str] = &["request_id", "headers"];
+const KINDS: &[&str] = &["request_id", "headers", "rewrite", "error_page"];
 
 /// Headers whose meaning belongs to the connection or the framing: a rule
 /// may not touch them.
@@ -95,6 +95,8 @@ fn filter(cx: &mut Cx<'_>, raw: &RawFilter, span: Range<usize>, path: &str) -> O
     let given: Vec<(&str, Range<usize>)> = [
         ("request_id", raw.request_id.as_ref().map(Spanned::span)),
         ("headers", raw.headers.as_ref().map(Spanned::span)),
+        ("rewrite", raw.rewrite.as_ref().map(Spanned::span)),
+        ("error_page", raw.error_page.as_ref().map(Spanned::span)),
     ]
     .into_iter()
     .filter_map(|(k, s)| s.map(|s| (k, s)))
@@ -112,17 +114,19 @@ fn filter(cx: &mut Cx<'_>, raw: &RawFilter, span: Range<usize>, path: &str) -> O
             }
             None
         }
-        [_] => {
+        [(kind, _)] => {
+            let at = join(path, kind);
             if let Some(r) = &raw.request_id {
-                return Some(Filter::RequestId(request_id(
-                    cx,
-                    r,
-                    &join(path, "request_id"),
-                )));
+                Some(Filter::RequestId(request_id(cx, r, &at)))
+            } else if let Some(h) = &raw.headers {
+                Some(Filter::Headers(headers(cx, h, &at)))
+            } else if let Some(r) = &raw.rewrite {
+                Some(Filter::Rewrite(super::filter_rewrite::rewrite(cx, r, &at)))
+            } else {
+                raw.error_page
+                    .as_ref()
+                    .map(|e| Filter::ErrorPage(super::filter_error_page::error_page(cx, e, &at)))
             }
-            raw.headers
-                .as_ref()
-                .map(|h| Filter::Headers(headers(cx, h, &join(path, "headers"))))
         }
         [_, (second, second_span), ..] => {
             cx.report
@@ -175,7 +179,18 @@ fn headers(cx: &mut Cx<'_>, raw: &Spanned<RawHeaders>, path: &str) -> HeadersFil
     };
     let request = side(&h.request, "request", Direction::Request);
     let response = side(&h.response, "response", Direction::Response);
-    if request.is_empty() && response.is_empty() && !cx.report.was_pruned(&join(path, "request")) {
+    let written = |o: &Option<RawHeaderOps>| {
+        o.as_ref().is_some_and(|o| {
+            o.set.as_ref().is_some_and(|m| !m.is_empty())
+                || o.add.as_ref().is_some_and(|m| !m.is_empty())
+                || o.append.as_ref().is_some_and(|m| !m.is_empty())
+                || o.remove.as_ref().is_some_and(|l| !l.is_empty())
+        })
+    };
+    if !written(&h.request)
+        && !written(&h.response)
+        && !cx.report.was_pruned(&join(path, "request"))
+    {
         cx.report
             .error(raw.span(), path, "a headers filter needs at least one rule")
             .hint("e.g. headers = { response = { set = { x-frame-options = \"DENY\" } } }");
@@ -266,6 +281,16 @@ fn header_value(cx: &mut Cx<'_>, text: &Text, path: &str, dir: Direction) -> Opt
             return None;
         }
     };
+    if let Some(v) = template.variables().find(|v| v.error_page_only()) {
+        cx.report
+            .error_value(
+                text.span(),
+                path,
+                format!("`${{{}}}` is known only in an error page", v.name()),
+            )
+            .hint("use it in an `error_page` body");
+        return None;
+    }
     if dir == Direction::Request
         && let Some(v) = template
             .variables()

@@ -5,6 +5,8 @@
 //! result whenever anything was reported.
 
 mod fields;
+mod filter_error_page;
+mod filter_rewrite;
 mod filters;
 mod listener;
 mod observability;

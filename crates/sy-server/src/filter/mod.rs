@@ -16,8 +16,10 @@
 //! chain runs on a request built in a unit test.
 
 mod context;
+pub mod error_page;
 pub mod headers;
 pub mod request_id;
+pub mod rewrite;
 mod value;
 
 use std::sync::Arc;
@@ -50,6 +52,10 @@ pub enum Filter {
     RequestId(request_id::RequestId),
     /// `headers`.
     Headers(headers::HeaderRules),
+    /// `rewrite`.
+    Rewrite(rewrite::Rewrite),
+    /// `error_page`.
+    ErrorPage(error_page::ErrorPage),
 }
 
 impl Filter {
@@ -58,6 +64,8 @@ impl Filter {
         Ok(match f {
             model::Filter::RequestId(c) => Filter::RequestId(request_id::RequestId::new(c)?),
             model::Filter::Headers(c) => Filter::Headers(headers::HeaderRules::new(c)?),
+            model::Filter::Rewrite(c) => Filter::Rewrite(rewrite::Rewrite::new(c)?),
+            model::Filter::ErrorPage(c) => Filter::ErrorPage(error_page::ErrorPage::new(c)?),
         })
     }
 
@@ -65,6 +73,8 @@ impl Filter {
         match self {
             Filter::RequestId(f) => f.on_request(cx, req),
             Filter::Headers(f) => f.on_request(cx, req),
+            Filter::Rewrite(f) => f.on_request(cx, req),
+            Filter::ErrorPage(_) => Verdict::Continue,
         }
     }
 
@@ -72,6 +82,8 @@ impl Filter {
         match self {
             Filter::RequestId(f) => f.on_response(cx, resp),
             Filter::Headers(f) => f.on_response(cx, resp),
+            Filter::Rewrite(_) => {}
+            Filter::ErrorPage(f) => f.on_response(cx, resp),
         }
     }
 }

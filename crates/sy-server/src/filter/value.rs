@@ -37,21 +37,63 @@ impl Value {
         match self {
             Value::Static(v) => Some(v.clone()),
             Value::Dynamic(parts) => {
-                let mut out = String::with_capacity(64);
-                for p in parts.iter() {
-                    match p {
-                        Part::Literal(s) => out.push_str(s),
-                        Part::Var(v) => variable(cx, *v, &mut out),
-                    }
-                }
-                HeaderValue::from_str(&out).ok()
+                HeaderValue::from_str(&render_text(parts, cx, None, false)).ok()
             }
         }
     }
 }
 
+/// Switchyard's own error answer, for an error page's variables.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorFacts<'a> {
+    /// The answer's status.
+    pub status: http::StatusCode,
+    /// The error.
+    pub error: &'a sy_core::ProxyError,
+}
+
+/// Renders template `parts`; with `html`, variable values are escaped for
+/// HTML text (the literal text is the operator's own).
+pub fn render_text(
+    parts: &[Part],
+    cx: &RequestCx<'_>,
+    err: Option<ErrorFacts<'_>>,
+    html: bool,
+) -> String {
+    let mut out = String::with_capacity(128);
+    let mut value = String::new();
+    for p in parts {
+        match p {
+            Part::Literal(s) => out.push_str(s),
+            Part::Var(v) => {
+                value.clear();
+                variable(cx, *v, err, &mut value);
+                if html {
+                    escape_html(&value, &mut out);
+                } else {
+                    out.push_str(&value);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn escape_html(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
+
 /// Appends the value of `v` (empty when the request has none).
-fn variable(cx: &RequestCx<'_>, v: Variable, out: &mut String) {
+fn variable(cx: &RequestCx<'_>, v: Variable, err: Option<ErrorFacts<'_>>, out: &mut String) {
     let text =
         |h: &Option<HeaderValue>| h.as_ref().and_then(|h| h.to_str().ok()).map(str::to_owned);
     match v {
@@ -75,6 +117,26 @@ fn variable(cx: &RequestCx<'_>, v: Variable, out: &mut String) {
         Variable::Method => out.push_str(cx.method.as_str()),
         Variable::Path => out.push_str(cx.uri.path()),
         Variable::Consumer => out.push_str(cx.consumer.as_deref().unwrap_or("")),
+        Variable::Status => {
+            if let Some(e) = err {
+                let _ = write!(out, "{}", e.status.as_u16());
+            }
+        }
+        Variable::Reason => {
+            if let Some(e) = err {
+                out.push_str(e.status.canonical_reason().unwrap_or(""));
+            }
+        }
+        Variable::Error => {
+            if let Some(e) = err {
+                out.push_str(e.error.stage.as_str());
+            }
+        }
+        Variable::Message => {
+            if let Some(e) = err {
+                out.push_str(&e.error.message);
+            }
+        }
     }
 }
 

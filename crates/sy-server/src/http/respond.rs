@@ -42,6 +42,9 @@ pub fn error(e: &ProxyError) -> Response<ProxyBody> {
         // After a framing error the connection's byte stream is suspect.
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    // Never sent: tells the response filters (error pages) that this is
+    // Switchyard's own answer, and about what.
+    r.extensions_mut().insert(e.clone());
     r
 }
 
