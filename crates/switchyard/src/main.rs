@@ -45,6 +45,9 @@ enum Command {
         #[arg(short = 'c', long = "config", value_name = "FILE")]
         config: PathBuf,
     },
+    /// Print the JSON Schema of the configuration file (for editors: taplo,
+    /// Even Better TOML).
+    Schema,
 }
 
 /// Process logs through `tracing` to stderr. Level: RUST_LOG when set,
@@ -101,6 +104,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Check { config }) => check(&config),
+        Some(Command::Schema) => {
+            print!("{}", sy_config::json_schema());
+            ExitCode::SUCCESS
+        }
         Some(Command::Run { config: Some(path) }) => run_file(path),
         Some(Command::Run { config: None }) | None => quickstart::run(),
     }

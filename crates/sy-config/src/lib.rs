@@ -205,6 +205,15 @@ pub fn parse_checked(
     }
 }
 
+/// The JSON Schema (draft 7) of the configuration file, pretty-printed:
+/// `switchyard schema` prints it, docs/switchyard.schema.json holds it, and
+/// editors use it to complete and check keys (docs/configuration.md).
+pub fn json_schema() -> String {
+    let mut text = serde_json::to_string_pretty(&schema::json_schema()).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
 /// Whether two listening addresses would take the same port: the same
 /// address, or a wildcard and an address of the same family. Port 0 (any
 /// free port) never conflicts.

@@ -379,6 +379,70 @@ fn article(value: &DeValue<'_>) -> &'static str {
     }
 }
 
+/// The shape of the file as a JSON Schema (draft 7), for editors: taplo
+/// and Even Better TOML complete and check keys with it. Made from the same
+/// tables the checker walks, so it cannot drift from what `check` accepts
+/// (values are checked further by validation).
+pub(crate) fn json_schema() -> serde_json::Value {
+    let mut root = table_schema(ROOT);
+    if let Some(obj) = root.as_object_mut() {
+        obj.insert(
+            "$schema".into(),
+            "http://json-schema.org/draft-07/schema#".into(),
+        );
+        obj.insert("title".into(), "Switchyard configuration".into());
+        obj.insert(
+            "description".into(),
+            "switchyard.toml: see docs/configuration.md".into(),
+        );
+    }
+    root
+}
+
+fn table_schema(fields: &[Field]) -> serde_json::Value {
+    let props: serde_json::Map<String, serde_json::Value> = fields
+        .iter()
+        .map(|f| (f.name.to_owned(), kind_schema(&f.kind)))
+        .collect();
+    serde_json::json!({
+        "type": "object",
+        "properties": props,
+        "additionalProperties": false,
+    })
+}
+
+fn kind_schema(kind: &Kind) -> serde_json::Value {
+    use serde_json::json;
+    match kind {
+        Str => json!({"type": "string"}),
+        Duration => json!({
+            "type": "string",
+            "pattern": "^(0|([0-9]*\\.?[0-9]+(ns|us|ms|s|m|h|d))+)$",
+            "description": "a duration: numbers with units ns, us, ms, s, m, h or d, e.g. \"250ms\", \"5s\", \"1m30s\"",
+        }),
+        Size => json!({
+            "anyOf": [
+                {"type": "string", "description": "a size such as \"64KiB\" or \"10MB\""},
+                {"type": "integer", "minimum": 0},
+            ],
+        }),
+        Int => json!({"type": "integer"}),
+        Number => json!({"type": "number"}),
+        Bool => json!({"type": "boolean"}),
+        Array(inner) => json!({"type": "array", "items": kind_schema(inner)}),
+        Table(fields) => table_schema(fields),
+        Map(inner) => json!({"type": "object", "additionalProperties": kind_schema(inner)}),
+        StrOrTable(fields, one, _) => json!({
+            "anyOf": [{"type": "string"}, table_schema(fields)],
+            "description": one,
+        }),
+        StrOrInt(one, _) => json!({
+            "anyOf": [{"type": "string"}, {"type": "integer"}],
+            "description": one,
+        }),
+    }
+}
+
 /// Walks the whole document, reporting and removing malformed entries.
 pub(crate) fn check_document(root: &mut DeTable<'_>, report: &mut Report<'_>) {
     check_table(root, ROOT, "", report);
@@ -529,6 +593,62 @@ fn type_hint(kind: &Kind, found: &DeValue<'_>, path: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value of every key the tables know, for the test below.
+    fn sample(kind: &Kind) -> serde_json::Value {
+        use serde_json::json;
+        match kind {
+            Str => json!("x"),
+            Duration => json!("1s"),
+            Size => json!("1KiB"),
+            Int => json!(1),
+            Number => json!(0.5),
+            Bool => json!(true),
+            Array(inner) => json!([sample(inner)]),
+            Table(fields) | StrOrTable(fields, ..) => sample_table(fields),
+            Map(inner) => json!({ "k": sample(inner) }),
+            StrOrInt(..) => json!(200),
+        }
+    }
+
+    fn sample_table(fields: &[Field]) -> serde_json::Value {
+        serde_json::Value::Object(
+            fields
+                .iter()
+                .map(|f| (f.name.to_owned(), sample(&f.kind)))
+                .collect(),
+        )
+    }
+
+    /// The tables and raw.rs declare the same keys: a document holding
+    /// every key the tables know, with a value of the right kind, reaches
+    /// the serde model without an "internal" drift diagnostic or an
+    /// unknown key (values are judged by validation, which may complain).
+    #[test]
+    fn every_key_the_tables_know_is_a_field_of_the_raw_model() {
+        let doc = sample_table(ROOT);
+        let text = toml::to_string(&doc).unwrap_or_else(|e| panic!("{e}"));
+        let errors = match crate::parse(&text, "all-keys.toml", std::path::Path::new(".")) {
+            Ok(_) => Vec::new(),
+            Err(d) => d.errors.into_iter().map(|e| e.to_string()).collect(),
+        };
+        let drift: Vec<&String> = errors
+            .iter()
+            .filter(|e| e.contains(" error: internal: ") || e.contains("unknown key"))
+            .collect();
+        assert!(drift.is_empty(), "{drift:#?}");
+        // The same document with a key no table knows is caught: the test
+        // would see drift.
+        let mut doc = doc;
+        if let Some(runtime) = doc.get_mut("runtime").and_then(|r| r.as_object_mut()) {
+            runtime.insert("zzz".into(), serde_json::json!(1));
+        }
+        let text = toml::to_string(&doc).unwrap_or_else(|e| panic!("{e}"));
+        let caught = crate::parse(&text, "x.toml", std::path::Path::new("."))
+            .err()
+            .is_some_and(|d| d.errors.iter().any(|e| e.message.contains("unknown key")));
+        assert!(caught);
+    }
 
     fn check(source: &str) -> (String, Vec<String>) {
         let mut report = Report::new("t.toml", source);
