@@ -156,7 +156,7 @@ fn run_file(path: PathBuf) -> ExitCode {
         }
     };
     init_logging(&loaded.config.runtime);
-    sy_server::runtime::log_config_warnings(&loaded.warnings);
+    sy_server::control::log_config_warnings(&loaded.warnings);
     serve(loaded.config, Some(path))
 }
 

@@ -126,7 +126,7 @@ async fn http_check_marks_a_failing_server_down_and_back_up() {
     ));
     wait_admin_ready(p.admin()).await;
     // One checker per server per process, whatever the number of workers.
-    assert_eq!(p.handle.control().shared.checkers.len(), 2);
+    assert_eq!(p.handle.control().checkers.len(), 2);
 
     wait_gauge(&p, flaky.addr, 0.0, "flaky marked unhealthy").await;
     let flaky_label = flaky.addr.to_string();
@@ -238,7 +238,7 @@ async fn removing_the_check_on_reload_makes_the_server_healthy() {
     wait_gauge(&p, flaky.addr, 0.0, "flaky marked unhealthy").await;
     p.write_config(&simple_config(&[&good, &flaky], ""));
     p.handle.reload().unwrap();
-    assert_eq!(p.handle.control().shared.checkers.len(), 0);
+    assert_eq!(p.handle.control().checkers.len(), 0);
     assert_eq!(healthy_gauge(&p, flaky.addr).await, 1.0);
     let c = client();
     reaches(&c, &p.url("main", "/"), "flaky", "traffic reaches flaky").await;

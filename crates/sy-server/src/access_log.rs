@@ -33,7 +33,6 @@ use sy_config::model::{self, AccessLogFormat};
 
 use crate::body::{BoxError, ProxyBody};
 use crate::observe::Exchange;
-use crate::snapshot::UpstreamRt;
 
 /// Longest time a written line stays in the writer's buffer.
 /// How often the writer drains the queue (a default queue of 8192 lines
@@ -493,26 +492,24 @@ impl Observed {
     }
 
     /// Completes the record with the response head and what the upstream
-    /// attempts did (`route`, `up`: None when the request got none), and
+    /// attempts did (`route`, `upstream`, the answering `server`'s address:
+    /// None when the request got none), and
     /// moves it into the response body, which sends it when it ends.
     pub fn answered(
         mut self,
         resp: Response<ProxyBody>,
         ex: &Exchange,
         route: Option<&str>,
-        up: Option<&UpstreamRt>,
+        upstream: Option<&str>,
+        server: Option<&str>,
     ) -> Response<ProxyBody> {
         let Some(mut rec) = self.rec.take() else {
             return resp;
         };
         rec.status = resp.status().as_u16();
         rec.push(Slot::Route, route.map(str::as_bytes));
-        rec.push(Slot::Upstream, up.map(|u| u.name.as_bytes()));
-        let server = up
-            .zip(ex.server())
-            .and_then(|(u, i)| u.servers.get(i))
-            .map(|s| s.target.authority.as_bytes());
-        rec.push(Slot::Server, server);
+        rec.push(Slot::Upstream, upstream.map(str::as_bytes));
+        rec.push(Slot::Server, server.map(str::as_bytes));
         rec.attempts = ex.attempts();
         rec.connect_ns = ex.connect().map(|d| d.as_nanos() as u64);
         rec.ttfb_ns = ex.ttfb().map(|d| d.as_nanos() as u64);
@@ -524,10 +521,10 @@ impl Observed {
         let log = self.log.clone();
         resp.map(|body| {
             rec.body = body;
-            ProxyBody::Observed(Observed {
+            ProxyBody::Boxed(Box::pin(Observed {
                 log,
                 rec: Some(rec),
-            })
+            }))
         })
     }
 
@@ -536,14 +533,19 @@ impl Observed {
             self.log.submit(rec);
         }
     }
+}
 
-    /// `Body::poll_frame` of the response body: counts the bytes and
-    /// sends the record at the end.
-    pub(crate) fn poll_frame(
-        &mut self,
+impl Body for Observed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    /// Counts the response bytes and sends the record at the end.
+    fn poll_frame(
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let Some(rec) = self.rec.as_mut() else {
+        let this = self.get_mut();
+        let Some(rec) = this.rec.as_mut() else {
             return Poll::Ready(None);
         };
         let res = Pin::new(&mut rec.body).poll_frame(cx);
@@ -553,22 +555,20 @@ impl Observed {
                     rec.bytes_out += d.len() as u64;
                 }
                 if rec.body.is_end_stream() {
-                    self.finish();
+                    this.finish();
                 }
             }
-            Poll::Ready(_) => self.finish(),
+            Poll::Ready(_) => this.finish(),
             Poll::Pending => {}
         }
         res
     }
 
-    /// `Body::is_end_stream`.
-    pub(crate) fn is_end_stream(&self) -> bool {
+    fn is_end_stream(&self) -> bool {
         self.rec.as_ref().is_none_or(|r| r.body.is_end_stream())
     }
 
-    /// `Body::size_hint`.
-    pub(crate) fn size_hint(&self) -> SizeHint {
+    fn size_hint(&self) -> SizeHint {
         self.rec
             .as_ref()
             .map_or(SizeHint::with_exact(0), |r| r.body.size_hint())
@@ -587,6 +587,33 @@ pub struct Counted {
     pub inner: ProxyBody,
     /// Bytes passed so far.
     pub count: Arc<AtomicU64>,
+}
+
+impl Body for Counted {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(f))) = &res
+            && let Some(d) = f.data_ref()
+        {
+            this.count.fetch_add(d.len() as u64, Ordering::Relaxed);
+        }
+        res
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// The writer thread's state.

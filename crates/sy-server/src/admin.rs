@@ -24,10 +24,11 @@ use serde_json::json;
 
 use sy_config::model::{BalancerKind, HealthCheckKind};
 
+use crate::control::{Control, ReloadError};
 use crate::live::{flag, now_ns};
 use crate::metrics::format;
-use crate::runtime::{Control, ReloadError};
-use crate::snapshot::{Snapshot, UpstreamRt};
+use crate::snapshot::Snapshot;
+use crate::upstream::rt::UpstreamRt;
 
 /// Serves the admin API on `sock` until the process stops.
 pub async fn serve(sock: std::net::TcpListener, control: Arc<Control>) {
@@ -207,7 +208,7 @@ async fn route(c: &Arc<Control>, req: Request<Incoming>) -> Response<Full<Bytes>
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n"),
         (&Method::GET, "/metrics") => {
-            crate::metrics::refresh(&c.shared.snapshot.load());
+            c.shared.snapshot.load().refresh_gauges();
             let accept = req.headers().get_all(http::header::ACCEPT);
             let format = format::negotiate(accept.iter().filter_map(|v| v.to_str().ok()));
             let mut r = text(
@@ -239,7 +240,7 @@ async fn route(c: &Arc<Control>, req: Request<Incoming>) -> Response<Full<Bytes>
         }
         (&Method::GET, "/config") => config_json(&c.shared.snapshot.load()),
         (&Method::GET, "/reloads") => {
-            let list: Vec<_> = match c.shared.reloads.lock() {
+            let list: Vec<_> = match c.reloads.lock() {
                 Ok(h) => h.iter().cloned().collect(),
                 Err(p) => p.into_inner().iter().cloned().collect(),
             };

@@ -2,18 +2,21 @@
 //!
 //! An enum rather than a boxed trait object: the proxy path never allocates
 //! for a body, and the common variants (a streaming hyper body, a small fixed
-//! body) are matched directly.
+//! body) are matched directly. Wrappers that only some requests need (the
+//! access log's byte counting, a filter's compression) are `Boxed`: the
+//! enum stays open to them without the plain path paying for their size.
+//!
+//! This module depends on no other module of the crate: the pool a
+//! response's connection goes back to is reached through [`ReturnConn`].
 
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use crate::access_log::{Counted, Observed};
-use crate::upstream::pool::PoolReturn;
+use hyper::client::conn::http1;
 
 /// Boxed error for bodies: only allocated on the error path.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -52,11 +55,35 @@ pub enum ProxyBody {
         /// connection) if the body is abandoned half-way.
         ret: Option<PoolReturn>,
     },
-    /// A response body the access log records: counts the bytes and sends
-    /// the record when it ends, fails or is dropped.
-    Observed(Observed),
-    /// A request body whose bytes are counted for the access log.
-    Counted(Box<Counted>),
+    /// A wrapped body: the access log's counting, a filter's encoding.
+    Boxed(Pin<Box<dyn Body<Data = Bytes, Error = BoxError> + Send>>),
+}
+
+/// Where a pooled HTTP/1.1 connection goes back once the response body
+/// that used it has been read to its end (the upstream pool).
+pub trait ReturnConn: Send + Sync {
+    /// Takes back `sender` into the idle list of worker slot `slot`.
+    fn give_back(&self, slot: usize, sender: http1::SendRequest<ProxyBody>);
+}
+
+/// A connection waiting for its response body to end.
+pub struct PoolReturn {
+    /// The pool.
+    pub pool: std::sync::Arc<dyn ReturnConn>,
+    /// The worker slot it belongs to.
+    pub slot: usize,
+    /// The connection.
+    pub sender: http1::SendRequest<ProxyBody>,
+}
+
+impl PoolReturn {
+    /// Gives the connection back (unless it closed meanwhile).
+    pub fn give_back(self) {
+        if self.sender.is_closed() {
+            return;
+        }
+        self.pool.give_back(self.slot, self.sender);
+    }
 }
 
 impl ProxyBody {
@@ -117,16 +144,7 @@ impl Body for ProxyBody {
                 }
                 res.map_err(Into::into)
             }
-            ProxyBody::Observed(o) => o.poll_frame(cx),
-            ProxyBody::Counted(c) => {
-                let res = Pin::new(&mut c.inner).poll_frame(cx);
-                if let Poll::Ready(Some(Ok(f))) = &res
-                    && let Some(d) = f.data_ref()
-                {
-                    c.count.fetch_add(d.len() as u64, Ordering::Relaxed);
-                }
-                res
-            }
+            ProxyBody::Boxed(b) => b.as_mut().poll_frame(cx),
         }
     }
 
@@ -137,8 +155,7 @@ impl Body for ProxyBody {
             ProxyBody::Stream(i) => i.is_end_stream(),
             ProxyBody::Limited { inner, .. } => inner.is_end_stream(),
             ProxyBody::Pooled { inner, .. } => inner.is_end_stream(),
-            ProxyBody::Observed(o) => o.is_end_stream(),
-            ProxyBody::Counted(c) => c.inner.is_end_stream(),
+            ProxyBody::Boxed(b) => b.is_end_stream(),
         }
     }
 
@@ -148,8 +165,7 @@ impl Body for ProxyBody {
             ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             ProxyBody::Stream(i) | ProxyBody::Limited { inner: i, .. } => i.size_hint(),
             ProxyBody::Pooled { inner, .. } => inner.size_hint(),
-            ProxyBody::Observed(o) => o.size_hint(),
-            ProxyBody::Counted(c) => c.inner.size_hint(),
+            ProxyBody::Boxed(b) => b.size_hint(),
         }
     }
 }

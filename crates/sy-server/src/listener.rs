@@ -10,8 +10,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::Shared;
 use crate::http::serve::{count, serve};
+use crate::shared::Shared;
 
 /// Binds a listening socket with SO_REUSEPORT so every worker can have its
 /// own socket on the same address and the kernel spreads connections.

@@ -10,6 +10,7 @@
 //! created: its handle is an unregistered metric (see [`gated`]), so the
 //! request path stays branch-free and nothing is exported for it.
 
+pub mod dashboard;
 pub mod format;
 mod labels;
 
@@ -93,7 +94,7 @@ pub struct Metrics {
     pub config_version: Gauge,
     /// The dashboard's per-route and per-upstream series (not exported to
     /// Prometheus; `GET /api/stats`).
-    pub dashboard: crate::dashboard::stats::Stats,
+    pub dashboard: dashboard::Stats,
     /// switchyard_trace_spans_total (result = exported | failed | dropped)
     pub trace_spans: Family<ResultLabel, Counter>,
     /// switchyard_access_log_dropped_total
@@ -477,7 +478,7 @@ pub struct RouteMetrics {
     /// Request duration.
     pub duration: Histogram,
     /// The route's dashboard series (survives reloads).
-    pub dash: std::sync::Arc<crate::dashboard::stats::Counters>,
+    pub dash: std::sync::Arc<dashboard::Counters>,
     /// Requests waiting for their upstream's response head.
     pub active: Gauge,
 }
@@ -604,7 +605,7 @@ pub struct UpstreamMetrics {
     pub sticky: [Counter; 3],
     /// The upstream's dashboard series: attempts, their statuses and
     /// response-head latency (survives reloads).
-    pub dash: std::sync::Arc<crate::dashboard::stats::Counters>,
+    pub dash: std::sync::Arc<dashboard::Counters>,
     /// Open connections (set from the live counter at scrape time).
     pub connections_open: Gauge,
 }
@@ -675,20 +676,6 @@ impl UpstreamMetrics {
             dash: m.dashboard.upstream(name),
             connections_open: m.upstream_conns_open.get_or_create_owned(&u),
         }
-    }
-}
-
-/// Brings the gauges that mirror live state up to date; called right
-/// before `/metrics` is encoded, so the request path does not touch them.
-pub fn refresh(snap: &crate::snapshot::Snapshot) {
-    for u in &snap.upstreams {
-        let open = u
-            .live
-            .connections
-            .load(std::sync::atomic::Ordering::Relaxed);
-        u.metrics
-            .connections_open
-            .set(i64::try_from(open).unwrap_or(i64::MAX));
     }
 }
 

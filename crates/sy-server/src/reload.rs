@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use notify::{EventKind, RecursiveMode, Watcher};
 
-use crate::runtime::Control;
+use crate::control::Control;
 
 /// Watches the config file's directory (editors replace files rather than
 /// writing them in place) and reloads when the file's content changes and

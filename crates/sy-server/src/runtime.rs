@@ -7,143 +7,23 @@
 //! signal handling. Reload compiles the next snapshot, binds any new
 //! listener sockets first, then swaps the snapshot atomically.
 
-use std::cell::Cell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use sy_config::model::Config;
 use tokio::sync::{mpsc, watch};
 
-use crate::access_log::AccessLog;
-use crate::listener::{ConnCount, accept_loop, bind, ensure_free};
+use crate::control::{Control, ReloadError, WorkerCmd, access_log_for, bind_all};
+use crate::listener::{ConnCount, accept_loop};
 use crate::live::Live;
-use crate::metrics::{Metrics, ResultLabel};
-use crate::snapshot::{PendingSetting, Snapshot, compile, live_keys};
-
-thread_local! {
-    static WORKER_ID: Cell<usize> = const { Cell::new(0) };
-}
-
-/// The index of the worker thread running the caller (0 elsewhere).
-pub fn worker_id() -> usize {
-    WORKER_ID.with(Cell::get)
-}
-
-/// Process-wide state shared by every worker: the running snapshot, the
-/// metrics and the live upstream state.
-pub struct Shared {
-    /// The running configuration, swapped atomically on reload.
-    pub snapshot: ArcSwap<Snapshot>,
-    /// Metric families.
-    pub metrics: Metrics,
-    /// Live upstream state.
-    pub live: Live,
-    /// Worker threads.
-    pub workers: usize,
-    /// When the process started serving.
-    pub started: Instant,
-    /// Recent reloads, newest last.
-    pub reloads: Mutex<VecDeque<ReloadRecord>>,
-    /// Active health checkers (one task per checked server).
-    pub checkers: crate::health::Checkers,
-    /// The span exporter and sampling settings of `[tracing]` (None = off).
-    /// Replaced on reload only when `[tracing]` changed.
-    pub tracer: arc_swap::ArcSwapOption<crate::trace::Tracer>,
-}
-
-/// One reload attempt, for the admin API.
-#[derive(Debug, Clone)]
-pub struct ReloadRecord {
-    /// Seconds since the Unix epoch.
-    pub at_unix: u64,
-    /// What triggered it: "admin", "signal", "file", "api".
-    pub trigger: String,
-    /// The resulting version (the unchanged one when rejected).
-    pub version: u64,
-    /// Accepted or not.
-    pub ok: bool,
-    /// Errors when rejected.
-    pub message: String,
-    /// Warnings of an accepted reload: configuration warnings (a route
-    /// that can never match, a certificate about to expire) and settings
-    /// that change only on restart.
-    pub warnings: Vec<String>,
-}
-
-/// Settings read once at start. A reload that changes one keeps the
-/// running value (in the new snapshot's config too, so it shows what runs)
-/// and reports the change as pending.
-fn hold_restart_settings(running: &Config, next: &mut Config) -> Vec<PendingSetting> {
-    let mut pending = Vec::new();
-    macro_rules! hold {
-        ($key:literal, $($field:ident).+) => {
-            if running.$($field).+ != next.$($field).+ {
-                pending.push(PendingSetting {
-                    key: $key,
-                    running: json(&running.$($field).+),
-                    configured: json(&next.$($field).+),
-                });
-                next.$($field).+ = running.$($field).+.clone();
-            }
-        };
-    }
-    hold!("runtime.workers", runtime.workers);
-    hold!("admin.address", admin.address);
-    hold!("runtime.log_level", runtime.log_level);
-    hold!("runtime.log_format", runtime.log_format);
-    pending
-}
-
-fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
-    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
-}
-
-/// Logs configuration warnings, one record each, fields holding the parts.
-pub fn log_config_warnings(warnings: &[sy_config::Diagnostic]) {
-    for w in warnings {
-        tracing::warn!(
-            file = %w.file,
-            line = w.line,
-            column = w.column,
-            key = %w.path,
-            hint = w.hint.as_deref().unwrap_or(""),
-            "configuration warning: {}",
-            w.message
-        );
-    }
-}
-
-/// Why a reload was refused. The old configuration keeps serving.
-#[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
-    /// Started without a config file (quickstart).
-    #[error("switchyard was started without a config file; nothing to reload")]
-    NoConfigFile,
-    /// The file did not validate or compile.
-    #[error("invalid configuration, keeping version {version}:\n{}", errors.join("\n"))]
-    Invalid {
-        /// Running version.
-        version: u64,
-        /// Every error, each on one line (`FILE:LINE:COL: error: KEY:
-        /// MESSAGE; hint: HINT`).
-        errors: Vec<String>,
-    },
-    /// A new listener address could not be bound.
-    #[error("cannot bind listener {listener} on {addr}: {error}")]
-    Bind {
-        /// Listener name.
-        listener: String,
-        /// Address.
-        addr: SocketAddr,
-        /// OS error.
-        error: std::io::Error,
-    },
-}
+use crate::metrics::Metrics;
+use crate::shared::Shared;
+use crate::snapshot::compile;
 
 /// Startup options besides the config itself.
 #[derive(Debug, Default, Clone)]
@@ -155,62 +35,10 @@ pub struct Options {
     pub handle_signals: bool,
 }
 
-// Listeners are keyed by name, not by configured address: several
-// listeners may be configured on port 0 (`127.0.0.1:0`), which names no
-// single socket.
-enum WorkerCmd {
-    Listen {
-        name: String,
-        sock: std::net::TcpListener,
-    },
-    Unlisten {
-        name: String,
-    },
-    Shutdown {
-        drain: Duration,
-    },
-}
-
-/// The control side of a running server.
-pub struct Control {
-    /// Shared state.
-    pub shared: Arc<Shared>,
-    config_path: Option<PathBuf>,
-    workers: Vec<mpsc::UnboundedSender<WorkerCmd>>,
-    /// listener name -> actual bound address.
-    bound: Mutex<HashMap<String, SocketAddr>>,
-    reload_lock: Mutex<()>,
-    drain_tx: watch::Sender<bool>,
-    admin_addr: Mutex<Option<SocketAddr>>,
-    shutdown_started: Mutex<bool>,
-    stopped: watch::Sender<bool>,
-}
-
 /// A running Switchyard.
 pub struct ServerHandle {
     control: Arc<Control>,
     threads: Vec<JoinHandle<()>>,
-}
-
-/// Binds one SO_REUSEPORT socket per worker on `addr`. Unless `ours` (this
-/// process already listens there, e.g. a listener renamed by reload), the
-/// address must be free: SO_REUSEPORT would otherwise let a second process
-/// silently share the port and split its traffic.
-fn bind_all(
-    addr: SocketAddr,
-    workers: usize,
-    ours: bool,
-) -> std::io::Result<(SocketAddr, Vec<std::net::TcpListener>)> {
-    if !ours {
-        ensure_free(addr)?;
-    }
-    let first = bind(addr)?;
-    let actual = first.local_addr()?;
-    let mut socks = vec![first];
-    for _ in 1..workers {
-        socks.push(bind(actual)?);
-    }
-    Ok((actual, socks))
 }
 
 /// Starts workers, listeners and the control thread.
@@ -250,12 +78,9 @@ pub fn start(config: Config, opts: Options) -> anyhow::Result<ServerHandle> {
         live,
         workers,
         started: Instant::now(),
-        reloads: Mutex::new(VecDeque::new()),
-        checkers: crate::health::Checkers::new(),
-        tracer: arc_swap::ArcSwapOption::new(tracer),
+        tracer: ArcSwapOption::new(tracer),
     });
     let (drain_tx, drain_rx) = watch::channel(false);
-    let (stopped, _) = watch::channel(false);
     let mut senders = Vec::new();
     let mut threads = Vec::new();
     let mut receivers = Vec::new();
@@ -281,17 +106,13 @@ pub fn start(config: Config, opts: Options) -> anyhow::Result<ServerHandle> {
                 .spawn(move || worker_main(id, shared, rx, drain_rx))?,
         );
     }
-    let control = Arc::new(Control {
+    let control = Arc::new(Control::new(
         shared,
-        config_path: opts.config_path.clone(),
-        workers: senders,
-        bound: Mutex::new(bound),
-        reload_lock: Mutex::new(()),
+        opts.config_path.clone(),
+        senders,
+        bound,
         drain_tx,
-        admin_addr: Mutex::new(None),
-        shutdown_started: Mutex::new(false),
-        stopped,
-    });
+    ));
     let admin_sock = match admin_cfg {
         Some(addr) => {
             let s = std::net::TcpListener::bind(addr).map_err(|e| {
@@ -303,7 +124,7 @@ pub fn start(config: Config, opts: Options) -> anyhow::Result<ServerHandle> {
             s.set_nonblocking(true)?;
             let actual = s.local_addr()?;
             tracing::info!(addr = %actual, "admin listening");
-            *lock(&control.admin_addr) = Some(actual);
+            control.set_admin_addr(actual);
             Some(s)
         }
         None => None,
@@ -320,39 +141,13 @@ pub fn start(config: Config, opts: Options) -> anyhow::Result<ServerHandle> {
     Ok(ServerHandle { control, threads })
 }
 
-/// The access log `snap` asks for: the one `old` runs when its
-/// `[access_log]` is unchanged, else a new one (None when off).
-fn access_log_for(
-    snap: &Snapshot,
-    old: Option<&Snapshot>,
-    metrics: &Metrics,
-) -> Result<Option<Arc<AccessLog>>, String> {
-    let Some(cfg) = &snap.config.access_log else {
-        return Ok(None);
-    };
-    if let Some(log) = old
-        .and_then(|o| o.access_log.as_ref())
-        .filter(|l| l.config() == cfg)
-    {
-        return Ok(Some(log.clone()));
-    }
-    AccessLog::start(cfg, metrics.access_log_dropped.clone()).map(|l| Some(Arc::new(l)))
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
-
 fn worker_main(
     id: usize,
     shared: Arc<Shared>,
     mut rx: mpsc::UnboundedReceiver<WorkerCmd>,
     drain_rx: watch::Receiver<bool>,
 ) {
-    WORKER_ID.with(|w| w.set(id));
+    crate::live::set_worker_id(id);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -428,14 +223,9 @@ fn control_main(
     };
     rt.block_on(async move {
         control
-            .shared
             .checkers
             .set_runtime(tokio::runtime::Handle::current(), &control.shared.metrics);
-        control
-            .shared
-            .checkers
-            .reconcile(&control.shared.snapshot.load());
-        let mut stopped = control.stopped.subscribe();
+        control.checkers.reconcile(&control.shared.snapshot.load());
         if let Some(sock) = admin {
             tokio::spawn(crate::admin::serve(sock, control.clone()));
         }
@@ -454,7 +244,7 @@ fn control_main(
                     t.tick().await;
                     ticks += 1;
                     c.shared.live.sweep();
-                    crate::upstream::outlier::sweep(&c.shared.snapshot.load());
+                    crate::upstream::outlier::sweep(&c.shared.snapshot.load().upstreams);
                     crate::dashboard::sample(&c.shared);
                     // The hedging p95 covers the last 10-20 seconds.
                     if ticks.is_multiple_of(10) {
@@ -467,269 +257,9 @@ fn control_main(
         };
         tokio::select! {
             _ = sweeper => {}
-            _ = stopped.wait_for(|s| *s) => {}
+            _ = control.stopped() => {}
         }
     });
-}
-
-impl Control {
-    /// Re-reads the config file (loading its certificates and keys) and
-    /// applies it.
-    pub fn reload(&self, trigger: &str) -> Result<u64, ReloadError> {
-        let Some(path) = &self.config_path else {
-            return Err(ReloadError::NoConfigFile);
-        };
-        match sy_config::load_checked(path, &crate::tls::Checks) {
-            Ok(loaded) => {
-                log_config_warnings(&loaded.warnings);
-                let warnings = loaded
-                    .warnings
-                    .iter()
-                    .map(|w| w.one_line().to_string())
-                    .collect();
-                self.apply_with(loaded.config, trigger, warnings)
-            }
-            Err(d) => {
-                let version = self.shared.snapshot.load().version;
-                let err = ReloadError::Invalid {
-                    version,
-                    errors: d.errors.iter().map(|e| e.one_line().to_string()).collect(),
-                };
-                self.record(trigger, version, Err(&err), Vec::new());
-                Err(err)
-            }
-        }
-    }
-
-    /// Validates, compiles and swaps in `cfg`.
-    pub fn apply(&self, cfg: Config, trigger: &str) -> Result<u64, ReloadError> {
-        self.apply_with(cfg, trigger, Vec::new())
-    }
-
-    fn apply_with(
-        &self,
-        mut cfg: Config,
-        trigger: &str,
-        mut warnings: Vec<String>,
-    ) -> Result<u64, ReloadError> {
-        let _serial = lock(&self.reload_lock);
-        let old = self.shared.snapshot.load_full();
-        let version = old.version + 1;
-        let pending = hold_restart_settings(&old.config, &mut cfg);
-        for p in &pending {
-            tracing::warn!(
-                setting = p.key,
-                running = %p.running,
-                configured = %p.configured,
-                "this setting takes effect on restart only; the running value stays"
-            );
-            warnings.push(format!(
-                "{}: changed to {} in the file; takes effect on restart (running: {})",
-                p.key, p.configured, p.running
-            ));
-        }
-        let mut snap = match compile(cfg, version, &self.shared.live, &self.shared.metrics) {
-            Ok(s) => s,
-            Err(errs) => {
-                let err = ReloadError::Invalid {
-                    version: old.version,
-                    errors: errs,
-                };
-                self.record(trigger, old.version, Err(&err), Vec::new());
-                return Err(err);
-            }
-        };
-        match access_log_for(&snap, Some(&old), &self.shared.metrics) {
-            Ok(log) => snap.access_log = log,
-            Err(errors) => {
-                let err = ReloadError::Invalid {
-                    version: old.version,
-                    errors: vec![errors],
-                };
-                self.record(trigger, old.version, Err(&err), Vec::new());
-                return Err(err);
-            }
-        }
-        let tracing_cfg = snap.config.tracing.as_ref();
-        let tracer =
-            match crate::trace::prepare(&self.shared.tracer, tracing_cfg, &self.shared.metrics) {
-                Ok(t) => t,
-                Err(e) => {
-                    let err = ReloadError::Invalid {
-                        version: old.version,
-                        errors: vec![e.to_string()],
-                    };
-                    self.record(trigger, old.version, Err(&err), Vec::new());
-                    return Err(err);
-                }
-            };
-        // New listener sockets first: if one cannot be bound, nothing changes.
-        // A listener keeps its sockets when its name and address are unchanged.
-        let unchanged = |l: &crate::snapshot::ListenerRt| {
-            old.listeners
-                .iter()
-                .any(|o| o.cfg.name == l.cfg.name && o.cfg.address == l.cfg.address)
-        };
-        let mut opened = Vec::new();
-        for l in &snap.listeners {
-            if unchanged(l) {
-                continue;
-            }
-            let ours = lock(&self.bound)
-                .values()
-                .any(|a| sy_config::addresses_conflict(*a, l.cfg.address));
-            match bind_all(l.cfg.address, self.workers.len(), ours) {
-                Ok((actual, socks)) => {
-                    tracing::info!(listener = %l.cfg.name, addr = %actual, "listening");
-                    opened.push((l.cfg.name.clone(), actual, socks));
-                }
-                Err(error) => {
-                    let err = ReloadError::Bind {
-                        listener: l.cfg.name.clone(),
-                        addr: l.cfg.address,
-                        error,
-                    };
-                    self.record(trigger, old.version, Err(&err), Vec::new());
-                    return Err(err);
-                }
-            }
-        }
-        let removed: Vec<String> = old
-            .listeners
-            .iter()
-            .filter(|o| snap.listener(&o.cfg.name).is_none())
-            .map(|o| o.cfg.name.clone())
-            .collect();
-        let keys = live_keys(&snap);
-        if let crate::trace::Swap::Replace(t) = tracer {
-            // The old tracer flushes on a thread of its own once the last
-            // request holding it is done.
-            self.shared.tracer.store(t);
-        }
-        snap.pending_restart = pending;
-        self.shared.snapshot.store(Arc::new(snap));
-        self.shared.checkers.reconcile(&self.shared.snapshot.load());
-        {
-            let mut bound = lock(&self.bound);
-            // A Listen for an existing name replaces (and stops) its old
-            // accept loop in the worker.
-            for (name, actual, socks) in opened {
-                bound.insert(name.clone(), actual);
-                for (i, sock) in socks.into_iter().enumerate() {
-                    if let Some(w) = self.workers.get(i) {
-                        let _ = w.send(WorkerCmd::Listen {
-                            name: name.clone(),
-                            sock,
-                        });
-                    }
-                }
-            }
-            for name in removed {
-                bound.remove(&name);
-                for w in &self.workers {
-                    let _ = w.send(WorkerCmd::Unlisten { name: name.clone() });
-                }
-            }
-        }
-        self.shared.live.retain(&keys);
-        self.shared.metrics.config_version.set(version as i64);
-        self.record(trigger, version, Ok(()), warnings);
-        tracing::info!(version, trigger, "configuration reloaded");
-        Ok(version)
-    }
-
-    fn record(
-        &self,
-        trigger: &str,
-        version: u64,
-        res: Result<(), &ReloadError>,
-        warnings: Vec<String>,
-    ) {
-        let ok = res.is_ok();
-        let message = match res {
-            Ok(()) => String::new(),
-            // One record; its fields hold the diagnostics, each on one line.
-            Err(e @ ReloadError::Invalid { errors, .. }) => {
-                tracing::error!(
-                    trigger,
-                    kept_version = version,
-                    error_count = errors.len(),
-                    errors = %errors.join(" | "),
-                    "reload rejected: invalid configuration"
-                );
-                e.to_string()
-            }
-            Err(e) => {
-                tracing::error!(trigger, kept_version = version, error = %e, "reload rejected");
-                e.to_string()
-            }
-        };
-        self.shared
-            .metrics
-            .reloads
-            .get_or_create(&ResultLabel {
-                result: if ok { "ok" } else { "rejected" }.into(),
-            })
-            .inc();
-        let at_unix = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let mut h = lock(&self.shared.reloads);
-        if h.len() >= 20 {
-            h.pop_front();
-        }
-        h.push_back(ReloadRecord {
-            at_unix,
-            trigger: trigger.to_string(),
-            version,
-            ok,
-            message,
-            warnings,
-        });
-    }
-
-    /// Stops accepting, lets in-flight requests finish for up to the
-    /// configured drain timeout, then stops every thread. Idempotent.
-    pub fn shutdown(&self) {
-        {
-            let mut started = lock(&self.shutdown_started);
-            if *started {
-                return;
-            }
-            *started = true;
-        }
-        let drain = self.shared.snapshot.load().config.runtime.drain_timeout;
-        tracing::info!(drain_timeout = ?drain, "shutting down: draining connections");
-        for w in &self.workers {
-            let _ = w.send(WorkerCmd::Shutdown { drain });
-        }
-        let _ = self.drain_tx.send(true);
-        let _ = self.stopped.send(true);
-    }
-
-    /// Reopens the access log file (log rotation; SIGUSR1).
-    pub fn reopen_logs(&self) {
-        if let Some(log) = &self.shared.snapshot.load().access_log {
-            log.reopen();
-        }
-    }
-
-    /// Bound address of each listener, by name.
-    pub fn listener_addrs(&self) -> Vec<(String, SocketAddr)> {
-        let bound = lock(&self.bound);
-        self.shared
-            .snapshot
-            .load()
-            .listeners
-            .iter()
-            .filter_map(|l| bound.get(&l.cfg.name).map(|a| (l.cfg.name.clone(), *a)))
-            .collect()
-    }
-
-    /// The admin listener's bound address.
-    pub fn admin_addr(&self) -> Option<SocketAddr> {
-        *lock(&self.admin_addr)
-    }
 }
 
 impl ServerHandle {

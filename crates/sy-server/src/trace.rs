@@ -198,7 +198,7 @@ pub fn incoming_parent(h: &HeaderMap) -> Option<Parent> {
 // ---------------------------------------------------------------------------
 // Per request.
 
-/// One request's trace context, kept in its [`crate::observe::Exchange`].
+/// One request's trace context, kept in its exchange record (`Exchange`).
 pub struct TraceCtx {
     /// The trace this request belongs to.
     pub trace_id: u128,
@@ -361,7 +361,7 @@ fn server_rec<B>(
             attrs.push(KeyValue::new("server.port", i64::from(p)));
         }
     }
-    let client = crate::http::headers::client_ip(req.headers(), from.peer.ip(), from.trusted);
+    let client = crate::forwarded::client_ip(req.headers(), from.peer.ip(), from.trusted);
     attrs.push(KeyValue::new("client.address", client.to_string()));
     attrs.push(KeyValue::new(
         "network.peer.address",
@@ -616,7 +616,7 @@ struct SpanParts {
 }
 
 /// Sampling settings and the export pipeline built from `[tracing]`.
-/// Lives in [`crate::Shared`]; rebuilt on reload only when `[tracing]`
+/// Lives in the shared state (`Shared`); rebuilt on reload only when `[tracing]`
 /// changed.
 pub struct Tracer {
     cfg: Tracing,

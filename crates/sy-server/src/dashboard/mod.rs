@@ -1,10 +1,8 @@
 //! The web dashboard on the admin listener: a page and its assets (embedded
 //! in the binary; hand-written HTML, CSS and JS, no external fetch), and
-//! `GET /api/stats`, the time series it charts (see [`stats`]). The page
+//! `GET /api/stats`, the time series it charts (see [`crate::metrics::dashboard`]). The page
 //! also reads `/status`, `/upstreams` and `/reloads`. Documented in
 //! docs/dashboard.md and docs/admin-api.md.
-
-pub mod stats;
 
 use std::sync::OnceLock;
 
@@ -18,8 +16,8 @@ use http_body_util::Full;
 use serde_json::{Map, Value, json};
 use sy_config::model::{Action, RedirectTarget};
 
-use crate::Shared;
-use stats::{ListenerReading, Listing};
+use crate::metrics::dashboard::{ListenerReading, Listing};
+use crate::shared::Shared;
 
 struct Asset {
     path: &'static str,

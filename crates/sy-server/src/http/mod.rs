@@ -1,9 +1,7 @@
-//! The HTTP stage: serving client connections (`serve`), the per-request
-//! proxy pipeline (`proxy`), header rules (`headers`) and Switchyard's own
-//! answers (`respond`).
+//! The HTTP stage: serving client connections (`serve`) and the per-request
+//! proxy pipeline (`proxy`). The forwarding headers are `crate::forwarded`.
+//! Switchyard's own answers are `crate::respond`.
 
-pub mod headers;
 mod park;
 pub mod proxy;
-pub mod respond;
 pub mod serve;

@@ -15,9 +15,9 @@ use super::serve::{
     ConnBody, ConnState, Due, PARK_AFTER, Scan, Tracked, count, now_ms, rearm_earlier,
     record_conn_error,
 };
-use crate::Shared;
 use crate::http::proxy::ConnCtx;
 use crate::io::Rewind;
+use crate::shared::Shared;
 use crate::snapshot::ListenerRt;
 
 /// Cleartext HTTP/1.1: serve with hyper while requests come; once the

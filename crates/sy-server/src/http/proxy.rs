@@ -17,19 +17,20 @@ use hyper::body::Incoming;
 use sy_core::{ProxyError, Stage};
 use sy_policy::route::RequestView;
 
-use crate::Shared;
 use crate::access_log::{Counted, Observed};
 use crate::body::ProxyBody;
 use crate::filter::{RequestCx, TlsFacts, Verdict};
-use crate::http::headers::{self as hdr, ForwardCtx};
-use crate::http::respond;
+use crate::forwarded::{self as hdr, ForwardCtx};
 use crate::http::serve::{ConnState, count};
 use crate::live::now_ns;
 use crate::metrics::RouteStage;
 use crate::observe::Exchange;
-use crate::snapshot::{ActionRt, ListenerRt, RouteRt, SplitRt, StickyRt, UpstreamRt};
+use crate::respond;
+use crate::shared::Shared;
+use crate::snapshot::{ActionRt, ListenerRt, RouteRt};
 use crate::upstream::attempt::{self, Plan, Template, attempt, set_host};
 use crate::upstream::pick::{KeySource, available, cookie, has_healthy_server, pick, request_hash};
+use crate::upstream::rt::{SplitRt, StickyRt, UpstreamRt};
 use sy_policy::split::{pick_weighted, pick_weighted_where};
 
 /// Per-connection facts every request on it shares.
@@ -256,7 +257,13 @@ fn logged(
     crate::trace::server_end(ex.trace.as_ref(), &resp, route, ex.request_id.as_ref());
     match obs {
         None => resp,
-        Some(o) => o.answered(resp, ex, route, up),
+        Some(o) => {
+            let server = up
+                .zip(ex.server())
+                .and_then(|(u, i)| u.servers.get(i))
+                .map(|s| s.target.authority.as_str());
+            o.answered(resp, ex, route, up.map(|u| u.name.as_str()), server)
+        }
     }
 }
 
@@ -267,7 +274,7 @@ pub fn reject(cx: &ConnCtx, req: &Request<Incoming>, e: &ProxyError) -> Response
     cx.listener.metrics.requests.count(resp.status().as_u16());
     let snap = cx.shared.snapshot.load();
     match Observed::begin(snap.access_log.as_ref(), req, cx.peer, Instant::now()) {
-        Some(o) => o.answered(resp, &Exchange::default(), None, None),
+        Some(o) => o.answered(resp, &Exchange::default(), None, None, None),
         None => resp,
     }
 }
@@ -566,7 +573,7 @@ async fn forward<'a>(
                     _ => None,
                 };
                 let plan = Plan {
-                    route,
+                    route: &route.name,
                     up,
                     split,
                     metrics: &cx.shared.metrics,
@@ -655,7 +662,7 @@ fn streaming_request(
     };
     let body = match &ex.bytes_in {
         // The access log records this request: count what the client sends.
-        Some(count) => ProxyBody::Counted(Box::new(Counted {
+        Some(count) => ProxyBody::Boxed(Box::pin(Counted {
             inner: body,
             count: count.clone(),
         })),

@@ -20,14 +20,14 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 
-use crate::Shared;
 use crate::body::ProxyBody;
-use crate::http::headers::forwarded_node;
+use crate::forwarded::forwarded_node;
 use crate::http::park::serve_h1_parking;
 use crate::http::proxy::{ConnCtx, handle, reject};
 use crate::io::Stream;
 use crate::live::now_ns;
 use crate::metrics::ListenerKind;
+use crate::shared::Shared;
 use crate::snapshot::ListenerRt;
 use sy_core::{ProxyError, Stage};
 use sy_proto::{FramingScanner, Verdict};

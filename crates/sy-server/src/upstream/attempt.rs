@@ -25,9 +25,9 @@ use crate::body::ProxyBody;
 use crate::live::{ActiveGuard, now_ns, ns_at};
 use crate::metrics::{BREAKERS, Metrics, RouteOutcome, RouteUpstreamReason};
 use crate::observe::Exchange;
-use crate::snapshot::{MirrorRt, RouteRt, SplitRt, UpstreamRt};
 use crate::upstream::outlier;
 use crate::upstream::pick::{has_healthy_server, pick};
+use crate::upstream::rt::{MirrorRt, SplitRt, UpstreamRt};
 use crate::upstream::send::send;
 
 /// An attempt's result.
@@ -203,8 +203,8 @@ pub fn retry_reason(on: &RetryOn, res: &AttemptResult) -> Option<&'static str> {
 
 /// Everything the retry and hedging loop needs.
 pub struct Plan<'a, 'u> {
-    /// The route (metric labels).
-    pub route: &'a RouteRt,
+    /// The route's name (metric labels).
+    pub route: &'a str,
     /// The upstream chosen first.
     pub up: &'u UpstreamRt,
     /// The split the upstream was chosen from, when retries may move to
@@ -307,7 +307,7 @@ pub async fn run<'u>(plan: &Plan<'_, 'u>, first: usize) -> (AttemptResult, &'u U
         plan.metrics
             .retries
             .get_or_create(&RouteUpstreamReason {
-                route: plan.route.name.clone(),
+                route: plan.route.to_owned(),
                 upstream: up.name.clone(),
                 reason: reason.to_string(),
             })
@@ -338,7 +338,7 @@ fn count_hedge(plan: &Plan<'_, '_>, outcome: &str) {
     plan.metrics
         .hedges
         .get_or_create(&RouteOutcome {
-            route: plan.route.name.clone(),
+            route: plan.route.to_owned(),
             outcome: outcome.to_string(),
         })
         .inc();

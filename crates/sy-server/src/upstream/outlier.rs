@@ -7,13 +7,14 @@
 //! The success path costs one relaxed load: the lock is only taken while a
 //! server has recent failures.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use sy_core::{ProxyError, Stage};
 use sy_policy::outlier::{Outcome, may_eject};
 
 use crate::live::{flag, now_ns};
-use crate::snapshot::{ServerRt, Snapshot, UpstreamRt};
+use crate::upstream::rt::{ServerRt, UpstreamRt};
 
 /// The outcome an attempt's error counts as, if it counts at all.
 pub fn error_outcome(e: &ProxyError) -> Option<Outcome> {
@@ -89,9 +90,9 @@ fn sweep_server(up: &UpstreamRt, s: &ServerRt, now: u64) {
 }
 
 /// Returns servers whose ejection is over (and starts their slow start).
-pub fn sweep(snap: &Snapshot) {
+pub fn sweep(upstreams: &[Arc<UpstreamRt>]) {
     let now = now_ns();
-    for up in &snap.upstreams {
+    for up in upstreams {
         for s in &up.servers {
             sweep_server(up, s, now);
         }

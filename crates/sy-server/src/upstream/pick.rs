@@ -22,9 +22,9 @@ use sy_policy::balance::{PickInput, Servers, hash_key};
 use sy_policy::outlier::in_panic;
 use sy_policy::slow_start;
 
-use crate::http::headers::client_ip;
+use crate::forwarded::client_ip;
 use crate::live::{flag, now_ns};
-use crate::snapshot::UpstreamRt;
+use crate::upstream::rt::UpstreamRt;
 
 struct LiveView<'a> {
     up: &'a UpstreamRt,

@@ -17,11 +17,11 @@ use sy_core::{ProxyError, Stage};
 
 use crate::body::{BodyTooLarge, ProxyBody};
 use crate::io::ByteCounters;
+use crate::live::pool::Checkout;
 use crate::metrics::BREAKERS;
 use crate::observe::Exchange;
-use crate::snapshot::{ServerRt, UpstreamRt};
 use crate::upstream::connect::{NewConn, connect};
-use crate::upstream::pool::Checkout;
+use crate::upstream::rt::{ServerRt, UpstreamRt};
 
 /// Sends `req` to `server` and waits for the response head, at most
 /// `timeout` (the upstream's response timeout, or a shorter per-try one).

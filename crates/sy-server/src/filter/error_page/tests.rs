@@ -35,7 +35,7 @@ async fn switchyards_own_errors_get_the_page() {
         body: ErrorPageBody::Json,
     })
     .unwrap();
-    let mut resp = crate::http::respond::error(&ProxyError::new(
+    let mut resp = crate::respond::error(&ProxyError::new(
         Stage::NoHealthyServer,
         "upstream api has no server available",
     ));
@@ -62,7 +62,7 @@ async fn templates_escape_values_in_html_and_upstream_errors_are_left_alone() {
         ),
     })
     .unwrap();
-    let mut resp = crate::http::respond::error(&ProxyError::forbidden("<script>x</script>"));
+    let mut resp = crate::respond::error(&ProxyError::forbidden("<script>x</script>"));
     html.on_response(&cx(), &mut resp);
     assert_eq!(
         body(resp).await,

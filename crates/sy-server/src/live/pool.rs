@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use hyper::client::conn::{http1, http2};
 
-use crate::body::ProxyBody;
-use crate::runtime::worker_id;
+use super::worker_id;
+use crate::body::{PoolReturn, ProxyBody, ReturnConn};
 
 /// How long a just-returned connection may take to become ready again.
 const READY_WAIT: Duration = Duration::from_millis(500);
@@ -42,28 +42,17 @@ pub enum Checkout {
     H2(http2::SendRequest<ProxyBody>),
 }
 
-/// Puts an HTTP/1.1 connection back when the response body ends.
-pub struct PoolReturn {
-    pool: Arc<ServerPool>,
-    slot: usize,
-    sender: http1::SendRequest<ProxyBody>,
-}
-
-impl PoolReturn {
-    /// Returns the connection to the idle list of the worker that owns it.
-    pub fn give_back(self) {
-        if self.sender.is_closed() {
-            return;
-        }
-        let Some(slot) = self.pool.slots.get(self.slot) else {
+impl ReturnConn for ServerPool {
+    fn give_back(&self, slot: usize, sender: http1::SendRequest<ProxyBody>) {
+        let Some(slot) = self.slots.get(slot) else {
             return;
         };
         let mut slot = match slot.lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
-        if slot.h1.len() < self.pool.max_idle {
-            slot.h1.push((self.sender, Instant::now()));
+        if slot.h1.len() < self.max_idle {
+            slot.h1.push((sender, Instant::now()));
         }
     }
 }
@@ -142,7 +131,7 @@ impl ServerPool {
     /// Wraps an HTTP/1.1 sender so it comes back when its response ends.
     pub fn returner(self: &Arc<Self>, sender: http1::SendRequest<ProxyBody>) -> PoolReturn {
         PoolReturn {
-            pool: self.clone(),
+            pool: self.clone() as Arc<dyn ReturnConn>,
             slot: worker_id() % self.slots.len(),
             sender,
         }

@@ -15,7 +15,24 @@ use sy_policy::outlier::OutlierState;
 use sy_policy::quantile::LatencyWindow;
 use sy_policy::retry_budget::RetryBudget;
 
-use crate::upstream::pool::ServerPool;
+pub mod pool;
+
+use pool::ServerPool;
+
+thread_local! {
+    static WORKER_ID: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The index of the worker thread running the caller (0 elsewhere): each
+/// worker has its own slot in every connection pool.
+pub fn worker_id() -> usize {
+    WORKER_ID.with(std::cell::Cell::get)
+}
+
+/// Marks the calling thread as worker `id` (at its start).
+pub fn set_worker_id(id: usize) {
+    WORKER_ID.with(|w| w.set(id));
+}
 
 /// Live state of one upstream server.
 pub struct ServerLive {
