@@ -74,7 +74,23 @@ static FILTER_REF: Kind = StrOrTable(
 static FILTER: &[Field] = &[
     f("request_id", Table(REQUEST_ID)),
     f("headers", Table(HEADERS)),
+    f("cors", Table(CORS)),
 ];
+
+static CORS: &[Field] = &[
+    f("allow_origins", Array(&CORS_ORIGIN)),
+    f("allow_methods", Array(&Str)),
+    f("allow_headers", Array(&Str)),
+    f("expose_headers", Array(&Str)),
+    f("allow_credentials", Bool),
+    f("max_age", Duration),
+];
+
+static CORS_ORIGIN: Kind = StrOrTable(
+    &[f("regex", Str)],
+    "an origin such as \"https://app.example\" or a table { regex = \"...\" }",
+    "origins or { regex = \"...\" } tables",
+);
 
 static REQUEST_ID: &[Field] = &[
     f("header", Str),

@@ -18,6 +18,11 @@
 //! - [`split`]: weighted traffic splitting.
 //! - [`sticky`]: the server-naming value of a sticky-session cookie.
 //!
+//! And the decisions of request filters that need no IO:
+//!
+//! - [`cors`]: which origins a CORS policy allows, how a preflight is
+//!   answered and which `Access-Control-*` headers a response carries.
+//!
 //! This crate must stay pure: it must not depend on tokio (or any async
 //! runtime), must not do IO, must not read a clock and must not use a global
 //! random number generator. Time and randomness are inputs: callers pass
@@ -26,6 +31,7 @@
 
 pub mod backoff;
 pub mod balance;
+pub mod cors;
 pub mod ewma;
 pub mod health;
 pub mod outlier;

@@ -89,6 +89,8 @@ pub struct Metrics {
     pub split: Family<RouteUpstream, Counter>,
     /// switchyard_sticky_sessions_total (outcome = hit | assigned | moved)
     pub sticky: Family<UpstreamOutcome, Counter>,
+    /// switchyard_cors_requests_total (outcome = preflight | allowed | denied)
+    pub cors_requests: Family<RouteOutcome, Counter>,
     /// switchyard_config_version
     pub config_version: Gauge,
     /// The dashboard's per-route and per-upstream series (not exported to
@@ -155,6 +157,7 @@ impl Metrics {
             mirrors: Family::default(),
             split: Family::default(),
             sticky: Family::default(),
+            cors_requests: Family::default(),
             trace_spans: Family::default(),
             access_log_dropped: Counter::default(),
             downstream_bytes_received: Family::default(),
@@ -318,6 +321,11 @@ impl Metrics {
             m.sticky.clone(),
         );
         registry.register(
+            "cors_requests",
+            "CORS requests answered by a cors filter (outcome = preflight | allowed | denied)",
+            m.cors_requests.clone(),
+        );
+        registry.register(
             "access_log_dropped",
             "Access log lines dropped because the writer's queue was full",
             m.access_log_dropped.clone(),
@@ -434,6 +442,23 @@ where
     }
     let existing = family.get(labels).map(|m| m.clone());
     existing.unwrap_or_default()
+}
+
+/// The `cors_requests_total` handles of `route` ("" for answers no route
+/// gave), resolved when a snapshot is built for a chain with a `cors`
+/// filter.
+pub fn cors_counters(m: &Metrics, route: &str) -> crate::filter::cors::CorsCounters {
+    let c = |outcome: &str| {
+        m.cors_requests.get_or_create_owned(&RouteOutcome {
+            route: route.to_string(),
+            outcome: outcome.to_string(),
+        })
+    };
+    crate::filter::cors::CorsCounters {
+        preflight: c("preflight"),
+        allowed: c("allowed"),
+        denied: c("denied"),
+    }
 }
 
 /// Per-listener request counters, resolved once per snapshot. The

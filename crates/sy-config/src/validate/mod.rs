@@ -4,6 +4,7 @@
 //! value is bad, so later sections are still checked; the caller discards the
 //! result whenever anything was reported.
 
+mod cors;
 mod fields;
 mod filters;
 mod listener;
@@ -52,7 +53,7 @@ pub(crate) struct Cx<'a> {
 struct Known<'r> {
     listeners: Vec<&'r str>,
     upstreams: Vec<&'r str>,
-    filters: Vec<&'r str>,
+    filters: filters::Defined<'r>,
 }
 
 /// Validates the whole raw model; the result is meaningful only when
@@ -73,7 +74,7 @@ pub(crate) fn validate<'a>(
     let known = Known {
         listeners: raw.listeners.keys().map(|k| k.get_ref().as_str()).collect(),
         upstreams: raw.upstreams.keys().map(|k| k.get_ref().as_str()).collect(),
-        filters: raw.filters.keys().map(|k| k.get_ref().as_str()).collect(),
+        filters: filters::Defined::new(&raw.filters),
     };
     let filters = filters::named(&mut cx, &raw.filters);
     let listeners = raw

@@ -20,7 +20,7 @@ use sy_policy::route::RequestView;
 use crate::Shared;
 use crate::access_log::{Counted, Observed};
 use crate::body::ProxyBody;
-use crate::filter::{RequestCx, TlsFacts, Verdict};
+use crate::filter::{PreflightAsk, RequestCx, TlsFacts, Verdict};
 use crate::http::headers::{self as hdr, ForwardCtx};
 use crate::http::respond;
 use crate::http::serve::{ConnState, count};
@@ -238,6 +238,8 @@ fn request_cx<'a>(
         Some(a) => HeaderValue::from_str(a.as_str()).ok(),
         None => parts.headers.get(header::HOST).cloned(),
     };
+    f.origin = parts.headers.get(header::ORIGIN).cloned();
+    f.preflight = PreflightAsk::of(&parts.method, &parts.headers);
     f
 }
 
