@@ -6,118 +6,46 @@
 //! and shown on the listener's card and in the totals.
 //!
 //! Needs `chromium` (or `chromium-browser`) on PATH; CI installs it (see
-//! .ci/run). Without it the test fails, unless SWITCHYARD_SKIP_BROWSER=1.
+//! .ci/run). Without it the test fails, unless SWITCHYARD_SKIP_BROWSER=1
+//! (see common/browser.rs).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
 
-/// How long one Chromium run may take before it is killed.
-const RUN_LIMIT: Duration = Duration::from_secs(20);
 /// Deadline for the page to show what a step waits for.
 const SHOWS: Duration = Duration::from_secs(20);
 /// Background traffic stops by itself after this long or this many requests.
 const TRAFFIC_LIMIT: Duration = Duration::from_secs(60);
 const TRAFFIC_MAX: usize = 200_000;
 
-/// The Chromium binary on PATH.
-fn find_chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    for name in ["chromium", "chromium-browser"] {
-        for dir in std::env::split_paths(&path) {
-            let p = dir.join(name);
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    None
-}
-
-/// A running Chromium; dropping it kills its whole process group (the
-/// browser and its renderer, GPU and zygote processes).
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.0.id());
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &group])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Headless Chromium with a throwaway profile.
-struct Browser {
-    bin: PathBuf,
-    dir: tempfile::TempDir,
-}
+/// How the dashboard is looked at: dark theme, a wide window, and virtual
+/// time so the page's 1 s poll runs a few times before the DOM is dumped
+/// or the screenshot taken (network waits do not count against it).
+const LOOK: &[&str] = &[
+    "--force-dark-mode",
+    "--window-size=1440,1000",
+    "--virtual-time-budget=2500",
+];
 
 impl Browser {
-    /// Runs Chromium on `url` with `extra` flags; returns its stdout.
-    async fn run(&self, extra: &[&str], url: &str) -> String {
-        let out_path = self.dir.path().join("stdout");
-        let out = std::fs::File::create(&out_path).unwrap();
-        let mut cmd = Command::new(&self.bin);
-        cmd.args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-extensions",
-            "--disable-sync",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--hide-scrollbars",
-            "--mute-audio",
-            "--force-dark-mode",
-            "--window-size=1440,1000",
-            // Virtual time: the page's 1 s poll runs a few times, then the
-            // DOM is dumped (network waits do not count against it).
-            "--virtual-time-budget=2500",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            self.dir.path().join("profile").display()
-        ))
-        .args(extra)
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::null())
-        .process_group(0);
-        let mut child = Running(cmd.spawn().unwrap());
-        let deadline = Instant::now() + RUN_LIMIT;
-        loop {
-            if child.0.try_wait().unwrap().is_some() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "chromium did not finish within {RUN_LIMIT:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        drop(child);
-        std::fs::read_to_string(&out_path).unwrap()
+    /// Runs Chromium on `url` as the dashboard is looked at, with `extra`
+    /// flags; returns its stdout.
+    async fn look(&self, extra: &[&str], url: &str) -> String {
+        let flags: Vec<&str> = LOOK.iter().chain(extra).copied().collect();
+        self.run(&flags, url).await
     }
 
     async fn dom(&self, url: &str) -> String {
-        self.run(&["--dump-dom"], url).await
+        self.look(&["--dump-dom"], url).await
     }
 
     /// Dumps the DOM until `ok` accepts it; panics at the deadline with
@@ -292,29 +220,9 @@ fn screenshot_path() -> PathBuf {
     tmp.parent().unwrap_or(tmp).join("dashboard-screenshot.png")
 }
 
-/// A browser, or None when there is none and SWITCHYARD_SKIP_BROWSER=1
-/// (without that, no browser fails the test).
-fn browser() -> Option<Browser> {
-    let Some(bin) = find_chromium() else {
-        if std::env::var("SWITCHYARD_SKIP_BROWSER").as_deref() == Ok("1") {
-            eprintln!("SWITCHYARD_SKIP_BROWSER=1 and no chromium on PATH: dashboard test skipped");
-            return None;
-        }
-        panic!(
-            "the dashboard test needs headless Chromium: no `chromium` or `chromium-browser` \
-             on PATH. Install it (Debian: apt-get install -y --no-install-recommends chromium) \
-             or set SWITCHYARD_SKIP_BROWSER=1 to skip this test"
-        );
-    };
-    Some(Browser {
-        bin,
-        dir: tempfile::tempdir().unwrap(),
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dashboard_shows_rates_and_a_dead_server() {
-    let Some(browser) = browser() else {
+    let Some(browser) = Browser::find("the dashboard test") else {
         return;
     };
 
@@ -372,7 +280,7 @@ async fn dashboard_shows_rates_and_a_dead_server() {
     let shot = screenshot_path();
     let _ = std::fs::remove_file(&shot);
     let arg = format!("--screenshot={}", shot.display());
-    browser.run(&[&arg], &url).await;
+    browser.look(&[&arg], &url).await;
     let png =
         std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot at {}: {e}", shot.display()));
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
@@ -385,7 +293,7 @@ async fn dashboard_shows_rates_and_a_dead_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_asks_for_the_admin_token() {
-    let Some(browser) = browser() else {
+    let Some(browser) = Browser::find("the dashboard test") else {
         return;
     };
     let a = Backend::start("a").await;
@@ -488,7 +396,7 @@ async fn unrouted_requests_count_on_the_listener() {
 
     // The page: the listener's card and the 4xx tile show them; the
     // route's card does not.
-    if let Some(browser) = browser() {
+    if let Some(browser) = Browser::find("the dashboard test") {
         let url = format!("http://{admin}/");
         let dom = browser
             .dom_until(

@@ -2,10 +2,10 @@
 //! of every family, every family the documentation lists is exported with
 //! the documented type, in both formats, every exported family is
 //! documented, every label is a documented one (never a raw path or a
-//! client address), and the byte, pool, route, listener and connection
-//! series carry sensible values. Also: the `Accept` negotiation between
-//! the Prometheus text format and OpenMetrics, and that an upstream
-//! without optional features exports no series for them.
+//! client address), and the byte, pool, route, listener, connection and
+//! CORS series carry sensible values. Also: the `Accept` negotiation
+//! between the Prometheus text format and OpenMetrics, and that an
+//! upstream without optional features exports no series for them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -170,6 +170,12 @@ path = "/hedge"
 [routes.hedge]
 delay = "1ms"
 [[routes]]
+name = "cors"
+upstream = "u"
+filters = [{{ cors = {{ allow_origins = ["https://app.example"] }} }}]
+[routes.match]
+path = "/cors"
+[[routes]]
 name = "canary"
 [routes.match]
 path = "/canary"
@@ -260,6 +266,15 @@ servers = [{slow}]
     .await;
     let r = c.get(p.url("main", "/canary")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    // A CORS preflight, answered at the edge.
+    let r = c
+        .request(reqwest::Method::OPTIONS, p.url("main", "/cors"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
     // No route: a proxy error.
     let r = c.get(p.url("main", "/nothing")).send().await.unwrap();
     assert_eq!(r.status(), 404);
@@ -380,6 +395,13 @@ servers = [{slow}]
             "switchyard_listener_requests_total",
             &[("listener", "main"), ("class", "2xx")]
         ) >= 4.0
+    );
+    assert_eq!(
+        v(
+            "switchyard_cors_requests_total",
+            &[("route", "cors"), ("outcome", "preflight")]
+        ),
+        1.0
     );
     // The split counts by upstream only (no always-empty `reason`).
     assert!(text.contains("switchyard_split_requests_total{route=\"canary\",upstream="));

@@ -67,6 +67,8 @@ pub enum Filter {
     Rewrite(RewriteFilter),
     /// `error_page = { ... }`: the body of Switchyard's own error answers.
     ErrorPage(ErrorPageFilter),
+    /// `cors = { allow_origins = [...], ... }`: cross-origin requests.
+    Cors(CorsFilter),
 }
 
 impl Filter {
@@ -77,6 +79,7 @@ impl Filter {
             Filter::Headers(_) => "headers",
             Filter::Rewrite(_) => "rewrite",
             Filter::ErrorPage(_) => "error_page",
+            Filter::Cors(_) => "cors",
         }
     }
 }
@@ -160,6 +163,67 @@ pub enum ErrorPageBody {
     /// `body = "..."`: a template with `${status}`, `${reason}`,
     /// `${error}`, `${message}` and the header variables.
     Template(crate::template::Template),
+}
+
+/// `cors = { ... }`: the CORS protocol of the Fetch standard, answered at
+/// the edge (docs/filters.md#cors).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CorsFilter {
+    /// `allow_origins`: exact origins (normalised: lower-case, no default
+    /// port), `"null"`, wildcard hosts (`"https://*.example.com"`),
+    /// `{ regex = "..." }` entries, or `"*"` alone. Required.
+    pub allow_origins: Vec<CorsOrigin>,
+    /// `allow_methods`: upper-case; `["*"]` = any. Default GET, HEAD, POST.
+    pub allow_methods: Vec<String>,
+    /// `allow_headers`: request header names a preflight may ask for,
+    /// lower-case; `["*"]` = any. Default none.
+    pub allow_headers: Vec<String>,
+    /// `expose_headers`: response header names scripts may read,
+    /// lower-case. Default none.
+    pub expose_headers: Vec<String>,
+    /// `allow_credentials`: cookies and HTTP authentication may be sent and
+    /// the response read. Default false.
+    pub allow_credentials: bool,
+    /// `max_age`: how long browsers may cache a preflight's answer (sent
+    /// in whole seconds). None = no `Access-Control-Max-Age`.
+    #[serde(serialize_with = "ser::opt_duration")]
+    pub max_age: Option<Duration>,
+}
+
+impl CorsFilter {
+    /// The policy in the form `sy_policy::cors` compiles.
+    pub fn spec(&self) -> sy_policy::cors::Spec {
+        use sy_policy::cors::{OriginSpec, Spec};
+        Spec {
+            allow_origins: self
+                .allow_origins
+                .iter()
+                .map(|o| match o {
+                    CorsOrigin::Pattern(p) if p == "*" => OriginSpec::Any,
+                    CorsOrigin::Pattern(p) => OriginSpec::Pattern(p.clone()),
+                    CorsOrigin::Regex { regex } => OriginSpec::Regex(regex.clone()),
+                })
+                .collect(),
+            allow_methods: self.allow_methods.clone(),
+            allow_headers: self.allow_headers.clone(),
+            expose_headers: self.expose_headers.clone(),
+            allow_credentials: self.allow_credentials,
+            max_age_secs: self.max_age.map(|d| d.as_secs()),
+        }
+    }
+}
+
+/// One `allow_origins` entry of a `cors` filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum CorsOrigin {
+    /// `"*"`, `"null"`, an exact origin or a wildcard host.
+    Pattern(String),
+    /// `{ regex = "..." }`: the whole origin must match.
+    Regex {
+        /// The pattern as written (matched anchored).
+        regex: String,
+    },
 }
 
 /// `request_id = { ... }`.

@@ -67,6 +67,7 @@ pub(crate) struct RawFilter {
     pub headers: Option<Spanned<RawHeaders>>,
     pub rewrite: Option<Spanned<RawRewrite>>,
     pub error_page: Option<Spanned<RawErrorPage>>,
+    pub cors: Option<Spanned<RawCors>>,
 }
 
 /// `rewrite = { ... }`.
@@ -112,6 +113,43 @@ pub(crate) struct RawErrorPage {
     pub format: Option<Text>,
     pub content_type: Option<Text>,
     pub body: Option<Text>,
+}
+
+/// `cors = { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCors {
+    pub allow_origins: Option<Spanned<Vec<Spanned<RawCorsOrigin>>>>,
+    pub allow_methods: Option<Vec<Text>>,
+    pub allow_headers: Option<Vec<Text>>,
+    pub expose_headers: Option<Vec<Text>>,
+    pub allow_credentials: Option<Spanned<bool>>,
+    pub max_age: Option<Text>,
+}
+
+/// An `allow_origins` entry: `"https://app.example"` or `{ regex = "..." }`.
+#[derive(Debug)]
+pub(crate) enum RawCorsOrigin {
+    Text(String),
+    Table(RawCorsRegex),
+}
+
+/// The table form of an `allow_origins` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCorsRegex {
+    pub regex: Option<Text>,
+}
+
+impl<'de> Deserialize<'de> for RawCorsOrigin {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        string_or_table(
+            deserializer,
+            RawCorsOrigin::Text,
+            RawCorsOrigin::Table,
+            "an origin or a { regex = \"...\" } table",
+        )
+    }
 }
 
 /// `request_id = { ... }`.

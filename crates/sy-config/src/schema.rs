@@ -76,6 +76,7 @@ static FILTER: &[Field] = &[
     f("headers", Table(HEADERS)),
     f("rewrite", Table(REWRITE)),
     f("error_page", Table(ERROR_PAGE)),
+    f("cors", Table(CORS)),
 ];
 
 static REWRITE: &[Field] = &[
@@ -96,6 +97,21 @@ static QUERY_OPS: &[Field] = &[
 ];
 
 static ERROR_PAGE: &[Field] = &[f("format", Str), f("content_type", Str), f("body", Str)];
+
+static CORS: &[Field] = &[
+    f("allow_origins", Array(&CORS_ORIGIN)),
+    f("allow_methods", Array(&Str)),
+    f("allow_headers", Array(&Str)),
+    f("expose_headers", Array(&Str)),
+    f("allow_credentials", Bool),
+    f("max_age", Duration),
+];
+
+static CORS_ORIGIN: Kind = StrOrTable(
+    &[f("regex", Str)],
+    "an origin such as \"https://app.example\" or a table { regex = \"...\" }",
+    "origins or { regex = \"...\" } tables",
+);
 
 static REQUEST_ID: &[Field] = &[
     f("header", Str),

@@ -21,6 +21,8 @@
 //! And the decisions of the request pipeline's filters:
 //!
 //! - [`rewrite`]: path prefix and regex rewrites, query parameter edits.
+//! - [`cors`]: which origins a CORS policy allows, how a preflight is
+//!   answered and which `Access-Control-*` headers a response carries.
 //!
 //! This crate must stay pure: it must not depend on tokio (or any async
 //! runtime), must not do IO, must not read a clock and must not use a global
@@ -30,6 +32,7 @@
 
 pub mod backoff;
 pub mod balance;
+pub mod cors;
 pub mod ewma;
 pub mod health;
 pub mod outlier;

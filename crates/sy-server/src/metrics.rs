@@ -90,6 +90,8 @@ pub struct Metrics {
     pub split: Family<RouteUpstream, Counter>,
     /// switchyard_sticky_sessions_total (outcome = hit | assigned | moved)
     pub sticky: Family<UpstreamOutcome, Counter>,
+    /// switchyard_cors_requests_total (outcome = preflight | allowed | denied)
+    pub cors_requests: Family<RouteOutcome, Counter>,
     /// switchyard_config_version
     pub config_version: Gauge,
     /// The dashboard's per-route and per-upstream series (not exported to
@@ -156,6 +158,7 @@ impl Metrics {
             mirrors: Family::default(),
             split: Family::default(),
             sticky: Family::default(),
+            cors_requests: Family::default(),
             trace_spans: Family::default(),
             access_log_dropped: Counter::default(),
             downstream_bytes_received: Family::default(),
@@ -317,6 +320,11 @@ impl Metrics {
             "sticky_sessions",
             "Sticky-cookie decisions (outcome = hit | assigned | moved)",
             m.sticky.clone(),
+        );
+        registry.register(
+            "cors_requests",
+            "CORS requests answered by a cors filter (outcome = preflight | allowed | denied)",
+            m.cors_requests.clone(),
         );
         registry.register(
             "access_log_dropped",

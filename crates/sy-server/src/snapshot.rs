@@ -280,9 +280,17 @@ fn compile_listener(
         if cfg.serves(&l.name) {
             specs.push(cfg.matcher.spec());
             mine.push(rt.clone());
-            let mut chain = defaults.clone();
-            chain.extend(filters.resolve(&cfg.filters)?);
-            chains.push(Chain::new(chain));
+            // One CORS policy per chain: a route's cors replaces its
+            // listener's.
+            let own = filters.resolve(&cfg.filters)?;
+            let replaces_cors = own.iter().any(|f| f.is_cors());
+            let mut chain: Vec<_> = defaults
+                .iter()
+                .filter(|f| !(replaces_cors && f.is_cors()))
+                .cloned()
+                .collect();
+            chain.extend(own);
+            chains.push(Chain::new(chain).counted(metrics, &cfg.name));
         }
     }
     let table = RouteTable::new(&specs).map_err(|e| format!("route table: {e}"))?;
@@ -292,7 +300,7 @@ fn compile_listener(
         table,
         routes: mine,
         chains,
-        default_chain: Chain::new(defaults),
+        default_chain: Chain::new(defaults).counted(metrics, ""),
         via_h1: HeaderValue::from_static("1.1 switchyard"),
         via_h2: HeaderValue::from_static("2 switchyard"),
         metrics: {

@@ -16,6 +16,7 @@
 
 mod backends;
 mod binary;
+mod browser;
 mod client;
 mod config;
 mod killable;
@@ -25,6 +26,7 @@ mod tls;
 
 pub use backends::*;
 pub use binary::*;
+pub use browser::*;
 pub use client::*;
 pub use config::*;
 pub use killable::*;

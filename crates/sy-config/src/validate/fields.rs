@@ -112,6 +112,11 @@ const DURATION_LIMITS: &[(&str, u64, &str)] = &[
         "one export request waits at most this long; typical values are 5s to 30s",
     ),
     ("timeout", DAY, "typical route timeouts are 1s to 5m"),
+    (
+        "cors.max_age",
+        DAY,
+        "browsers cap the preflight cache anyway: Firefox at 1d, Chromium at 2h",
+    ),
 ];
 
 /// The limit of the duration key at `path` and why it exists.

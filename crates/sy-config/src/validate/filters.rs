@@ -1,6 +1,6 @@
 //! `[filters.NAME]`, the `filters` lists of listeners and routes, and the
 //! filter kinds: `request_id` and `headers` here; each further kind in a
-//! file of its own.
+//! file of its own (`cors`).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -19,7 +19,7 @@ use crate::raw::{
 use crate::template::{self, Template, Variable};
 
 /// The kinds a filter table may hold, as the file names them.
-const KINDS: &[&str] = &["request_id", "headers", "rewrite", "error_page"];
+const KINDS: &[&str] = &["request_id", "headers", "rewrite", "error_page", "cors"];
 
 /// Headers whose meaning belongs to the connection or the framing: a rule
 /// may not touch them.
@@ -33,6 +33,27 @@ const RESERVED: &[&str] = &[
     "upgrade",
     "content-length",
 ];
+
+/// The `[filters.NAME]` tables a file defines, for checking the lists
+/// that name them.
+pub(super) struct Defined<'r> {
+    /// Every name.
+    names: Vec<&'r str>,
+    /// The names of `cors` filters.
+    cors: Vec<&'r str>,
+}
+
+impl<'r> Defined<'r> {
+    pub(super) fn new(raw: &'r BTreeMap<Text, Spanned<RawFilter>>) -> Self {
+        let names = raw.keys().map(|k| k.get_ref().as_str()).collect();
+        let cors = raw
+            .iter()
+            .filter(|(_, f)| f.get_ref().cors.is_some())
+            .map(|(k, _)| k.get_ref().as_str())
+            .collect();
+        Defined { names, cors }
+    }
+}
 
 /// `[filters.NAME]` tables, in name order.
 pub(super) fn named(cx: &mut Cx<'_>, raw: &BTreeMap<Text, Spanned<RawFilter>>) -> Vec<NamedFilter> {
@@ -49,20 +70,31 @@ pub(super) fn named(cx: &mut Cx<'_>, raw: &BTreeMap<Text, Spanned<RawFilter>>) -
         .collect()
 }
 
-/// A `filters = [...]` list of a listener or a route; `names` are the
-/// defined `[filters.NAME]` tables.
+/// A `filters = [...]` list of a listener or a route; `defined` are the
+/// `[filters.NAME]` tables. A list holds at most one `cors`.
 pub(super) fn list(
     cx: &mut Cx<'_>,
     raw: Option<&RawFilterList>,
     path: &str,
-    names: &[&str],
+    defined: &Defined<'_>,
 ) -> Vec<FilterRef> {
     let Some(raw) = raw else {
         return Vec::new();
     };
+    let names = defined.names.as_slice();
     let mut out = Vec::new();
+    let mut cors_seen = false;
     for (i, entry) in raw.get_ref().iter().enumerate() {
         let at = index(path, i);
+        let cors = match entry.get_ref() {
+            RawFilterRef::Name(name) => defined.cors.contains(&name.as_str()),
+            RawFilterRef::Inline(f) => f.cors.is_some(),
+        };
+        if cors && std::mem::replace(&mut cors_seen, true) {
+            cx.report
+                .error_value(entry.span(), &at, "a filters list has at most one cors filter")
+                .hint("one policy decides CORS: put every allowed origin in one cors filter (a route's cors replaces its listener's)");
+        }
         match entry.get_ref() {
             RawFilterRef::Name(name) => {
                 if names.contains(&name.as_str()) {
@@ -97,6 +129,7 @@ fn filter(cx: &mut Cx<'_>, raw: &RawFilter, span: Range<usize>, path: &str) -> O
         ("headers", raw.headers.as_ref().map(Spanned::span)),
         ("rewrite", raw.rewrite.as_ref().map(Spanned::span)),
         ("error_page", raw.error_page.as_ref().map(Spanned::span)),
+        ("cors", raw.cors.as_ref().map(Spanned::span)),
     ]
     .into_iter()
     .filter_map(|(k, s)| s.map(|s| (k, s)))
@@ -122,6 +155,8 @@ fn filter(cx: &mut Cx<'_>, raw: &RawFilter, span: Range<usize>, path: &str) -> O
                 Some(Filter::Headers(headers(cx, h, &at)))
             } else if let Some(r) = &raw.rewrite {
                 Some(Filter::Rewrite(super::filter_rewrite::rewrite(cx, r, &at)))
+            } else if let Some(c) = &raw.cors {
+                Some(Filter::Cors(super::filter_cors::cors(cx, c, &at)))
             } else {
                 raw.error_page
                     .as_ref()

@@ -5,6 +5,7 @@
 //! result whenever anything was reported.
 
 mod fields;
+mod filter_cors;
 mod filter_error_page;
 mod filter_rewrite;
 mod filters;
@@ -54,7 +55,7 @@ pub(crate) struct Cx<'a> {
 struct Known<'r> {
     listeners: Vec<&'r str>,
     upstreams: Vec<&'r str>,
-    filters: Vec<&'r str>,
+    filters: filters::Defined<'r>,
 }
 
 /// Validates the whole raw model; the result is meaningful only when
@@ -75,7 +76,7 @@ pub(crate) fn validate<'a>(
     let known = Known {
         listeners: raw.listeners.keys().map(|k| k.get_ref().as_str()).collect(),
         upstreams: raw.upstreams.keys().map(|k| k.get_ref().as_str()).collect(),
-        filters: raw.filters.keys().map(|k| k.get_ref().as_str()).collect(),
+        filters: filters::Defined::new(&raw.filters),
     };
     let filters = filters::named(&mut cx, &raw.filters);
     let listeners = raw

@@ -15,6 +15,51 @@ pub struct TlsFacts {
     pub alpn: Option<Box<[u8]>>,
 }
 
+/// What a CORS preflight asks for, as received.
+#[derive(Debug, Clone)]
+pub struct PreflightAsk {
+    /// `Access-Control-Request-Method`.
+    pub method: HeaderValue,
+    /// `Access-Control-Request-Headers` (its lines joined with `,`); None
+    /// when absent.
+    pub headers: Option<HeaderValue>,
+}
+
+impl PreflightAsk {
+    /// What the request asks for when it is a preflight: `OPTIONS` with
+    /// `Origin` and `Access-Control-Request-Method`.
+    pub fn of(method: &Method, headers: &http::HeaderMap) -> Option<Self> {
+        let ask = headers.get(http::header::ACCESS_CONTROL_REQUEST_METHOD)?;
+        if !sy_policy::cors::is_preflight(
+            method.as_str(),
+            headers.contains_key(http::header::ORIGIN),
+            true,
+        ) {
+            return None;
+        }
+        let mut lines = headers
+            .get_all(http::header::ACCESS_CONTROL_REQUEST_HEADERS)
+            .iter();
+        let first = lines.next().cloned();
+        let asked = match lines.next() {
+            None => first,
+            // Browsers send one line; more are joined.
+            Some(second) => {
+                let mut all = first.map(|f| f.as_bytes().to_vec()).unwrap_or_default();
+                for l in std::iter::once(second).chain(lines) {
+                    all.push(b',');
+                    all.extend_from_slice(l.as_bytes());
+                }
+                HeaderValue::from_bytes(&all).ok()
+            }
+        };
+        Some(PreflightAsk {
+            method: ask.clone(),
+            headers: asked,
+        })
+    }
+}
+
 /// One request, as its filters see it. Built only for a request whose
 /// route (or listener) has filters: a route without filters never makes
 /// one.
@@ -44,6 +89,11 @@ pub struct RequestCx<'a> {
     pub uri: Uri,
     /// The host the client asked for (Host or `:authority`).
     pub host: Option<HeaderValue>,
+    /// The request's `Origin`, as received (before any filter ran).
+    pub origin: Option<HeaderValue>,
+    /// What a CORS preflight asks for; Some only for a preflight: `OPTIONS`
+    /// with `Origin` and `Access-Control-Request-Method` (as received).
+    pub preflight: Option<PreflightAsk>,
     /// The request id, once a `request_id` filter set it.
     pub request_id: Option<HeaderValue>,
     /// The API consumer, once an authentication filter identified it.
@@ -70,6 +120,8 @@ impl<'a> RequestCx<'a> {
             method,
             uri,
             host: None,
+            origin: None,
+            preflight: None,
             request_id: None,
             consumer: None,
             upstream: None,

@@ -16,6 +16,7 @@
 //! chain runs on a request built in a unit test.
 
 mod context;
+pub mod cors;
 pub mod error_page;
 pub mod headers;
 pub mod request_id;
@@ -30,7 +31,7 @@ use sy_config::model;
 
 use crate::body::ProxyBody;
 
-pub use context::{RequestCx, TlsFacts};
+pub use context::{PreflightAsk, RequestCx, TlsFacts};
 
 /// What a filter's request step decided.
 pub enum Verdict {
@@ -56,6 +57,8 @@ pub enum Filter {
     Rewrite(rewrite::Rewrite),
     /// `error_page`.
     ErrorPage(error_page::ErrorPage),
+    /// `cors`.
+    Cors(cors::Cors),
 }
 
 impl Filter {
@@ -66,40 +69,70 @@ impl Filter {
             model::Filter::Headers(c) => Filter::Headers(headers::HeaderRules::new(c)?),
             model::Filter::Rewrite(c) => Filter::Rewrite(rewrite::Rewrite::new(c)?),
             model::Filter::ErrorPage(c) => Filter::ErrorPage(error_page::ErrorPage::new(c)?),
+            model::Filter::Cors(c) => Filter::Cors(cors::Cors::new(c)?),
         })
     }
 
-    fn on_request(&self, cx: &mut RequestCx<'_>, req: &mut Parts) -> Verdict {
+    /// A `cors` filter: a route's replaces its listener's in the route's
+    /// chain.
+    pub fn is_cors(&self) -> bool {
+        matches!(self, Filter::Cors(_))
+    }
+
+    fn on_request(&self, cx: &mut RequestCx<'_>, req: &mut Parts, m: &ChainMetrics) -> Verdict {
         match self {
             Filter::RequestId(f) => f.on_request(cx, req),
             Filter::Headers(f) => f.on_request(cx, req),
             Filter::Rewrite(f) => f.on_request(cx, req),
             Filter::ErrorPage(_) => Verdict::Continue,
+            Filter::Cors(f) => f.on_request(cx, req, &m.cors),
         }
     }
 
-    fn on_response(&self, cx: &RequestCx<'_>, resp: &mut Response<ProxyBody>) {
+    fn on_response(&self, cx: &RequestCx<'_>, resp: &mut Response<ProxyBody>, m: &ChainMetrics) {
         match self {
             Filter::RequestId(f) => f.on_response(cx, resp),
             Filter::Headers(f) => f.on_response(cx, resp),
             Filter::Rewrite(_) => {}
             Filter::ErrorPage(f) => f.on_response(cx, resp),
+            Filter::Cors(f) => f.on_response(cx, resp, &m.cors),
         }
     }
+}
+
+/// The metric handles a chain's filters count with, resolved for its route
+/// when the snapshot is built (see [`Chain::counted`]): the request path
+/// only increments atomics. Filters a chain does not have get unregistered
+/// handles, never exported.
+#[derive(Debug, Default, Clone)]
+pub struct ChainMetrics {
+    /// `switchyard_cors_requests_total{route, outcome}`.
+    pub cors: cors::CorsCounters,
 }
 
 /// The filters of one (listener, route): the listener's, then the route's.
 #[derive(Debug, Default, Clone)]
 pub struct Chain {
     filters: Box<[Arc<Filter>]>,
+    metrics: ChainMetrics,
 }
 
 impl Chain {
-    /// A chain of `filters`, in request order.
+    /// A chain of `filters`, in request order, counting nowhere.
     pub fn new(filters: Vec<Arc<Filter>>) -> Self {
         Chain {
             filters: filters.into_boxed_slice(),
+            metrics: ChainMetrics::default(),
         }
+    }
+
+    /// The chain counting its filters' metrics under `route` ("" for the
+    /// answers no route gave); series only for the kinds it has.
+    pub fn counted(mut self, m: &crate::metrics::Metrics, route: &str) -> Self {
+        if self.filters.iter().any(|f| f.is_cors()) {
+            self.metrics.cors = cors::CorsCounters::of(m, route);
+        }
+        self
     }
 
     /// No filter: the request path skips the pipeline.
@@ -113,7 +146,7 @@ impl Chain {
     /// counter, a cache lookup) fit the same chain.
     pub async fn on_request(&self, cx: &mut RequestCx<'_>, req: &mut Parts) -> Verdict {
         for f in self.filters.iter() {
-            match f.on_request(cx, req) {
+            match f.on_request(cx, req, &self.metrics) {
                 Verdict::Continue => {}
                 answer => return answer,
             }
@@ -125,7 +158,7 @@ impl Chain {
     /// answer (the upstream's, Switchyard's own, a filter's).
     pub fn on_response(&self, cx: &RequestCx<'_>, resp: &mut Response<ProxyBody>) {
         for f in self.filters.iter().rev() {
-            f.on_response(cx, resp);
+            f.on_response(cx, resp, &self.metrics);
         }
     }
 }

@@ -19,7 +19,7 @@ use sy_policy::route::RequestView;
 
 use crate::access_log::{Counted, Observed};
 use crate::body::ProxyBody;
-use crate::filter::{RequestCx, TlsFacts, Verdict};
+use crate::filter::{PreflightAsk, RequestCx, TlsFacts, Verdict};
 use crate::forwarded::{self as hdr, ForwardCtx};
 use crate::http::serve::{ConnState, count};
 use crate::live::now_ns;
@@ -239,6 +239,8 @@ fn request_cx<'a>(
         Some(a) => HeaderValue::from_str(a.as_str()).ok(),
         None => parts.headers.get(header::HOST).cloned(),
     };
+    f.origin = parts.headers.get(header::ORIGIN).cloned();
+    f.preflight = PreflightAsk::of(&parts.method, &parts.headers);
     f
 }
 
