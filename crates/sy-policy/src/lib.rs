@@ -17,6 +17,8 @@
 //!   quantiles (the dashboard).
 //! - [`split`]: weighted traffic splitting.
 //! - [`sticky`]: the server-naming value of a sticky-session cookie.
+//! - [`ip`]: IP allow and deny lists (a prefix trie whose lookup time does
+//!   not grow with the list).
 //!
 //! This crate must stay pure: it must not depend on tokio (or any async
 //! runtime), must not do IO, must not read a clock and must not use a global
@@ -28,6 +30,7 @@ pub mod backoff;
 pub mod balance;
 pub mod ewma;
 pub mod health;
+pub mod ip;
 pub mod outlier;
 pub mod quantile;
 pub mod retry_budget;
