@@ -65,6 +65,7 @@ impl<'de> Deserialize<'de> for RawFilterRef {
 pub(crate) struct RawFilter {
     pub request_id: Option<Spanned<RawRequestId>>,
     pub headers: Option<Spanned<RawHeaders>>,
+    pub ip: Option<Spanned<RawIp>>,
 }
 
 /// `request_id = { ... }`.
@@ -92,6 +93,16 @@ pub(crate) struct RawHeaderOps {
     pub add: Option<BTreeMap<Text, Text>>,
     pub append: Option<BTreeMap<Text, Text>>,
     pub remove: Option<Vec<Text>>,
+}
+
+/// `ip = { ... }` and `[listeners.NAME.ip]`: allow and deny lists.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIp {
+    pub allow: Option<Vec<Text>>,
+    pub deny: Option<Vec<Text>>,
+    pub allow_files: Option<Vec<Text>>,
+    pub deny_files: Option<Vec<Text>>,
 }
 
 /// `[admin]`.
@@ -157,6 +168,7 @@ pub(crate) struct RawListener {
     pub http2: Option<bool>,
     pub forwarded: Option<RawForwarded>,
     pub tls: Option<Spanned<RawListenerTls>>,
+    pub ip: Option<Spanned<RawIp>>,
     pub filters: Option<RawFilterList>,
 }
 

@@ -74,6 +74,14 @@ static FILTER_REF: Kind = StrOrTable(
 static FILTER: &[Field] = &[
     f("request_id", Table(REQUEST_ID)),
     f("headers", Table(HEADERS)),
+    f("ip", Table(IP)),
+];
+
+static IP: &[Field] = &[
+    f("allow", Array(&Str)),
+    f("deny", Array(&Str)),
+    f("allow_files", Array(&Str)),
+    f("deny_files", Array(&Str)),
 ];
 
 static REQUEST_ID: &[Field] = &[
@@ -142,6 +150,7 @@ static LISTENER: &[Field] = &[
     f("http2", Bool),
     f("forwarded", Table(FORWARDED)),
     f("tls", Table(LISTENER_TLS)),
+    f("ip", Table(IP)),
     f("filters", Array(&FILTER_REF)),
 ];
 

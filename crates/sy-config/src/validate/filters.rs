@@ -1,6 +1,6 @@
 //! `[filters.NAME]`, the `filters` lists of listeners and routes, and the
 //! filter kinds: `request_id` and `headers` here; each further kind in a
-//! file of its own.
+//! file of its own (`filter_ip.rs`).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -19,7 +19,7 @@ use crate::raw::{
 use crate::template::{self, Template, Variable};
 
 /// The kinds a filter table may hold, as the file names them.
-const KINDS: &[&str] = &["request_id", "headers"];
+const KINDS: &[&str] = &["request_id", "headers", "ip"];
 
 /// Headers whose meaning belongs to the connection or the framing: a rule
 /// may not touch them.
@@ -95,6 +95,7 @@ fn filter(cx: &mut Cx<'_>, raw: &RawFilter, span: Range<usize>, path: &str) -> O
     let given: Vec<(&str, Range<usize>)> = [
         ("request_id", raw.request_id.as_ref().map(Spanned::span)),
         ("headers", raw.headers.as_ref().map(Spanned::span)),
+        ("ip", raw.ip.as_ref().map(Spanned::span)),
     ]
     .into_iter()
     .filter_map(|(k, s)| s.map(|s| (k, s)))
@@ -120,9 +121,12 @@ fn filter(cx: &mut Cx<'_>, raw: &RawFilter, span: Range<usize>, path: &str) -> O
                     &join(path, "request_id"),
                 )));
             }
-            raw.headers
+            if let Some(h) = &raw.headers {
+                return Some(Filter::Headers(headers(cx, h, &join(path, "headers"))));
+            }
+            raw.ip
                 .as_ref()
-                .map(|h| Filter::Headers(headers(cx, h, &join(path, "headers"))))
+                .map(|ip| Filter::Ip(super::filter_ip::ip(cx, ip, &join(path, "ip"))))
         }
         [_, (second, second_span), ..] => {
             cx.report

@@ -5,6 +5,7 @@
 //! result whenever anything was reported.
 
 mod fields;
+mod filter_ip;
 mod filters;
 mod listener;
 mod observability;
@@ -46,6 +47,8 @@ pub(crate) struct Cx<'a> {
     pub(crate) report: Report<'a>,
     base_dir: &'a Path,
     checks: &'a dyn crate::FileChecks,
+    /// IP list files read so far, each read once per load.
+    ip_files: filter_ip::FileCache,
 }
 
 /// Names defined in the file, for checking references between sections.
@@ -67,6 +70,7 @@ pub(crate) fn validate<'a>(
         report,
         base_dir,
         checks,
+        ip_files: filter_ip::FileCache::default(),
     };
     let admin = admin(&mut cx, raw.admin.as_ref().map(|a| a.get_ref()));
     let runtime = runtime(&mut cx, raw.runtime.as_ref());

@@ -17,14 +17,17 @@
 
 mod context;
 pub mod headers;
+pub mod ip;
 pub mod request_id;
 mod value;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::Response;
 use http::request::Parts;
 use sy_config::model;
+use sy_policy::ip::IpRules;
 
 use crate::body::ProxyBody;
 
@@ -50,14 +53,43 @@ pub enum Filter {
     RequestId(request_id::RequestId),
     /// `headers`.
     Headers(headers::HeaderRules),
+    /// `ip`.
+    Ip(ip::IpFilter),
+}
+
+/// What the filters of one snapshot share while it is compiled: the IP
+/// rules of equal lists (a named filter, the same file on every route, a
+/// listener's `ip` table) are built once and held once.
+#[derive(Default)]
+pub struct CompileCache<'c> {
+    ip: HashMap<&'c model::IpFilter, Arc<IpRules>>,
+}
+
+impl<'c> CompileCache<'c> {
+    /// The rules of `cfg`, built on first use.
+    pub fn ip_rules(&mut self, cfg: &'c model::IpFilter) -> Arc<IpRules> {
+        self.ip
+            .entry(cfg)
+            .or_insert_with(|| Arc::new(ip::rules(cfg)))
+            .clone()
+    }
 }
 
 impl Filter {
-    /// Compiles a validated filter.
+    /// Compiles a validated filter on its own.
     pub fn compile(f: &model::Filter) -> Result<Filter, String> {
+        Filter::compile_in(f, &mut CompileCache::default())
+    }
+
+    /// Compiles a validated filter, sharing what `cache` already built.
+    pub fn compile_in<'c>(
+        f: &'c model::Filter,
+        cache: &mut CompileCache<'c>,
+    ) -> Result<Filter, String> {
         Ok(match f {
             model::Filter::RequestId(c) => Filter::RequestId(request_id::RequestId::new(c)?),
             model::Filter::Headers(c) => Filter::Headers(headers::HeaderRules::new(c)?),
+            model::Filter::Ip(c) => Filter::Ip(ip::IpFilter::new(cache.ip_rules(c))),
         })
     }
 
@@ -65,6 +97,7 @@ impl Filter {
         match self {
             Filter::RequestId(f) => f.on_request(cx, req),
             Filter::Headers(f) => f.on_request(cx, req),
+            Filter::Ip(f) => f.on_request(cx, req),
         }
     }
 
@@ -72,6 +105,7 @@ impl Filter {
         match self {
             Filter::RequestId(f) => f.on_response(cx, resp),
             Filter::Headers(f) => f.on_response(cx, resp),
+            Filter::Ip(f) => f.on_response(cx, resp),
         }
     }
 }
