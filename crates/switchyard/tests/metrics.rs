@@ -144,6 +144,8 @@ async fn every_documented_family_is_exported_and_vice_versa() {
 address = "127.0.0.1:0"
 [listeners.secure.tls]
 certificates = [{{ cert = "{cert}", key = "{key}" }}]
+[listeners.secure.ip]
+allow = ["127.0.0.1"]
 [tracing]
 endpoint = "http://{b}/v1/traces"
 sample_ratio = 0.0
@@ -386,6 +388,13 @@ servers = [{slow}]
         1.0
     );
     assert_eq!(v("switchyard_admin_unauthorized_total", &[]), 0.0);
+    // A listener with IP lists exports its refusals from the start.
+    assert!(
+        text.contains(
+            "switchyard_downstream_errors_total{listener=\"secure\",kind=\"ip_denied\"} 0"
+        ),
+        "{text}"
+    );
     // Every answer on `main`, routed or not: the 404 (no route) and the
     // 400 (no Host) are its only 4xx.
     let main_4xx = [("listener", "main"), ("class", "4xx")];

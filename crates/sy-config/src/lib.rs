@@ -8,11 +8,13 @@
 //!
 //! This crate does no network IO and must not depend on tokio or the server:
 //! the only filesystem access is reading the config file in [`load`],
-//! reading `[admin] token_file`, checking that referenced certificate, key
-//! and CA files exist, and checking that the directory of an
-//! `[access_log] path` file exists. What needs cryptography (does the key
-//! match its certificate?) is asked of a [`FileChecks`] the caller passes
-//! to [`load_checked`]; the server crate implements it.
+//! reading `[admin] token_file` and the `allow_files` / `deny_files` of IP
+//! lists (at every load, so a reload re-reads them), checking that
+//! referenced certificate, key and CA files exist, and checking that the
+//! directory of an `[access_log] path` file exists. What needs
+//! cryptography (does the key match its certificate?) is asked of a
+//! [`FileChecks`] the caller passes to [`load_checked`]; the server crate
+//! implements it.
 //!
 //! Every relative path in the file is resolved here, once, against the
 //! directory of the configuration file, and stored resolved in the
@@ -118,9 +120,9 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
 /// Reads and validates the configuration file at `path`, running `checks`
 /// on the certificate, key and CA files it names.
 ///
-/// Relative `cert`, `key`, `ca`, `token_file` and access log paths resolve
-/// against the file's directory and are stored resolved. Diagnostics name
-/// the file as `path` was given.
+/// Relative `cert`, `key`, `ca`, `token_file`, IP list file and access log
+/// paths resolve against the file's directory and are stored resolved.
+/// Diagnostics name the file as `path` was given.
 pub fn load_checked(path: &Path, checks: &dyn FileChecks) -> Result<Loaded, Diagnostics> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path)
@@ -148,9 +150,9 @@ pub fn parse(source: &str, file_name: &str, base_dir: &Path) -> Result<Config, D
 /// Validates configuration text.
 ///
 /// `file_name` is only used in diagnostics; relative `cert`, `key`, `ca`,
-/// `token_file` and access log paths resolve against `base_dir`. Returns
-/// every error found, in file order, or the validated configuration with
-/// its warnings.
+/// `token_file`, IP list file and access log paths resolve against
+/// `base_dir`. Returns every error found, in file order, or the validated
+/// configuration with its warnings.
 pub fn parse_checked(
     source: &str,
     file_name: &str,

@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -69,6 +70,9 @@ pub enum Filter {
     ErrorPage(ErrorPageFilter),
     /// `cors = { allow_origins = [...], ... }`: cross-origin requests.
     Cors(CorsFilter),
+    /// `ip = { allow = [...], deny = [...] }`: IP allow and deny lists
+    /// checked on the client address (403).
+    Ip(IpFilter),
 }
 
 impl Filter {
@@ -80,6 +84,7 @@ impl Filter {
             Filter::Rewrite(_) => "rewrite",
             Filter::ErrorPage(_) => "error_page",
             Filter::Cors(_) => "cors",
+            Filter::Ip(_) => "ip",
         }
     }
 }
@@ -288,6 +293,60 @@ impl HeaderOps {
     }
 }
 
+/// `ip = { ... }` (a filter: a refused request gets 403) and
+/// `[listeners.NAME.ip]` (checked on the TCP peer right after accept: a
+/// refused connection is closed). A client inside a `deny` entry is
+/// refused; otherwise, when the allow list has entries, only a client
+/// inside one of them is let in. `sy_policy::ip` decides.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IpFilter {
+    /// `allow` and `allow_files`. Never empty when either key is given.
+    pub allow: IpList,
+    /// `deny` and `deny_files`.
+    pub deny: IpList,
+}
+
+/// The entries of one list of an [`IpFilter`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct IpList {
+    /// `allow` / `deny`: entries written in place: CIDRs, or addresses
+    /// meaning /32 or /128; host bits below the prefix cleared.
+    pub entries: Vec<IpNet>,
+    /// `allow_files` / `deny_files`: files of entries, one a line, read
+    /// when the configuration is loaded and at every reload.
+    pub files: Vec<IpListFile>,
+}
+
+/// One file of an [`IpList`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IpListFile {
+    /// The path, resolved against the configuration file's directory.
+    pub path: PathBuf,
+    /// Its entries in file order, host bits cleared. Shared by every use
+    /// of the same file in one configuration, so a large list is held once.
+    pub entries: Arc<[IpNet]>,
+}
+
+impl IpList {
+    /// Every entry: the inline ones, then each file's.
+    pub fn iter(&self) -> impl Iterator<Item = IpNet> + '_ {
+        self.entries
+            .iter()
+            .chain(self.files.iter().flat_map(|f| f.entries.iter()))
+            .copied()
+    }
+
+    /// The number of entries, inline and in files.
+    pub fn len(&self) -> usize {
+        self.entries.len() + self.files.iter().map(|f| f.entries.len()).sum::<usize>()
+    }
+
+    /// No entry at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// `[access_log]`: one line per request, written off the request path.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AccessLog {
@@ -450,6 +509,10 @@ pub struct Listener {
     pub http2: bool,
     /// `[listeners.NAME.forwarded]`.
     pub forwarded: Forwarded,
+    /// `[listeners.NAME.ip]`: allow and deny lists checked on the TCP peer
+    /// right after accept, before TLS and before any byte is read; a
+    /// refused connection is closed and counted. Default none.
+    pub ip: Option<IpFilter>,
     /// `filters`: run on every request of the listener, before the route's
     /// own filters, and on answers no route gave (404, 400). Default none.
     pub filters: Vec<FilterRef>,
@@ -1090,6 +1153,27 @@ impl Serialize for ValueMatch {
     }
 }
 
+impl Serialize for IpFilter {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        let lists = [
+            ("allow", "allow_files", &self.allow),
+            ("deny", "deny_files", &self.deny),
+        ];
+        for (key, files_key, list) in lists {
+            if !list.entries.is_empty() {
+                m.serialize_entry(key, &ser::Displayed(&list.entries))?;
+            }
+            if !list.files.is_empty() {
+                let paths: Vec<_> = list.files.iter().map(|f| &f.path).collect();
+                m.serialize_entry(files_key, &paths)?;
+            }
+        }
+        m.end()
+    }
+}
+
 impl Serialize for HashKey {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -1211,6 +1295,15 @@ mod ser {
             q.serialize_element(&format_args!("{i}"))?;
         }
         q.end()
+    }
+
+    /// Items serialized by their `Display` form (CIDRs).
+    pub(super) struct Displayed<'a, T>(pub(super) &'a [T]);
+
+    impl<T: Display> Serialize for Displayed<'_, T> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            display_seq(self.0, s)
+        }
     }
 
     /// Status ranges as the file writes them: "200-299", or "204".

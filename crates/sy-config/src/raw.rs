@@ -68,6 +68,7 @@ pub(crate) struct RawFilter {
     pub rewrite: Option<Spanned<RawRewrite>>,
     pub error_page: Option<Spanned<RawErrorPage>>,
     pub cors: Option<Spanned<RawCors>>,
+    pub ip: Option<Spanned<RawIp>>,
 }
 
 /// `rewrite = { ... }`.
@@ -179,6 +180,16 @@ pub(crate) struct RawHeaderOps {
     pub remove: Option<Vec<Text>>,
 }
 
+/// `ip = { ... }` and `[listeners.NAME.ip]`: allow and deny lists.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIp {
+    pub allow: Option<Vec<Text>>,
+    pub deny: Option<Vec<Text>>,
+    pub allow_files: Option<Vec<Text>>,
+    pub deny_files: Option<Vec<Text>>,
+}
+
 /// `[admin]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -242,6 +253,7 @@ pub(crate) struct RawListener {
     pub http2: Option<bool>,
     pub forwarded: Option<RawForwarded>,
     pub tls: Option<Spanned<RawListenerTls>>,
+    pub ip: Option<Spanned<RawIp>>,
     pub filters: Option<RawFilterList>,
 }
 

@@ -77,6 +77,14 @@ static FILTER: &[Field] = &[
     f("rewrite", Table(REWRITE)),
     f("error_page", Table(ERROR_PAGE)),
     f("cors", Table(CORS)),
+    f("ip", Table(IP)),
+];
+
+static IP: &[Field] = &[
+    f("allow", Array(&Str)),
+    f("deny", Array(&Str)),
+    f("allow_files", Array(&Str)),
+    f("deny_files", Array(&Str)),
 ];
 
 static REWRITE: &[Field] = &[
@@ -179,6 +187,7 @@ static LISTENER: &[Field] = &[
     f("http2", Bool),
     f("forwarded", Table(FORWARDED)),
     f("tls", Table(LISTENER_TLS)),
+    f("ip", Table(IP)),
     f("filters", Array(&FILTER_REF)),
 ];
 

@@ -17,6 +17,8 @@
 //!   quantiles (the dashboard).
 //! - [`split`]: weighted traffic splitting.
 //! - [`sticky`]: the server-naming value of a sticky-session cookie.
+//! - [`ip`]: IP allow and deny lists (a prefix trie whose lookup time does
+//!   not grow with the list).
 //!
 //! And the decisions of the request pipeline's filters:
 //!
@@ -35,6 +37,7 @@ pub mod balance;
 pub mod cors;
 pub mod ewma;
 pub mod health;
+pub mod ip;
 pub mod outlier;
 pub mod quantile;
 pub mod retry_budget;

@@ -1,5 +1,6 @@
 //! `listener::accept`: binding listening sockets (SO_REUSEPORT, one per
-//! worker) and the accept loop that hands connections to `http::serve`.
+//! worker) and the accept loop that hands connections to `http::serve`,
+//! after the listener's IP rules and connection limit let them in.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -102,6 +103,14 @@ impl Drop for ConnGuard {
     }
 }
 
+/// Closes a refused connection at once with a reset (SO_LINGER 0): no
+/// answer, and no TIME_WAIT left on our side by a client that keeps
+/// coming back.
+fn refuse(tcp: tokio::net::TcpStream) {
+    let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
+    drop(tcp);
+}
+
 /// Accepts on `sock` until `stop` flips, serving each connection with the
 /// listener configuration current at accept time.
 pub async fn accept_loop(
@@ -137,6 +146,15 @@ pub async fn accept_loop(
         let Some(lst) = snap.listener(&name).cloned() else {
             continue;
         };
+        // Before TLS and before any byte is read: a refused client costs
+        // one trie lookup and a reset.
+        if let Some(gate) = &lst.ip
+            && !gate.rules.allows(peer.ip())
+        {
+            gate.refused.inc();
+            refuse(tcp);
+            continue;
+        }
         // The listener's open-connection gauge is shared by every worker and
         // survives reloads, so it is the listener-wide count.
         let max = lst.cfg.max_connections;

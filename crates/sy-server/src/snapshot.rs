@@ -13,13 +13,15 @@ use bytes::Bytes;
 use http::HeaderName;
 use http::HeaderValue;
 use sy_config::model::{Action, Config, FilterRef, Hedge, Listener, Retry, Route};
+use sy_policy::ip::IpRules;
 use sy_policy::route::RouteTable;
 use tokio_rustls::TlsAcceptor;
 
-use crate::filter::{Chain, Filter};
+use crate::filter::{Chain, CompileCache, Filter};
 use crate::live::{Live, LiveKeys, UpstreamKey};
 use crate::metrics::{
-    ListenerLabel, ListenerRequests, Metrics, RouteMetrics, RouteOutcome, RouteUpstream,
+    ListenerKind, ListenerLabel, ListenerRequests, Metrics, RouteMetrics, RouteOutcome,
+    RouteUpstream,
 };
 use crate::tls;
 use crate::upstream::rt::{MirrorRt, SplitRt, UpstreamCtx, UpstreamRt, compile_upstream};
@@ -86,6 +88,9 @@ pub struct ListenerRt {
     pub cfg: Listener,
     /// TLS acceptor when the listener terminates TLS.
     pub tls: Option<TlsAcceptor>,
+    /// `[listeners.NAME.ip]`, checked on the peer of each accepted
+    /// connection.
+    pub ip: Option<IpGate>,
     /// Route matcher over `routes`.
     pub table: RouteTable,
     /// The routes serving this listener; `table` returns indexes into it.
@@ -101,6 +106,15 @@ pub struct ListenerRt {
     pub via_h2: HeaderValue,
     /// Connection metric handles.
     pub metrics: ListenerMetrics,
+}
+
+/// A listener's IP rules, checked right after accept, before TLS and
+/// before any byte is read.
+pub struct IpGate {
+    /// The allow and deny lists (shared with equal lists of filters).
+    pub rules: Arc<IpRules>,
+    /// `downstream_errors_total{kind="ip_denied"}` of the listener.
+    pub refused: prometheus_client::metrics::counter::Counter,
 }
 
 /// Per-listener connection metric handles.
@@ -207,20 +221,25 @@ pub fn compile(
             }
         })
         .collect();
-    // Named filters are compiled once and shared by every chain using them.
+    // Named filters are compiled once and shared by every chain using them;
+    // the cache shares the IP rules of equal lists across all of them.
+    let mut cache = CompileCache::default();
     let mut named: HashMap<&str, Arc<Filter>> = HashMap::new();
     for f in &config.filters {
-        match Filter::compile(&f.filter) {
+        match Filter::compile_in(&f.filter, &mut cache) {
             Ok(c) => {
                 named.insert(&f.name, Arc::new(c));
             }
             Err(e) => errors.push(format!("filter {}: {e}", f.name)),
         }
     }
-    let filters = Filters { named: &named };
+    let mut filters = Filters {
+        named: &named,
+        cache,
+    };
     let mut listeners = Vec::new();
     for l in &config.listeners {
-        match compile_listener(l, &config.routes, &routes, &filters, metrics) {
+        match compile_listener(l, &config.routes, &routes, &mut filters, metrics) {
             Ok(rt) => listeners.push(Arc::new(rt)),
             Err(e) => errors.push(format!("listener {}: {e}", l.name)),
         }
@@ -241,11 +260,12 @@ pub fn compile(
 /// The filters a snapshot's chains are made of.
 struct Filters<'a> {
     named: &'a HashMap<&'a str, Arc<Filter>>,
+    cache: CompileCache<'a>,
 }
 
-impl Filters<'_> {
+impl<'a> Filters<'a> {
     /// The compiled filters of a `filters` list, in order.
-    fn resolve(&self, refs: &[FilterRef]) -> Result<Vec<Arc<Filter>>, String> {
+    fn resolve(&mut self, refs: &'a [FilterRef]) -> Result<Vec<Arc<Filter>>, String> {
         refs.iter()
             .map(|r| match r {
                 FilterRef::Named(name) => self
@@ -253,17 +273,17 @@ impl Filters<'_> {
                     .get(name.as_str())
                     .cloned()
                     .ok_or_else(|| format!("unknown filter {name}")),
-                FilterRef::Inline(f) => Filter::compile(f).map(Arc::new),
+                FilterRef::Inline(f) => Filter::compile_in(f, &mut self.cache).map(Arc::new),
             })
             .collect()
     }
 }
 
-fn compile_listener(
-    l: &Listener,
-    route_cfgs: &[Route],
+fn compile_listener<'a>(
+    l: &'a Listener,
+    route_cfgs: &'a [Route],
     routes: &[Arc<RouteRt>],
-    filters: &Filters<'_>,
+    filters: &mut Filters<'a>,
     metrics: &Metrics,
 ) -> Result<ListenerRt, String> {
     let tls = match &l.tls {
@@ -294,9 +314,20 @@ fn compile_listener(
         }
     }
     let table = RouteTable::new(&specs).map_err(|e| format!("route table: {e}"))?;
+    let ip = l.ip.as_ref().map(|cfg| IpGate {
+        rules: filters.cache.ip_rules(cfg),
+        refused: metrics
+            .downstream_errors
+            .get_or_create(&ListenerKind {
+                listener: l.name.clone(),
+                kind: "ip_denied".to_owned(),
+            })
+            .clone(),
+    });
     Ok(ListenerRt {
         cfg: l.clone(),
         tls,
+        ip,
         table,
         routes: mine,
         chains,

@@ -1,6 +1,7 @@
 //! `[filters.NAME]`, the `filters` lists of listeners and routes, and the
 //! filter kinds: `request_id` and `headers` here; each further kind in a
-//! file of its own (`cors`).
+//! file of its own (`filter_rewrite.rs`, `filter_error_page.rs`,
+//! `filter_cors.rs`, `filter_ip.rs`).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -19,7 +20,14 @@ use crate::raw::{
 use crate::template::{self, Template, Variable};
 
 /// The kinds a filter table may hold, as the file names them.
-const KINDS: &[&str] = &["request_id", "headers", "rewrite", "error_page", "cors"];
+const KINDS: &[&str] = &[
+    "request_id",
+    "headers",
+    "rewrite",
+    "error_page",
+    "cors",
+    "ip",
+];
 
 /// Headers whose meaning belongs to the connection or the framing: a rule
 /// may not touch them.
@@ -130,6 +138,7 @@ fn filter(cx: &mut Cx<'_>, raw: &RawFilter, span: Range<usize>, path: &str) -> O
         ("rewrite", raw.rewrite.as_ref().map(Spanned::span)),
         ("error_page", raw.error_page.as_ref().map(Spanned::span)),
         ("cors", raw.cors.as_ref().map(Spanned::span)),
+        ("ip", raw.ip.as_ref().map(Spanned::span)),
     ]
     .into_iter()
     .filter_map(|(k, s)| s.map(|s| (k, s)))
@@ -157,6 +166,8 @@ fn filter(cx: &mut Cx<'_>, raw: &RawFilter, span: Range<usize>, path: &str) -> O
                 Some(Filter::Rewrite(super::filter_rewrite::rewrite(cx, r, &at)))
             } else if let Some(c) = &raw.cors {
                 Some(Filter::Cors(super::filter_cors::cors(cx, c, &at)))
+            } else if let Some(ip) = &raw.ip {
+                Some(Filter::Ip(super::filter_ip::ip(cx, ip, &at)))
             } else {
                 raw.error_page
                     .as_ref()

@@ -74,6 +74,10 @@ pub(super) fn validate(
         http2: l.http2.unwrap_or(true),
         forwarded: forwarded(cx, l.forwarded.as_ref(), &p("forwarded")),
         tls: l.tls.as_ref().map(|tls| listener_tls(cx, tls, &p("tls"))),
+        ip: l
+            .ip
+            .as_ref()
+            .map(|ip| super::filter_ip::ip(cx, ip, &p("ip"))),
         filters: super::filters::list(cx, l.filters.as_ref(), &p("filters"), &known.filters),
     }
 }

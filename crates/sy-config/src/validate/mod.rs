@@ -7,6 +7,7 @@
 mod fields;
 mod filter_cors;
 mod filter_error_page;
+mod filter_ip;
 mod filter_rewrite;
 mod filters;
 mod listener;
@@ -49,6 +50,8 @@ pub(crate) struct Cx<'a> {
     pub(crate) report: Report<'a>,
     base_dir: &'a Path,
     checks: &'a dyn crate::FileChecks,
+    /// IP list files read so far, each read once per load.
+    ip_files: filter_ip::FileCache,
 }
 
 /// Names defined in the file, for checking references between sections.
@@ -70,6 +73,7 @@ pub(crate) fn validate<'a>(
         report,
         base_dir,
         checks,
+        ip_files: filter_ip::FileCache::default(),
     };
     let admin = admin(&mut cx, raw.admin.as_ref().map(|a| a.get_ref()));
     let runtime = runtime(&mut cx, raw.runtime.as_ref());

@@ -19,15 +19,18 @@ mod context;
 pub mod cors;
 pub mod error_page;
 pub mod headers;
+pub mod ip;
 pub mod request_id;
 pub mod rewrite;
 mod value;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::Response;
 use http::request::Parts;
 use sy_config::model;
+use sy_policy::ip::IpRules;
 
 use crate::body::ProxyBody;
 
@@ -59,17 +62,46 @@ pub enum Filter {
     ErrorPage(error_page::ErrorPage),
     /// `cors`.
     Cors(cors::Cors),
+    /// `ip`.
+    Ip(ip::IpFilter),
+}
+
+/// What the filters of one snapshot share while it is compiled: the IP
+/// rules of equal lists (a named filter, the same file on every route, a
+/// listener's `ip` table) are built once and held once.
+#[derive(Default)]
+pub struct CompileCache<'c> {
+    ip: HashMap<&'c model::IpFilter, Arc<IpRules>>,
+}
+
+impl<'c> CompileCache<'c> {
+    /// The rules of `cfg`, built on first use.
+    pub fn ip_rules(&mut self, cfg: &'c model::IpFilter) -> Arc<IpRules> {
+        self.ip
+            .entry(cfg)
+            .or_insert_with(|| Arc::new(ip::rules(cfg)))
+            .clone()
+    }
 }
 
 impl Filter {
-    /// Compiles a validated filter.
+    /// Compiles a validated filter on its own.
     pub fn compile(f: &model::Filter) -> Result<Filter, String> {
+        Filter::compile_in(f, &mut CompileCache::default())
+    }
+
+    /// Compiles a validated filter, sharing what `cache` already built.
+    pub fn compile_in<'c>(
+        f: &'c model::Filter,
+        cache: &mut CompileCache<'c>,
+    ) -> Result<Filter, String> {
         Ok(match f {
             model::Filter::RequestId(c) => Filter::RequestId(request_id::RequestId::new(c)?),
             model::Filter::Headers(c) => Filter::Headers(headers::HeaderRules::new(c)?),
             model::Filter::Rewrite(c) => Filter::Rewrite(rewrite::Rewrite::new(c)?),
             model::Filter::ErrorPage(c) => Filter::ErrorPage(error_page::ErrorPage::new(c)?),
             model::Filter::Cors(c) => Filter::Cors(cors::Cors::new(c)?),
+            model::Filter::Ip(c) => Filter::Ip(ip::IpFilter::new(cache.ip_rules(c))),
         })
     }
 
@@ -86,6 +118,7 @@ impl Filter {
             Filter::Rewrite(f) => f.on_request(cx, req),
             Filter::ErrorPage(_) => Verdict::Continue,
             Filter::Cors(f) => f.on_request(cx, req, &m.cors),
+            Filter::Ip(f) => f.on_request(cx, req),
         }
     }
 
@@ -96,6 +129,7 @@ impl Filter {
             Filter::Rewrite(_) => {}
             Filter::ErrorPage(f) => f.on_response(cx, resp),
             Filter::Cors(f) => f.on_response(cx, resp, &m.cors),
+            Filter::Ip(f) => f.on_response(cx, resp),
         }
     }
 }
