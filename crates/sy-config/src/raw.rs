@@ -65,6 +65,7 @@ impl<'de> Deserialize<'de> for RawFilterRef {
 pub(crate) struct RawFilter {
     pub request_id: Option<Spanned<RawRequestId>>,
     pub headers: Option<Spanned<RawHeaders>>,
+    pub compress: Option<Spanned<RawCompress>>,
 }
 
 /// `request_id = { ... }`.
@@ -82,6 +83,18 @@ pub(crate) struct RawRequestId {
 pub(crate) struct RawHeaders {
     pub request: Option<RawHeaderOps>,
     pub response: Option<RawHeaderOps>,
+}
+
+/// `compress = { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCompress {
+    pub algorithms: Option<Spanned<Vec<Text>>>,
+    pub min_size: Option<Spanned<RawSize>>,
+    pub content_types: Option<Spanned<Vec<Text>>>,
+    pub gzip_level: Option<Int>,
+    pub brotli_level: Option<Int>,
+    pub zstd_level: Option<Int>,
 }
 
 /// What to do to the headers of one direction.

@@ -74,6 +74,16 @@ static FILTER_REF: Kind = StrOrTable(
 static FILTER: &[Field] = &[
     f("request_id", Table(REQUEST_ID)),
     f("headers", Table(HEADERS)),
+    f("compress", Table(COMPRESS)),
+];
+
+static COMPRESS: &[Field] = &[
+    f("algorithms", Array(&Str)),
+    f("min_size", Size),
+    f("content_types", Array(&Str)),
+    f("gzip_level", Int),
+    f("brotli_level", Int),
+    f("zstd_level", Int),
 ];
 
 static REQUEST_ID: &[Field] = &[

@@ -17,6 +17,8 @@
 //!   quantiles (the dashboard).
 //! - [`split`]: weighted traffic splitting.
 //! - [`sticky`]: the server-naming value of a sticky-session cookie.
+//! - [`compress`]: response compression: `Accept-Encoding` negotiation,
+//!   which responses may be compressed, the `Vary` and `ETag` rewrites.
 //!
 //! This crate must stay pure: it must not depend on tokio (or any async
 //! runtime), must not do IO, must not read a clock and must not use a global
@@ -26,6 +28,7 @@
 
 pub mod backoff;
 pub mod balance;
+pub mod compress;
 pub mod ewma;
 pub mod health;
 pub mod outlier;

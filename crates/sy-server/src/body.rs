@@ -13,6 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::access_log::{Counted, Observed};
+use crate::filter::compress::Encoded;
 use crate::upstream::pool::PoolReturn;
 
 /// Boxed error for bodies: only allocated on the error path.
@@ -57,6 +58,9 @@ pub enum ProxyBody {
     Observed(Observed),
     /// A request body whose bytes are counted for the access log.
     Counted(Box<Counted>),
+    /// A response body compressed as it streams (the `compress` filter);
+    /// boxed so that bodies which are not compressed stay small.
+    Encoded(Box<Encoded>),
 }
 
 impl ProxyBody {
@@ -127,6 +131,7 @@ impl Body for ProxyBody {
                 }
                 res
             }
+            ProxyBody::Encoded(e) => e.poll_frame(cx),
         }
     }
 
@@ -139,6 +144,7 @@ impl Body for ProxyBody {
             ProxyBody::Pooled { inner, .. } => inner.is_end_stream(),
             ProxyBody::Observed(o) => o.is_end_stream(),
             ProxyBody::Counted(c) => c.inner.is_end_stream(),
+            ProxyBody::Encoded(e) => e.is_end_stream(),
         }
     }
 
@@ -150,6 +156,8 @@ impl Body for ProxyBody {
             ProxyBody::Pooled { inner, .. } => inner.size_hint(),
             ProxyBody::Observed(o) => o.size_hint(),
             ProxyBody::Counted(c) => c.inner.size_hint(),
+            // The encoded length is known only at the end.
+            ProxyBody::Encoded(_) => SizeHint::default(),
         }
     }
 }

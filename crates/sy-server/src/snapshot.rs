@@ -383,7 +383,7 @@ fn compile_listener(
             mine.push(rt.clone());
             let mut chain = defaults.clone();
             chain.extend(filters.resolve(&cfg.filters)?);
-            chains.push(Chain::new(chain));
+            chains.push(Chain::for_route(chain, &cfg.name, metrics));
         }
     }
     let table = RouteTable::new(&specs).map_err(|e| format!("route table: {e}"))?;

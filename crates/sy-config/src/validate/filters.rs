@@ -1,6 +1,6 @@
 //! `[filters.NAME]`, the `filters` lists of listeners and routes, and the
 //! filter kinds: `request_id` and `headers` here; each further kind in a
-//! file of its own.
+//! file of its own (`filter_<kind>.rs`).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -19,7 +19,7 @@ use crate::raw::{
 use crate::template::{self, Template, Variable};
 
 /// The kinds a filter table may hold, as the file names them.
-const KINDS: &[&str] = &["request_id", "headers"];
+const KINDS: &[&str] = &["request_id", "headers", "compress"];
 
 /// Headers whose meaning belongs to the connection or the framing: a rule
 /// may not touch them.
@@ -95,6 +95,7 @@ fn filter(cx: &mut Cx<'_>, raw: &RawFilter, span: Range<usize>, path: &str) -> O
     let given: Vec<(&str, Range<usize>)> = [
         ("request_id", raw.request_id.as_ref().map(Spanned::span)),
         ("headers", raw.headers.as_ref().map(Spanned::span)),
+        ("compress", raw.compress.as_ref().map(Spanned::span)),
     ]
     .into_iter()
     .filter_map(|(k, s)| s.map(|s| (k, s)))
@@ -118,6 +119,13 @@ fn filter(cx: &mut Cx<'_>, raw: &RawFilter, span: Range<usize>, path: &str) -> O
                     cx,
                     r,
                     &join(path, "request_id"),
+                )));
+            }
+            if let Some(c) = &raw.compress {
+                return Some(Filter::Compress(super::filter_compress::compress(
+                    cx,
+                    c,
+                    &join(path, "compress"),
                 )));
             }
             raw.headers

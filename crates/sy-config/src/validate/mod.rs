@@ -5,6 +5,7 @@
 //! result whenever anything was reported.
 
 mod fields;
+mod filter_compress;
 mod filters;
 mod listener;
 mod observability;

@@ -15,6 +15,7 @@
 //! work on `http::request::Parts` and `http::Response<ProxyBody>`, so a
 //! chain runs on a request built in a unit test.
 
+pub mod compress;
 mod context;
 pub mod headers;
 pub mod request_id;
@@ -27,6 +28,7 @@ use http::request::Parts;
 use sy_config::model;
 
 use crate::body::ProxyBody;
+use crate::metrics::Metrics;
 
 pub use context::{RequestCx, TlsFacts};
 
@@ -50,6 +52,8 @@ pub enum Filter {
     RequestId(request_id::RequestId),
     /// `headers`.
     Headers(headers::HeaderRules),
+    /// `compress`.
+    Compress(compress::Compress),
 }
 
 impl Filter {
@@ -58,13 +62,25 @@ impl Filter {
         Ok(match f {
             model::Filter::RequestId(c) => Filter::RequestId(request_id::RequestId::new(c)?),
             model::Filter::Headers(c) => Filter::Headers(headers::HeaderRules::new(c)?),
+            model::Filter::Compress(c) => Filter::Compress(compress::Compress::new(c)?),
         })
+    }
+
+    /// The filter as route `route` uses it: a filter that counts per route
+    /// gets its own copy with the route's metric handles; the others are
+    /// shared as they are.
+    pub fn for_route(self: &Arc<Self>, route: &str, metrics: &Metrics) -> Arc<Filter> {
+        match &**self {
+            Filter::Compress(c) => Arc::new(Filter::Compress(c.for_route(route, metrics))),
+            _ => self.clone(),
+        }
     }
 
     fn on_request(&self, cx: &mut RequestCx<'_>, req: &mut Parts) -> Verdict {
         match self {
             Filter::RequestId(f) => f.on_request(cx, req),
             Filter::Headers(f) => f.on_request(cx, req),
+            Filter::Compress(f) => f.on_request(cx, req),
         }
     }
 
@@ -72,6 +88,7 @@ impl Filter {
         match self {
             Filter::RequestId(f) => f.on_response(cx, resp),
             Filter::Headers(f) => f.on_response(cx, resp),
+            Filter::Compress(f) => f.on_response(cx, resp),
         }
     }
 }
@@ -88,6 +105,18 @@ impl Chain {
         Chain {
             filters: filters.into_boxed_slice(),
         }
+    }
+
+    /// The chain of route `route`: `filters` (the listener's, then the
+    /// route's) each bound to the route's metric handles where it counts
+    /// per route ([`Filter::for_route`]).
+    pub fn for_route(filters: Vec<Arc<Filter>>, route: &str, metrics: &Metrics) -> Self {
+        Chain::new(
+            filters
+                .iter()
+                .map(|f| f.for_route(route, metrics))
+                .collect(),
+        )
     }
 
     /// No filter: the request path skips the pipeline.
