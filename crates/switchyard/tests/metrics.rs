@@ -170,6 +170,12 @@ path = "/hedge"
 [routes.hedge]
 delay = "1ms"
 [[routes]]
+name = "compressed"
+filters = [{{ compress = {{ min_size = 0 }} }}]
+respond = {{ status = 200, body = "compressible text, compressible text", content_type = "text/plain" }}
+[routes.match]
+path = "/compressed"
+[[routes]]
 name = "canary"
 [routes.match]
 path = "/canary"
@@ -258,6 +264,15 @@ servers = [{slow}]
         ) > 0.0
     })
     .await;
+    // A compressed response.
+    let r = c
+        .get(p.url("main", "/compressed"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    r.bytes().await.unwrap();
     let r = c.get(p.url("main", "/canary")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     // No route: a proxy error.
