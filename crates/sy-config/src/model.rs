@@ -145,8 +145,9 @@ impl HeaderOps {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompressFilter {
     /// `algorithms`: the codings offered, in the server's order of
-    /// preference when the client's q-values tie. Default `["br", "zstd",
-    /// "gzip"]`.
+    /// preference when the client's q-values tie. Default `["zstd", "br",
+    /// "gzip"]`: zstd compresses as well as brotli at level 4 for a third of
+    /// the CPU (BENCHMARKS.md).
     pub algorithms: Vec<Compression>,
     /// `min_size`: a body whose length is known and smaller is sent as it
     /// is (a body of unknown length is compressed). Default 1 KiB.
@@ -166,7 +167,7 @@ pub struct CompressFilter {
 impl CompressFilter {
     /// The default `algorithms`.
     pub const DEFAULT_ALGORITHMS: [Compression; 3] =
-        [Compression::Br, Compression::Zstd, Compression::Gzip];
+        [Compression::Zstd, Compression::Br, Compression::Gzip];
     /// The default `min_size`.
     pub const DEFAULT_MIN_SIZE: u64 = 1024;
     /// The default `content_types`: text, and the textual formats that are

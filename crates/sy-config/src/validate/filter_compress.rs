@@ -120,7 +120,7 @@ fn algorithms(cx: &mut Cx<'_>, raw: Option<&Spanned<Vec<Text>>>, path: &str) -> 
                 "deflate" | "compress" => Some(format!(
                     "`{name}` is not offered: every client that accepts it accepts gzip; write \"gzip\""
                 )),
-                _ => choice_hint(&name, &["br", "zstd", "gzip"]),
+                _ => choice_hint(&name, &["zstd", "br", "gzip"]),
             };
             cx.report
                 .error_value(text.span(), &at, "unknown compression algorithm")
@@ -137,7 +137,7 @@ fn algorithms(cx: &mut Cx<'_>, raw: Option<&Spanned<Vec<Text>>>, path: &str) -> 
     if out.is_empty() && clean {
         cx.report
             .error(list.span(), path, "a compress filter needs at least one algorithm")
-            .hint("e.g. algorithms = [\"br\", \"zstd\", \"gzip\"], or remove the key for that default");
+            .hint("e.g. algorithms = [\"zstd\", \"br\", \"gzip\"], or remove the key for that default");
     }
     out
 }

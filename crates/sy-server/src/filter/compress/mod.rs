@@ -24,7 +24,7 @@ use super::{RequestCx, Verdict};
 use crate::body::ProxyBody;
 use crate::metrics::{Metrics, RouteEncoding, RouteEncodingDirection};
 
-pub use encoder::{ByteCounters, Encoded, Levels};
+pub use encoder::{ByteCounters, Encoded, Encoder, Levels};
 
 /// Fields that describe the uncompressed bytes and become wrong once they
 /// are encoded.
@@ -169,7 +169,7 @@ impl Compress {
             }
             Decision::Compress(c) => c,
         };
-        let enc = match encoder::Encoder::new(coding, &s.levels) {
+        let enc = match Encoder::new(coding, &s.levels) {
             Ok(e) => e,
             Err(e) => {
                 // Only an allocation failure inside zstd gets here.

@@ -126,8 +126,9 @@ fn each_coding_is_chosen_and_decodes() {
         ("br", Coding::Br),
         ("zstd", Coding::Zstd),
         ("gzip", Coding::Gzip),
-        ("gzip, deflate, br, zstd", Coding::Br),
-        ("*", Coding::Br),
+        ("gzip, deflate, br, zstd", Coding::Zstd),
+        ("*", Coding::Zstd),
+        ("gzip, br", Coding::Br),
     ] {
         let f = filter(|_| {});
         let body = big();
