@@ -384,6 +384,17 @@ fn main() {
         }
     }
 
+    // Brotli's blocks hold at most 1 MiB of input with the 512 KiB window;
+    // single responses up to that size show the levels as clients see
+    // most of them.
+    println!("\n## Brotli levels on one response of 256 KiB and of 1 MiB (JSON)\n\n{header}");
+    for size in [256 * 1024, MIB] {
+        for level in [4, 5, 6] {
+            let label = format!("JSON, {} KiB", size / 1024);
+            row(&label, Coding::Br, level, &input[..size], STREAM);
+        }
+    }
+
     println!("\n## Flushing after every frame (JSON, default levels)\n\n{header}");
     for frame in [16 * 1024, 1024] {
         for coding in Coding::ALL {
