@@ -178,6 +178,12 @@ filters = [{{ cors = {{ allow_origins = ["https://app.example"] }} }}]
 [routes.match]
 path = "/cors"
 [[routes]]
+name = "compressed"
+filters = [{{ compress = {{ min_size = 0 }} }}]
+respond = {{ status = 200, body = "compressible text, compressible text", content_type = "text/plain" }}
+[routes.match]
+path = "/compressed"
+[[routes]]
 name = "canary"
 [routes.match]
 path = "/canary"
@@ -266,6 +272,15 @@ servers = [{slow}]
         ) > 0.0
     })
     .await;
+    // A compressed response.
+    let r = c
+        .get(p.url("main", "/compressed"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    r.bytes().await.unwrap();
     let r = c.get(p.url("main", "/canary")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     // A CORS preflight, answered at the edge.

@@ -69,6 +69,7 @@ pub(crate) struct RawFilter {
     pub error_page: Option<Spanned<RawErrorPage>>,
     pub cors: Option<Spanned<RawCors>>,
     pub ip: Option<Spanned<RawIp>>,
+    pub compress: Option<Spanned<RawCompress>>,
 }
 
 /// `rewrite = { ... }`.
@@ -168,6 +169,18 @@ pub(crate) struct RawRequestId {
 pub(crate) struct RawHeaders {
     pub request: Option<RawHeaderOps>,
     pub response: Option<RawHeaderOps>,
+}
+
+/// `compress = { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCompress {
+    pub algorithms: Option<Spanned<Vec<Text>>>,
+    pub min_size: Option<Spanned<RawSize>>,
+    pub content_types: Option<Spanned<Vec<Text>>>,
+    pub gzip_level: Option<Int>,
+    pub brotli_level: Option<Int>,
+    pub zstd_level: Option<Int>,
 }
 
 /// What to do to the headers of one direction.

@@ -78,6 +78,16 @@ static FILTER: &[Field] = &[
     f("error_page", Table(ERROR_PAGE)),
     f("cors", Table(CORS)),
     f("ip", Table(IP)),
+    f("compress", Table(COMPRESS)),
+];
+
+static COMPRESS: &[Field] = &[
+    f("algorithms", Array(&Str)),
+    f("min_size", Size),
+    f("content_types", Array(&Str)),
+    f("gzip_level", Int),
+    f("brotli_level", Int),
+    f("zstd_level", Int),
 ];
 
 static IP: &[Field] = &[

@@ -25,6 +25,8 @@
 //! - [`rewrite`]: path prefix and regex rewrites, query parameter edits.
 //! - [`cors`]: which origins a CORS policy allows, how a preflight is
 //!   answered and which `Access-Control-*` headers a response carries.
+//! - [`compress`]: response compression: `Accept-Encoding` negotiation,
+//!   which responses may be compressed, the `Vary` and `ETag` rewrites.
 //!
 //! This crate must stay pure: it must not depend on tokio (or any async
 //! runtime), must not do IO, must not read a clock and must not use a global
@@ -34,6 +36,7 @@
 
 pub mod backoff;
 pub mod balance;
+pub mod compress;
 pub mod cors;
 pub mod ewma;
 pub mod health;

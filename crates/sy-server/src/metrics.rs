@@ -119,6 +119,10 @@ pub struct Metrics {
     pub admin_unauthorized: Counter,
     /// switchyard_build_info (always 1)
     pub build_info: Family<VersionLabel, Gauge>,
+    /// switchyard_compressed_responses_total
+    pub compressed: Family<RouteEncoding, Counter>,
+    /// switchyard_compression_bytes_total (direction = in | out)
+    pub compression_bytes: Family<RouteEncodingDirection, Counter>,
 }
 
 impl Metrics {
@@ -170,6 +174,8 @@ impl Metrics {
             route_active: Family::default(),
             admin_unauthorized: Counter::default(),
             build_info: Family::default(),
+            compressed: Family::default(),
+            compression_bytes: Family::default(),
         };
         registry.register(
             "downstream_connections",
@@ -375,6 +381,16 @@ impl Metrics {
             "admin_unauthorized",
             "Admin API requests refused for a missing or wrong bearer token",
             m.admin_unauthorized.clone(),
+        );
+        registry.register(
+            "compressed_responses",
+            "Responses compressed by a compress filter, by route and coding",
+            m.compressed.clone(),
+        );
+        registry.register(
+            "compression_bytes",
+            "Body bytes given to the compress filter's encoders (in) and produced by them (out)",
+            m.compression_bytes.clone(),
         );
         m.build_info
             .get_or_create(&VersionLabel {

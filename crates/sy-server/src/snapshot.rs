@@ -310,7 +310,7 @@ fn compile_listener<'a>(
                 .cloned()
                 .collect();
             chain.extend(own);
-            chains.push(Chain::new(chain).counted(metrics, &cfg.name));
+            chains.push(Chain::for_route(chain, &cfg.name, metrics));
         }
     }
     let table = RouteTable::new(&specs).map_err(|e| format!("route table: {e}"))?;
@@ -331,7 +331,7 @@ fn compile_listener<'a>(
         table,
         routes: mine,
         chains,
-        default_chain: Chain::new(defaults).counted(metrics, ""),
+        default_chain: Chain::for_route(defaults, "", metrics),
         via_h1: HeaderValue::from_static("1.1 switchyard"),
         via_h2: HeaderValue::from_static("2 switchyard"),
         metrics: {

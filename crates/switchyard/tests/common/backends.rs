@@ -37,6 +37,30 @@ pub type BackendHandler = Arc<
         + Sync,
 >;
 
+/// A response body a [`Backend::start_streaming`] handler streams.
+pub type StreamingBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// An async request handler for [`Backend::start_streaming`].
+pub type StreamingHandler = Arc<
+    dyn Fn(
+            Request<Incoming>,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<StreamingBody>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// A body that sends `chunks` one frame each, yielding to the runtime
+/// between them, so that they leave as separate writes.
+pub fn chunked_body(chunks: Vec<Bytes>) -> StreamingBody {
+    use futures_util::StreamExt;
+    let frames = futures_util::stream::iter(chunks).then(|c| async move {
+        tokio::task::yield_now().await;
+        Ok::<_, Infallible>(hyper::body::Frame::data(c))
+    });
+    BodyExt::boxed(http_body_util::StreamBody::new(frames))
+}
+
 /// The response a default [`Backend`] gives, with `body` as its body:
 /// `x-backend`, `x-seen-path`, `x-seen-version` and `x-seen-NAME` for every
 /// request header.
@@ -82,6 +106,30 @@ impl Backend {
     /// Starts a backend (HTTP/1.1 and h2c) whose every answer comes from the
     /// async `handler`; `hits` counts requests as they arrive.
     pub async fn start_async(name: &str, handler: BackendHandler) -> Backend {
+        Self::serve(name, handler).await
+    }
+
+    /// Like [`Backend::start_async`], with bodies that stream: each frame
+    /// of a [`StreamingBody`] is written as the handler produces it.
+    pub async fn start_streaming(name: &str, handler: StreamingHandler) -> Backend {
+        Self::serve(name, handler).await
+    }
+
+    async fn serve<B>(
+        name: &str,
+        handler: Arc<
+            dyn Fn(
+                    Request<Incoming>,
+                )
+                    -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<B>> + Send>>
+                + Send
+                + Sync,
+        >,
+    ) -> Backend
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let hits = Arc::new(AtomicUsize::new(0));
         let h = hits.clone();
         let (addr, stop) = accept_loop(move |tcp| {

@@ -1,7 +1,8 @@
 //! `[filters.NAME]`, the `filters` lists of listeners and routes, and the
 //! filter kinds: `request_id` and `headers` here; each further kind in a
 //! file of its own (`filter_rewrite.rs`, `filter_error_page.rs`,
-//! `filter_cors.rs`, `filter_ip.rs`).
+//! `filter_cors.rs`, `filter_ip.rs`,
+//! `filter_compress.rs`).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -27,6 +28,7 @@ const KINDS: &[&str] = &[
     "error_page",
     "cors",
     "ip",
+    "compress",
 ];
 
 /// Headers whose meaning belongs to the connection or the framing: a rule
@@ -139,6 +141,7 @@ fn filter(cx: &mut Cx<'_>, raw: &RawFilter, span: Range<usize>, path: &str) -> O
         ("error_page", raw.error_page.as_ref().map(Spanned::span)),
         ("cors", raw.cors.as_ref().map(Spanned::span)),
         ("ip", raw.ip.as_ref().map(Spanned::span)),
+        ("compress", raw.compress.as_ref().map(Spanned::span)),
     ]
     .into_iter()
     .filter_map(|(k, s)| s.map(|s| (k, s)))
@@ -168,6 +171,10 @@ fn filter(cx: &mut Cx<'_>, raw: &RawFilter, span: Range<usize>, path: &str) -> O
                 Some(Filter::Cors(super::filter_cors::cors(cx, c, &at)))
             } else if let Some(ip) = &raw.ip {
                 Some(Filter::Ip(super::filter_ip::ip(cx, ip, &at)))
+            } else if let Some(c) = &raw.compress {
+                Some(Filter::Compress(super::filter_compress::compress(
+                    cx, c, &at,
+                )))
             } else {
                 raw.error_page
                     .as_ref()

@@ -5,6 +5,7 @@
 //! result whenever anything was reported.
 
 mod fields;
+mod filter_compress;
 mod filter_cors;
 mod filter_error_page;
 mod filter_ip;

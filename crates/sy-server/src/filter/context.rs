@@ -102,6 +102,11 @@ pub struct RequestCx<'a> {
     pub upstream: Option<&'a str>,
     /// The server whose answer is being returned (response phase).
     pub server: Option<&'a str>,
+    /// What the client's `Accept-Encoding` accepts, once a `compress`
+    /// filter read it in the request phase (the request itself is sent
+    /// upstream unchanged). Each `compress` filter of the chain chooses
+    /// among its own algorithms from it in the response phase.
+    pub accept_encoding: Option<sy_policy::compress::Accepted>,
 }
 
 impl<'a> RequestCx<'a> {
@@ -126,6 +131,7 @@ impl<'a> RequestCx<'a> {
             consumer: None,
             upstream: None,
             server: None,
+            accept_encoding: None,
         }
     }
 }

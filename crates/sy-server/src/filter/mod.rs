@@ -15,6 +15,7 @@
 //! work on `http::request::Parts` and `http::Response<ProxyBody>`, so a
 //! chain runs on a request built in a unit test.
 
+pub mod compress;
 mod context;
 pub mod cors;
 pub mod error_page;
@@ -33,6 +34,7 @@ use sy_config::model;
 use sy_policy::ip::IpRules;
 
 use crate::body::ProxyBody;
+use crate::metrics::Metrics;
 
 pub use context::{PreflightAsk, RequestCx, TlsFacts};
 
@@ -64,6 +66,8 @@ pub enum Filter {
     Cors(cors::Cors),
     /// `ip`.
     Ip(ip::IpFilter),
+    /// `compress`.
+    Compress(compress::Compress),
 }
 
 /// What the filters of one snapshot share while it is compiled: the IP
@@ -102,7 +106,18 @@ impl Filter {
             model::Filter::ErrorPage(c) => Filter::ErrorPage(error_page::ErrorPage::new(c)?),
             model::Filter::Cors(c) => Filter::Cors(cors::Cors::new(c)?),
             model::Filter::Ip(c) => Filter::Ip(ip::IpFilter::new(cache.ip_rules(c))),
+            model::Filter::Compress(c) => Filter::Compress(compress::Compress::new(c)?),
         })
+    }
+
+    /// The filter as route `route` uses it: a filter that counts per route
+    /// gets its own copy with the route's metric handles; the others are
+    /// shared as they are.
+    pub fn for_route(self: &Arc<Self>, route: &str, metrics: &Metrics) -> Arc<Filter> {
+        match &**self {
+            Filter::Compress(c) => Arc::new(Filter::Compress(c.for_route(route, metrics))),
+            _ => self.clone(),
+        }
     }
 
     /// A `cors` filter: a route's replaces its listener's in the route's
@@ -119,6 +134,7 @@ impl Filter {
             Filter::ErrorPage(_) => Verdict::Continue,
             Filter::Cors(f) => f.on_request(cx, req, &m.cors),
             Filter::Ip(f) => f.on_request(cx, req),
+            Filter::Compress(f) => f.on_request(cx, req),
         }
     }
 
@@ -130,6 +146,7 @@ impl Filter {
             Filter::ErrorPage(f) => f.on_response(cx, resp),
             Filter::Cors(f) => f.on_response(cx, resp, &m.cors),
             Filter::Ip(f) => f.on_response(cx, resp),
+            Filter::Compress(f) => f.on_response(cx, resp),
         }
     }
 }
@@ -160,13 +177,22 @@ impl Chain {
         }
     }
 
-    /// The chain counting its filters' metrics under `route` ("" for the
-    /// answers no route gave); series only for the kinds it has.
-    pub fn counted(mut self, m: &crate::metrics::Metrics, route: &str) -> Self {
-        if self.filters.iter().any(|f| f.is_cors()) {
-            self.metrics.cors = cors::CorsCounters::of(m, route);
+    /// The chain of route `route` ("" for the listener's own answers):
+    /// `filters` (the listener's, then the route's), each bound to the
+    /// route's metric handles where it counts per route
+    /// ([`Filter::for_route`]), and the chain's shared counters (series
+    /// only for the kinds it has).
+    pub fn for_route(filters: Vec<Arc<Filter>>, route: &str, metrics: &Metrics) -> Self {
+        let mut chain = Chain::new(
+            filters
+                .iter()
+                .map(|f| f.for_route(route, metrics))
+                .collect(),
+        );
+        if chain.filters.iter().any(|f| f.is_cors()) {
+            chain.metrics.cors = cors::CorsCounters::of(metrics, route);
         }
-        self
+        chain
     }
 
     /// No filter: the request path skips the pipeline.

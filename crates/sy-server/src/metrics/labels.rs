@@ -62,6 +62,8 @@ label_set! {
     RouteOutcome { route, outcome }
     RouteUpstream { route, upstream }
     RouteUpstreamReason { route, upstream, reason }
+    RouteEncoding { route, encoding }
+    RouteEncodingDirection { route, encoding, direction }
     VersionLabel { version }
     ResultLabel { result }
 }
@@ -180,6 +182,26 @@ pub struct RouteUpstreamReason {
     pub upstream: String,
     /// Why the attempt was retried.
     pub reason: String,
+}
+
+/// Labels: a route and a content coding.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct RouteEncoding {
+    /// Route name.
+    pub route: String,
+    /// The coding: "br", "zstd" or "gzip".
+    pub encoding: String,
+}
+
+/// Labels: a route, a content coding and a direction.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct RouteEncodingDirection {
+    /// Route name.
+    pub route: String,
+    /// The coding: "br", "zstd" or "gzip".
+    pub encoding: String,
+    /// "in" (bytes given to the encoder) or "out" (bytes it produced).
+    pub direction: String,
 }
 
 /// Labels: the binary's version.
