@@ -230,10 +230,10 @@ pub fn decide(facts: &Facts<'_>, rules: &Rules<'_>, chosen: Option<Coding>) -> D
         && !matches!(facts.status, 204..=206)
         && !facts.encoded
         && !facts.no_transform
+        && facts.length.is_none_or(|n| n > 0 && n >= rules.min_size)
         && facts
             .content_type
-            .is_some_and(|t| rules.types.iter().any(|p| p.matches(t)))
-        && facts.length.is_none_or(|n| n > 0 && n >= rules.min_size);
+            .is_some_and(|t| rules.types.iter().any(|p| p.matches(t)));
     match chosen {
         _ if !candidate => Decision::Leave,
         Some(c) if !facts.head => Decision::Compress(c),

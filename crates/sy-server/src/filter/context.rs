@@ -74,6 +74,9 @@ pub struct RequestCx<'a> {
     /// The client: the peer, or the client X-Forwarded-For names when the
     /// peer is one of the listener's trusted proxies.
     pub client_ip: IpAddr,
+    /// `client_ip` as a header value, when the connection has it rendered
+    /// already (the client is the peer); saves rendering it per request.
+    pub client_ip_value: Option<&'a HeaderValue>,
     /// The peer is one of the listener's trusted proxies.
     pub trusted_peer: bool,
     /// TLS facts of the connection; None on a plain connection.
@@ -85,8 +88,9 @@ pub struct RequestCx<'a> {
     /// The request method.
     pub method: Method,
     /// The request target as received (filters may rewrite the request's
-    /// own; this one stays).
-    pub uri: Uri,
+    /// own; this one stays). Kept only when a filter of the chain reads it
+    /// (`${path}`, see [`super::Chain::reads_path`]); None otherwise.
+    pub uri: Option<Uri>,
     /// The host the client asked for (Host or `:authority`).
     pub host: Option<HeaderValue>,
     /// The request's `Origin`, as received (before any filter ran).
@@ -113,14 +117,27 @@ impl<'a> RequestCx<'a> {
     /// A context for a request to `listener` from `peer` (a test or a
     /// filter benchmark fills in the rest as it needs).
     pub fn new(listener: &'a str, peer: SocketAddr, method: Method, uri: Uri) -> Self {
+        Self::at(listener, peer, method, Some(uri), Instant::now())
+    }
+
+    /// [`RequestCx::new`] for a request whose head arrived at `started`,
+    /// keeping its target only when given.
+    pub fn at(
+        listener: &'a str,
+        peer: SocketAddr,
+        method: Method,
+        uri: Option<Uri>,
+        started: Instant,
+    ) -> Self {
         RequestCx {
             listener,
             route: None,
             peer,
             client_ip: peer.ip(),
+            client_ip_value: None,
             trusted_peer: false,
             tls: None,
-            started: Instant::now(),
+            started,
             trace_id: None,
             method,
             uri,

@@ -111,12 +111,24 @@ impl Filter {
     }
 
     /// The filter as route `route` uses it: a filter that counts per route
-    /// gets its own copy with the route's metric handles; the others are
+    /// gets its own copy with the route's metric handles, header rules that
+    /// use `${route}` get theirs with the name filled in; the others are
     /// shared as they are.
     pub fn for_route(self: &Arc<Self>, route: &str, metrics: &Metrics) -> Arc<Filter> {
         match &**self {
             Filter::Compress(c) => Arc::new(Filter::Compress(c.for_route(route, metrics))),
+            Filter::Headers(h) if h.reads_route() => Arc::new(Filter::Headers(h.bind_route(route))),
             _ => self.clone(),
+        }
+    }
+
+    /// The filter reads the request target as received (`${path}`) from
+    /// the request context, which then keeps a copy of it.
+    pub fn reads_path(&self) -> bool {
+        match self {
+            Filter::Headers(f) => f.reads_path(),
+            Filter::ErrorPage(f) => f.reads_path(),
+            _ => false,
         }
     }
 
@@ -166,12 +178,15 @@ pub struct ChainMetrics {
 pub struct Chain {
     filters: Box<[Arc<Filter>]>,
     metrics: ChainMetrics,
+    /// Some filter reads the request target as received.
+    reads_path: bool,
 }
 
 impl Chain {
     /// A chain of `filters`, in request order, counting nowhere.
     pub fn new(filters: Vec<Arc<Filter>>) -> Self {
         Chain {
+            reads_path: filters.iter().any(|f| f.reads_path()),
             filters: filters.into_boxed_slice(),
             metrics: ChainMetrics::default(),
         }
@@ -193,6 +208,13 @@ impl Chain {
             chain.metrics.cors = cors::CorsCounters::of(metrics, route);
         }
         chain
+    }
+
+    /// A filter of the chain reads the request target as received: the
+    /// request context keeps a copy of it (a copy costs an allocation).
+    #[inline]
+    pub fn reads_path(&self) -> bool {
+        self.reads_path
     }
 
     /// No filter: the request path skips the pipeline.

@@ -3,8 +3,10 @@
 //! request from the [`RequestCx`].
 
 use std::fmt::Write;
+use std::net::IpAddr;
 
-use http::HeaderValue;
+use bytes::Bytes;
+use http::{HeaderValue, Uri};
 use sy_config::template::{Part, Template, Variable};
 
 use super::RequestCx;
@@ -19,6 +21,55 @@ pub enum Value {
 }
 
 impl Value {
+    /// The value with `${route}` replaced by `route`, for the chain of that
+    /// route (the same for all its requests): a value left without
+    /// variables becomes static, so nothing is rendered per request.
+    pub fn bind_route(&self, route: &str) -> Value {
+        let Value::Dynamic(parts) = self else {
+            return self.clone();
+        };
+        if !parts
+            .iter()
+            .any(|p| matches!(p, Part::Var(Variable::Route)))
+        {
+            return self.clone();
+        }
+        let mut bound: Vec<Part> = Vec::with_capacity(parts.len());
+        for p in parts.iter() {
+            let p = match p {
+                Part::Var(Variable::Route) => Part::Literal(route.to_string()),
+                p => p.clone(),
+            };
+            match (bound.last_mut(), p) {
+                (Some(Part::Literal(prev)), Part::Literal(next)) => prev.push_str(&next),
+                (_, p) => bound.push(p),
+            }
+        }
+        match &bound[..] {
+            [] => Value::Static(HeaderValue::from_static("")),
+            [Part::Literal(text)] => match HeaderValue::from_str(text) {
+                Ok(v) => Value::Static(v),
+                // A route name that is no header value: rendered (and
+                // skipped) per request as before.
+                Err(_) => self.clone(),
+            },
+            _ => Value::Dynamic(bound.into_boxed_slice()),
+        }
+    }
+
+    /// The value renders `${route}`.
+    pub fn reads_route(&self) -> bool {
+        matches!(self, Value::Dynamic(parts) if parts.iter().any(|p| matches!(p, Part::Var(Variable::Route))))
+    }
+
+    /// The value renders `${path}` (the request target as received).
+    pub fn reads_path(&self) -> bool {
+        match self {
+            Value::Static(_) => false,
+            Value::Dynamic(parts) => reads_path(parts),
+        }
+    }
+
     /// Compiles `t`; None when its literal text is not a valid header value
     /// (validation rejects that before).
     pub fn new(t: &Template) -> Option<Self> {
@@ -37,8 +88,56 @@ impl Value {
         match self {
             Value::Static(v) => Some(v.clone()),
             Value::Dynamic(parts) => {
-                HeaderValue::from_str(&render_text(parts, cx, None, false)).ok()
+                if let [Part::Var(v)] = &parts[..]
+                    && let Some(ready) = ready_value(cx, *v)
+                {
+                    return ready;
+                }
+                // The rendered text becomes the value's bytes (no copy).
+                HeaderValue::from_maybe_shared(Bytes::from(render_text(parts, cx, None, false)))
+                    .ok()
             }
+        }
+    }
+}
+
+/// Template `parts` use `${path}`.
+pub fn reads_path(parts: &[Part]) -> bool {
+    parts.iter().any(|p| matches!(p, Part::Var(Variable::Path)))
+}
+
+/// A value that is one variable the context holds as a header value
+/// already: a clone, no rendering. None when it must be rendered.
+fn ready_value(cx: &RequestCx<'_>, v: Variable) -> Option<Option<HeaderValue>> {
+    let empty = || HeaderValue::from_static("");
+    match v {
+        Variable::ClientIp => cx.client_ip_value.map(|h| Some(h.clone())),
+        Variable::RequestId => Some(Some(cx.request_id.clone().unwrap_or_else(empty))),
+        Variable::Host => Some(Some(cx.host.clone().unwrap_or_else(empty))),
+        _ => None,
+    }
+}
+
+/// Appends `ip` as text: IPv4 without the formatting machinery (the common
+/// case, once per request for `${client_ip}`).
+fn push_ip(ip: IpAddr, out: &mut String) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
         }
     }
 }
@@ -94,13 +193,12 @@ fn escape_html(s: &str, out: &mut String) {
 
 /// Appends the value of `v` (empty when the request has none).
 fn variable(cx: &RequestCx<'_>, v: Variable, err: Option<ErrorFacts<'_>>, out: &mut String) {
-    let text =
-        |h: &Option<HeaderValue>| h.as_ref().and_then(|h| h.to_str().ok()).map(str::to_owned);
+    fn text(h: &Option<HeaderValue>) -> &str {
+        h.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("")
+    }
     match v {
-        Variable::ClientIp => {
-            let _ = write!(out, "{}", cx.client_ip);
-        }
-        Variable::RequestId => out.push_str(&text(&cx.request_id).unwrap_or_default()),
+        Variable::ClientIp => push_ip(cx.client_ip, out),
+        Variable::RequestId => out.push_str(text(&cx.request_id)),
         Variable::Listener => out.push_str(cx.listener),
         Variable::Route => out.push_str(cx.route.unwrap_or("")),
         Variable::Upstream => out.push_str(cx.upstream.unwrap_or("")),
@@ -113,9 +211,9 @@ fn variable(cx: &RequestCx<'_>, v: Variable, err: Option<ErrorFacts<'_>>, out: &
             }
         }
         Variable::TlsSni => out.push_str(cx.tls.and_then(|t| t.sni.as_deref()).unwrap_or("")),
-        Variable::Host => out.push_str(&text(&cx.host).unwrap_or_default()),
+        Variable::Host => out.push_str(text(&cx.host)),
         Variable::Method => out.push_str(cx.method.as_str()),
-        Variable::Path => out.push_str(cx.uri.path()),
+        Variable::Path => out.push_str(cx.uri.as_ref().map_or("", Uri::path)),
         Variable::Consumer => out.push_str(cx.consumer.as_deref().unwrap_or("")),
         Variable::Status => {
             if let Some(e) = err {
@@ -175,5 +273,68 @@ mod tests {
             v("[${upstream}][${tls_sni}][${consumer}]"),
             Some(HeaderValue::from_static("[][][]"))
         );
+    }
+
+    #[test]
+    fn single_variables_and_addresses() {
+        let peer = "192.0.2.7:5000".parse().unwrap_or_else(|_| unreachable!());
+        let mut cx = RequestCx::new("web", peer, http::Method::GET, http::Uri::from_static("/"));
+        let v = |cx: &RequestCx<'_>, text: &str| {
+            Value::new(&sy_config::template::parse(text).unwrap_or_else(|e| unreachable!("{e}")))
+                .and_then(|v| v.render(cx))
+        };
+        // Rendered, then taken from the connection's ready value.
+        assert_eq!(
+            v(&cx, "${client_ip}"),
+            Some(HeaderValue::from_static("192.0.2.7"))
+        );
+        let ready = HeaderValue::from_static("192.0.2.7");
+        cx.client_ip_value = Some(&ready);
+        assert_eq!(v(&cx, "${client_ip}"), Some(ready.clone()));
+        // Missing facts are empty values, not skipped rules.
+        assert_eq!(v(&cx, "${request_id}"), Some(HeaderValue::from_static("")));
+        assert_eq!(v(&cx, "${host}"), Some(HeaderValue::from_static("")));
+        cx.host = Some(HeaderValue::from_static("a.example"));
+        assert_eq!(
+            v(&cx, "${host}"),
+            Some(HeaderValue::from_static("a.example"))
+        );
+        for (ip, text) in [
+            ("0.0.0.0", "0.0.0.0"),
+            ("9.10.99.100", "9.10.99.100"),
+            ("255.254.101.1", "255.254.101.1"),
+            ("2001:db8::1", "2001:db8::1"),
+            ("::ffff:10.0.0.1", "::ffff:10.0.0.1"),
+        ] {
+            let mut out = String::new();
+            push_ip(ip.parse().unwrap_or_else(|_| unreachable!()), &mut out);
+            assert_eq!(out, text);
+        }
+    }
+
+    #[test]
+    fn route_bound_at_compile_time() {
+        let t = |text: &str| {
+            Value::new(&sy_config::template::parse(text).unwrap_or_else(|e| unreachable!("{e}")))
+                .unwrap_or_else(|| unreachable!())
+        };
+        let peer = "192.0.2.7:5000".parse().unwrap_or_else(|_| unreachable!());
+        let mut cx = RequestCx::new("web", peer, http::Method::GET, http::Uri::from_static("/p"));
+        cx.route = Some("ignored-once-bound");
+        // Only `${route}`: static once bound.
+        let v = t("r=${route}").bind_route("api");
+        assert!(matches!(v, Value::Static(_)));
+        assert_eq!(v.render(&cx), Some(HeaderValue::from_static("r=api")));
+        // With other variables: still rendered, the route part fixed.
+        let v = t("${route}/${method}").bind_route("api");
+        assert!(matches!(v, Value::Dynamic(_)));
+        assert_eq!(v.render(&cx), Some(HeaderValue::from_static("api/GET")));
+        // The listener's own answers: no route.
+        assert_eq!(
+            t("[${route}]").bind_route("").render(&cx),
+            Some(HeaderValue::from_static("[]"))
+        );
+        // Values without `${route}` are left as they are.
+        assert!(!t("${method}").reads_route() && t("a${route}").reads_route());
     }
 }

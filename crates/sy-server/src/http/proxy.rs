@@ -19,7 +19,7 @@ use sy_policy::route::RequestView;
 
 use crate::access_log::{Counted, Observed};
 use crate::body::ProxyBody;
-use crate::filter::{PreflightAsk, RequestCx, TlsFacts, Verdict};
+use crate::filter::{Chain, PreflightAsk, RequestCx, TlsFacts, Verdict};
 use crate::forwarded::{self as hdr, ForwardCtx};
 use crate::http::serve::{ConnState, count};
 use crate::live::now_ns;
@@ -105,7 +105,8 @@ pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyB
         None => &lst.default_chain,
     };
     // Built only when there are filters: a route without pays nothing.
-    let mut fcx = (!chain.is_empty()).then(|| request_cx(cx, lst, &parts, route, &ex, start));
+    let mut fcx =
+        (!chain.is_empty()).then(|| request_cx(cx, lst, &parts, route, chain, &ex, start));
     let mut answer = None;
     if let Err(e) = checked {
         count(&cx.shared, &lst.cfg.name, "bad_request");
@@ -132,7 +133,11 @@ pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyB
         }
         (None, Some(route)) => {
             let req = Request::from_parts(parts, body);
-            action(cx, lst, route, req, &ex, &mut used).await
+            // Boxed: the action's future (retries, hedging, the upstream
+            // exchange) is several KiB, and `handle`'s future is moved
+            // whole into hyper's connection state for every request; a
+            // small one moves cheaply, one allocation costs less.
+            Box::pin(action(cx, lst, route, req, &ex, &mut used)).await
         }
     };
     if let Some(f) = &mut fcx {
@@ -219,21 +224,25 @@ fn request_cx<'a>(
     lst: &'a ListenerRt,
     parts: &Parts,
     route: Option<&'a Arc<RouteRt>>,
+    chain: &Chain,
     ex: &Exchange,
     start: Instant,
 ) -> RequestCx<'a> {
     let trusted = &lst.cfg.forwarded.trusted_proxies;
-    let mut f = RequestCx::new(
+    let mut f = RequestCx::at(
         &lst.cfg.name,
         cx.peer,
         parts.method.clone(),
-        parts.uri.clone(),
+        chain.reads_path().then(|| parts.uri.clone()),
+        start,
     );
     f.route = route.map(|r| r.name.as_str());
     f.trusted_peer = hdr::is_trusted(cx.peer.ip(), trusted);
     f.client_ip = hdr::client_ip(&parts.headers, cx.peer.ip(), trusted);
+    if f.client_ip == cx.peer.ip() {
+        f.client_ip_value = Some(&cx.peer_ip);
+    }
     f.tls = cx.tls_facts.as_ref();
-    f.started = start;
     f.trace_id = ex.trace_id();
     f.host = match parts.uri.authority() {
         Some(a) => HeaderValue::from_str(a.as_str()).ok(),

@@ -140,9 +140,19 @@ impl Compress {
         let s = &*self.settings;
         let head = cx.method == Method::HEAD;
         let h = resp.headers();
+        let status = resp.status().as_u16();
         let declared = content_length(h);
+        // The cheap refusals first (`decide` would say Leave): most
+        // responses that are not compressed stop here, before the header
+        // lookups below.
+        if !(200..300).contains(&status)
+            || matches!(status, 204..=206)
+            || declared.is_some_and(|n| n == 0 || n < s.min_size)
+        {
+            return;
+        }
         let facts = Facts {
-            status: resp.status().as_u16(),
+            status,
             head,
             encoded: policy::is_encoded(values(h, &header::CONTENT_ENCODING)),
             no_transform: policy::has_no_transform(values(h, &header::CACHE_CONTROL)),

@@ -15,7 +15,7 @@ use http::{Response, StatusCode};
 use prometheus_client::metrics::counter::Counter;
 use sy_config::model::CorsFilter;
 use sy_core::ProxyError;
-use sy_policy::cors::{OWNED_HEADERS, Outcome, Policy, Preflight, Refusal, merge_vary};
+use sy_policy::cors::{Outcome, Policy, Preflight, Refusal, merge_vary};
 
 use super::{PreflightAsk, RequestCx, Verdict};
 use crate::body::ProxyBody;
@@ -140,9 +140,7 @@ impl Cors {
         m: &CorsCounters,
     ) {
         let h = resp.headers_mut();
-        for name in OWNED_HEADERS {
-            h.remove(name);
-        }
+        strip_owned(h);
         if let Some(ask) = &cx.preflight {
             match self.decide(cx, ask) {
                 Ok(answer) => set_preflight(h, &answer),
@@ -183,6 +181,28 @@ impl Cors {
         if answer.vary_origin {
             vary(h, "Origin");
         }
+    }
+}
+
+/// The headers a `cors` filter owns (`sy_policy::cors::OWNED_HEADERS`).
+const OWNED: [HeaderName; 6] = [
+    header::ACCESS_CONTROL_ALLOW_ORIGIN,
+    header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+    header::ACCESS_CONTROL_ALLOW_METHODS,
+    header::ACCESS_CONTROL_ALLOW_HEADERS,
+    header::ACCESS_CONTROL_EXPOSE_HEADERS,
+    header::ACCESS_CONTROL_MAX_AGE,
+];
+
+/// Removes the upstream's own `Access-Control-*` headers: one pass over
+/// the names (each a standard header, so a comparison is an enum
+/// compare), a removal only when one is present (most responses have none).
+fn strip_owned(h: &mut http::HeaderMap) {
+    if !h.keys().any(|k| OWNED.contains(k)) {
+        return;
+    }
+    for name in OWNED {
+        h.remove(name);
     }
 }
 

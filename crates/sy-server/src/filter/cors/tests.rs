@@ -380,3 +380,9 @@ fn a_preflight_someone_else_answered_gets_the_policys_headers() {
     // Counted in the request phase only.
     assert_eq!(m.preflight.get() + m.denied.get() + m.allowed.get(), 0);
 }
+
+#[test]
+fn owned_headers_are_the_policys() {
+    let names: Vec<&str> = super::OWNED.iter().map(|h| h.as_str()).collect();
+    assert_eq!(names, sy_policy::cors::OWNED_HEADERS);
+}

@@ -31,6 +31,14 @@ enum Body {
 }
 
 impl ErrorPage {
+    /// The template renders `${path}`.
+    pub fn reads_path(&self) -> bool {
+        match &self.body {
+            Body::Json => false,
+            Body::Template(parts) => super::value::reads_path(parts),
+        }
+    }
+
     /// Compiles the validated configuration.
     pub fn new(cfg: &ErrorPageFilter) -> Result<Self, String> {
         Ok(ErrorPage {

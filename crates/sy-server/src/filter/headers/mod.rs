@@ -36,6 +36,27 @@ impl HeaderRules {
         })
     }
 
+    /// Some rule's value renders `${route}`.
+    pub fn reads_route(&self) -> bool {
+        self.request
+            .values()
+            .chain(self.response.values())
+            .any(Value::reads_route)
+    }
+
+    /// The rules with `${route}` bound to `route` (see [`Value::bind_route`]).
+    pub fn bind_route(&self, route: &str) -> HeaderRules {
+        HeaderRules {
+            request: self.request.bind_route(route),
+            response: self.response.bind_route(route),
+        }
+    }
+
+    /// Some rule's value renders `${path}`.
+    pub fn reads_path(&self) -> bool {
+        self.request.reads_path() || self.response.reads_path()
+    }
+
     /// Applies the request rules.
     pub fn on_request(&self, cx: &mut RequestCx<'_>, req: &mut Parts) -> Verdict {
         self.request.apply(cx, &mut req.headers);
@@ -49,6 +70,31 @@ impl HeaderRules {
 }
 
 impl Ops {
+    fn values(&self) -> impl Iterator<Item = &Value> {
+        [&self.set, &self.add, &self.append]
+            .into_iter()
+            .flat_map(|l| l.iter())
+            .map(|(_, v)| v)
+    }
+
+    fn reads_path(&self) -> bool {
+        self.values().any(Value::reads_path)
+    }
+
+    fn bind_route(&self, route: &str) -> Ops {
+        let bind = |l: &[(HeaderName, Value)]| -> Box<[(HeaderName, Value)]> {
+            l.iter()
+                .map(|(n, v)| (n.clone(), v.bind_route(route)))
+                .collect()
+        };
+        Ops {
+            remove: self.remove.clone(),
+            set: bind(&self.set),
+            add: bind(&self.add),
+            append: bind(&self.append),
+        }
+    }
+
     fn new(cfg: &HeaderOps) -> Result<Self, String> {
         let name =
             |n: &str| HeaderName::from_bytes(n.as_bytes()).map_err(|e| format!("header {n}: {e}"));
