@@ -15,6 +15,16 @@
 # everything issue 4's speed check asks for: the admin listener (metrics,
 # dashboard sampling), a JSON access log to a file, and tracing at 1%;
 # ACCESS_LOG=1 and TRACING=RATIO turn on one of them alone.
+#
+# SCENARIO=edge (issue 9): the plain scenario plus, on every route, a
+# request id, CORS allowing https://app.example with credentials, gzip / br
+# / zstd compression of text responses, and an IP allow list read from the
+# file ALLOW_CIDRS_FILE names (one CIDR a line; unset: 127.0.0.0/8 and
+# ::1). The harness does not know it: run it as
+#   --candidate 'SCENARIO=edge exec bench/candidate.sh' with --scenario plain.
+# EDGE_HEADER_RULES=1 adds two header rules (one request, one response)
+# and EDGE_COMPRESS=0 leaves compression out: with both, the filter set of
+# issue 9's speed check (request id, two header rules, CORS, IP list).
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${SWITCHYARD_BIN:-$here/target/release/switchyard}
@@ -27,6 +37,12 @@ scenario=${SCENARIO:-plain}
 workers=${WORKERS:-1}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-bench.XXXXXX")
 cfg=$dir/switchyard.toml
+
+allow_file=
+if [ "$scenario" = edge ] && [ -n "${ALLOW_CIDRS_FILE:-}" ]; then
+  [ -r "$ALLOW_CIDRS_FILE" ] || { echo "ALLOW_CIDRS_FILE=$ALLOW_CIDRS_FILE is not readable" >&2; exit 2; }
+  allow_file=$(cd "$(dirname "$ALLOW_CIDRS_FILE")" && pwd)/$(basename "$ALLOW_CIDRS_FILE")
+fi
 
 servers=$(printf '%s' "$UPSTREAMS" | awk -F, '{for (i = 1; i <= NF; i++) printf "%s\"%s\"", (i > 1 ? ", " : ""), $i}')
 protocol=http1
@@ -44,7 +60,29 @@ protocol=http1
     : "${CERT:?CERT is required for tls}" "${KEY:?KEY is required for tls}"
     printf '[listeners.bench.tls]\ncertificates = [{ cert = "%s", key = "%s" }]\n' "$CERT" "$KEY"
   fi
-  printf '\n[[routes]]\nname = "bench"\nupstream = "origins"\n\n'
+  if [ "$scenario" = edge ]; then
+    printf '\n[filters.request-id]\nrequest_id = {}\n'
+    printf '\n[filters.cors]\ncors = { allow_origins = ["https://app.example"], allow_credentials = true, allow_methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"], allow_headers = ["content-type", "authorization", "x-request-id"], expose_headers = ["x-request-id"], max_age = "10m" }\n'
+    if [ "${EDGE_COMPRESS:-1}" != 0 ]; then
+      printf '\n[filters.compress]\ncompress = { algorithms = ["zstd", "br", "gzip"] }\n'
+    fi
+    if [ -n "$allow_file" ]; then
+      printf '\n[filters.allow]\nip = { allow_files = ["%s"] }\n' "$allow_file"
+    else
+      printf '\n[filters.allow]\nip = { allow = ["127.0.0.0/8", "::1"] }\n'
+    fi
+    edge_filters='"allow", "request-id", "cors"'
+    [ "${EDGE_COMPRESS:-1}" = 0 ] || edge_filters="$edge_filters, \"compress\""
+    if [ "${EDGE_HEADER_RULES:-0}" = 1 ]; then
+      printf '\n[filters.rules]\nheaders = { request = { set = { x-client-ip = "${client_ip}" } }, response = { set = { x-served-by = "${route}" } } }\n'
+      edge_filters="$edge_filters, \"rules\""
+    fi
+  fi
+  printf '\n[[routes]]\nname = "bench"\nupstream = "origins"\n'
+  if [ "$scenario" = edge ]; then
+    printf 'filters = [%s]\n' "$edge_filters"
+  fi
+  printf '\n'
   if [ "${RESILIENCE:-0}" = 1 ]; then
     printf '[routes.retry]\nattempts = 2\nper_try_timeout = "5s"\n\n'
   fi

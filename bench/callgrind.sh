@@ -1,0 +1,86 @@
+#!/bin/sh
+# Instructions per request, the repeatable speed figure: runs Switchyard
+# (started through bench/candidate.sh, so SCENARIO, EDGE_HEADER_RULES,
+# ALLOW_CIDRS_FILE, SWITCHYARD_BIN... apply) under
+# `valgrind --tool=callgrind`, one worker, in front of two nginx origins on
+# loopback, and sends plain HTTP/1.1 GET /small (100 B) with h2load over 16
+# connections: once SHORT requests, once LONG. Start-up and shutdown cost
+# the same in both, so (instructions(LONG) - instructions(SHORT)) /
+# (LONG - SHORT) is the cost of one request.
+#
+#   bench/callgrind.sh                      # plain
+#   SCENARIO=edge ALLOW_CIDRS_FILE=/tmp/allow-100k.txt bench/callgrind.sh
+#
+# KEEP=PREFIX keeps the two callgrind files as PREFIX.SHORT and PREFIX.LONG
+# (for callgrind_annotate). Needs valgrind, nginx and h2load (nghttp2-client). Bounded: two runs of
+# at most LONG requests, each under a 300 s timeout.
+set -eu
+here=$(cd "$(dirname "$0")/.." && pwd)
+SHORT=${SHORT:-2000}
+LONG=${LONG:-22000}
+real=${SWITCHYARD_BIN:-$here/target/release/switchyard}
+for t in valgrind nginx h2load; do
+  command -v "$t" >/dev/null || { echo "callgrind.sh needs $t" >&2; exit 2; }
+done
+[ -x "$real" ] || (cd "$here" && cargo build --release --locked -p switchyard >&2)
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/sy-callgrind.XXXXXX")
+trap 'kill $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT INT TERM
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+o1=$(free_port); o2=$(free_port)
+mkdir -p "$work/www"
+chmod 755 "$work"   # nginx's workers run as nobody
+head -c 100 /dev/zero | tr '\0' x > "$work/www/small"
+cat > "$work/nginx.conf" <<EOF
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx.err;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $work/tmp; proxy_temp_path $work/tmp;
+  fastcgi_temp_path $work/tmp; uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
+  default_type text/plain;
+  server { listen 127.0.0.1:$o1; root $work/www; }
+  server { listen 127.0.0.1:$o2; root $work/www; }
+}
+EOF
+nginx -c "$work/nginx.conf" -p "$work"
+
+cat > "$work/valgrind-switchyard" <<EOF
+#!/bin/sh
+exec valgrind --tool=callgrind --callgrind-out-file="\$CALLGRIND_OUT" "$real" "\$@"
+EOF
+chmod +x "$work/valgrind-switchyard"
+
+# One run of N requests; prints the instructions callgrind counted.
+run() {
+  n=$1
+  port=$(free_port)
+  out=$work/callgrind.$n
+  CALLGRIND_OUT=$out SWITCHYARD_BIN=$work/valgrind-switchyard LISTEN=127.0.0.1:$port \
+    UPSTREAMS=127.0.0.1:$o1,127.0.0.1:$o2 WORKERS=1 TMPDIR=$work \
+    sh "$here/bench/candidate.sh" > "$work/run.$n.log" 2>&1 &
+  pid=$!
+  i=0
+  until curl -sf -o /dev/null "http://127.0.0.1:$port/small"; do
+    i=$((i + 1))
+    [ $i -lt 600 ] || { echo "switchyard did not start; see $work/run.$n.log" >&2; cat "$work/run.$n.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  timeout 300 h2load --h1 -c 16 -n "$n" "http://127.0.0.1:$port/small" > "$work/h2load.$n" 2>&1
+  grep -q "$n succeeded, 0 failed" "$work/h2load.$n" || { echo "not every request succeeded:" >&2; cat "$work/h2load.$n" >&2; exit 1; }
+  kill -TERM "$pid"
+  wait "$pid" || true
+  [ -z "${KEEP:-}" ] || cp "$out" "$KEEP.$n"
+  awk '/^summary:|^totals:/ {print $2; exit}' "$out"
+}
+
+a=$(run "$SHORT")
+b=$(run "$LONG")
+echo "instructions: $SHORT requests $a, $LONG requests $b"
+echo "instructions per request: $(( (b - a) / (LONG - SHORT) ))"
