@@ -17,31 +17,8 @@ for t in nginx wrk taskset curl; do
   command -v "$t" >/dev/null || { echo "cpu-split.sh needs $t" >&2; exit 2; }
 done
 [ $# -gt 0 ] || { echo "usage: $0 NAME[:ENV] ..." >&2; exit 2; }
-work=$(mktemp -d "${TMPDIR:-/tmp}/sy-cpu-split.XXXXXX")
-chmod 755 "$work"   # nginx's workers run as nobody
-trap 'kill $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT INT TERM
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-o1=$(free_port); o2=$(free_port)
-mkdir -p "$work/www"
-head -c 100 /dev/zero | tr '\0' x > "$work/www/small"
-cat > "$work/nginx.conf" <<EOF
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/nginx.err;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $work/tmp; proxy_temp_path $work/tmp;
-  fastcgi_temp_path $work/tmp; uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
-  default_type text/plain;
-  server { listen 127.0.0.1:$o1; root $work/www; }
-  server { listen 127.0.0.1:$o2; root $work/www; }
-}
-EOF
-taskset -c 1 nginx -c "$work/nginx.conf" -p "$work"
+ORIGIN_CPU=1
+. "$here/bench/origins.sh"
 
 one() {
   name=${1%%:*}
