@@ -346,29 +346,6 @@ impl std::fmt::Display for TypePattern {
     }
 }
 
-/// The `Vary` value to set on a compressed (or compressible) response:
-/// the fields of every existing `Vary` line and `Accept-Encoding`, as one
-/// line; None when nothing needs to change (`*`, or `Accept-Encoding` is
-/// already listed).
-pub fn vary_with_accept_encoding<'a>(
-    values: impl IntoIterator<Item = &'a [u8]>,
-) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    for v in values {
-        for field in v.split(|&b| b == b',').map(trim) {
-            if field == b"*" || field.eq_ignore_ascii_case(b"accept-encoding") {
-                return None;
-            }
-            if !field.is_empty() {
-                out.extend_from_slice(field);
-                out.extend_from_slice(b", ");
-            }
-        }
-    }
-    out.extend_from_slice(b"Accept-Encoding");
-    Some(out)
-}
-
 /// What compression does to an `ETag` (RFC 9110 8.8.3: a strong validator
 /// names the exact bytes, which a coding changes).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -458,7 +458,7 @@ pub struct Actual<'r> {
     /// `Access-Control-Expose-Headers`.
     pub expose_headers: Option<&'r str>,
     /// `Origin` belongs in the response's `Vary` (merged with what is
-    /// there, see [`merge_vary`]).
+    /// there, see [`crate::vary::add`]).
     pub vary_origin: bool,
 }
 
@@ -670,33 +670,6 @@ impl Policy {
 /// `Access-Control-Request-Method`.
 pub fn is_preflight(method: &str, has_origin: bool, has_request_method: bool) -> bool {
     method == "OPTIONS" && has_origin && has_request_method
-}
-
-/// The `Vary` value after adding `token` to the response's `existing`
-/// `Vary` field lines: None when nothing changes (`token` is listed
-/// already, case-insensitively, or `Vary: *`), else the one value that
-/// replaces them (the existing tokens, then `token`).
-pub fn merge_vary<'a>(existing: impl IntoIterator<Item = &'a str>, token: &str) -> Option<String> {
-    let mut out = String::new();
-    for t in existing
-        .into_iter()
-        .flat_map(|line| line.split(','))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
-        if t == "*" || t.eq_ignore_ascii_case(token) {
-            return None;
-        }
-        if !out.is_empty() {
-            out.push_str(", ");
-        }
-        out.push_str(t);
-    }
-    if !out.is_empty() {
-        out.push_str(", ");
-    }
-    out.push_str(token);
-    Some(out)
 }
 
 #[cfg(test)]

@@ -26,7 +26,8 @@
 //! - [`cors`]: which origins a CORS policy allows, how a preflight is
 //!   answered and which `Access-Control-*` headers a response carries.
 //! - [`compress`]: response compression: `Accept-Encoding` negotiation,
-//!   which responses may be compressed, the `Vary` and `ETag` rewrites.
+//!   which responses may be compressed, the `ETag` rewrite.
+//! - [`vary`]: adding a field to a response's `Vary`.
 //!
 //! This crate must stay pure: it must not depend on tokio (or any async
 //! runtime), must not do IO, must not read a clock and must not use a global
@@ -49,3 +50,4 @@ pub mod route;
 pub mod slow_start;
 pub mod split;
 pub mod sticky;
+pub mod vary;

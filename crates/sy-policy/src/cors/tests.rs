@@ -421,35 +421,6 @@ fn preflights_are_recognised() {
 }
 
 #[test]
-fn vary_is_merged_without_duplicates() {
-    let table: &[(&[&str], Option<&str>)] = &[
-        (&[], Some("Origin")),
-        (&["Accept-Encoding"], Some("Accept-Encoding, Origin")),
-        (
-            &["Accept-Encoding, Accept"],
-            Some("Accept-Encoding, Accept, Origin"),
-        ),
-        (
-            &["Accept-Encoding", "Accept"],
-            Some("Accept-Encoding, Accept, Origin"),
-        ),
-        (&["origin"], None),
-        (&["Accept, Origin"], None),
-        (&["Accept", " ORIGIN "], None),
-        (&["*"], None),
-        (&["", " , "], Some("Origin")),
-        (&["Origin2"], Some("Origin2, Origin")),
-    ];
-    for (existing, want) in table {
-        assert_eq!(
-            merge_vary(existing.iter().copied(), "Origin").as_deref(),
-            *want,
-            "{existing:?}"
-        );
-    }
-}
-
-#[test]
 fn owned_headers_cover_every_header_the_policy_sends() {
     let mut s = spec(&["https://app.example"]);
     s.allow_headers = strings(&["x-a"]);

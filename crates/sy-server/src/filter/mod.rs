@@ -245,6 +245,22 @@ impl Chain {
     }
 }
 
+/// Adds `token` (a request field the response depends on) to the
+/// response's `Vary`: the existing lines merged into one with it, unless it
+/// is listed already or `Vary: *` (`sy_policy::vary`).
+pub(crate) fn add_vary(h: &mut http::HeaderMap, token: &'static str) {
+    if !h.contains_key(http::header::VARY) {
+        h.insert(http::header::VARY, http::HeaderValue::from_static(token));
+        return;
+    }
+    let lines = h.get_all(http::header::VARY).iter().map(|v| v.as_bytes());
+    if let Some(merged) = sy_policy::vary::add(lines, token)
+        && let Ok(v) = http::HeaderValue::from_bytes(&merged)
+    {
+        h.insert(http::header::VARY, v);
+    }
+}
+
 impl std::fmt::Debug for Verdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

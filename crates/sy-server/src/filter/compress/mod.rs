@@ -174,7 +174,7 @@ impl Compress {
         let coding = match policy::decide(&facts, &rules, chosen) {
             Decision::Leave => return,
             Decision::Vary => {
-                add_vary(resp.headers_mut());
+                super::add_vary(resp.headers_mut(), "Accept-Encoding");
                 return;
             }
             Decision::Compress(c) => c,
@@ -184,7 +184,7 @@ impl Compress {
             Err(e) => {
                 // Only an allocation failure inside zstd gets here.
                 tracing::warn!(route = cx.route.unwrap_or(""), error = %e, "cannot start a {} encoder; response sent uncompressed", coding.token());
-                add_vary(resp.headers_mut());
+                super::add_vary(resp.headers_mut(), "Accept-Encoding");
                 return;
             }
         };
@@ -198,7 +198,7 @@ impl Compress {
             header::CONTENT_ENCODING,
             HeaderValue::from_static(coding.token()),
         );
-        add_vary(h);
+        super::add_vary(h, "Accept-Encoding");
         weaken_etag(h);
         let body = std::mem::replace(resp.body_mut(), ProxyBody::Empty);
         *resp.body_mut() =
@@ -226,22 +226,6 @@ fn content_length(h: &HeaderMap) -> Option<u64> {
         return None;
     }
     v.to_str().ok()?.trim().parse().ok()
-}
-
-/// Lists `Accept-Encoding` in `Vary` (once, merged with what is there).
-fn add_vary(h: &mut HeaderMap) {
-    let Some(merged) = policy::vary_with_accept_encoding(values(h, &header::VARY)) else {
-        return;
-    };
-    match HeaderValue::from_bytes(&merged) {
-        Ok(v) => {
-            h.insert(header::VARY, v);
-        }
-        // An existing line we cannot copy (obs-text): keep it, add ours.
-        Err(_) => {
-            h.append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-        }
-    }
 }
 
 /// A strong `ETag` becomes weak: the compressed bytes differ from the

@@ -15,7 +15,7 @@ use http::{Response, StatusCode};
 use prometheus_client::metrics::counter::Counter;
 use sy_config::model::CorsFilter;
 use sy_core::ProxyError;
-use sy_policy::cors::{Outcome, Policy, Preflight, Refusal, merge_vary};
+use sy_policy::cors::{Outcome, Policy, Preflight, Refusal};
 
 use super::{PreflightAsk, RequestCx, Verdict};
 use crate::body::ProxyBody;
@@ -97,9 +97,10 @@ impl Cors {
         self.policy.preflight(origin, method, asked)
     }
 
-    /// Answers a preflight: `204` with the policy's headers, or `403`
-    /// without CORS headers (Switchyard's error answer, stage `forbidden`).
-    /// Anything else goes on.
+    /// Answers a preflight: `204`, or `403` (Switchyard's error answer,
+    /// stage `forbidden`). Anything else goes on. The answer's headers
+    /// (the policy's, or only `Vary` for a refusal) are set by
+    /// [`Cors::on_response`], which every answer passes.
     pub fn on_request(
         &self,
         cx: &mut RequestCx<'_>,
@@ -110,19 +111,17 @@ impl Cors {
             return Verdict::Continue;
         };
         match self.decide(cx, ask) {
-            Ok(answer) => {
+            Ok(_) => {
                 m.preflight.inc();
                 let mut r = Response::new(ProxyBody::Empty);
                 *r.status_mut() = StatusCode::NO_CONTENT;
-                set_preflight(r.headers_mut(), &answer);
                 Verdict::Answer(r)
             }
             Err(why) => {
                 m.denied.inc();
-                Verdict::Reject(
-                    ProxyError::forbidden(format!("CORS preflight refused: {why}"))
-                        .with_header("vary", self.policy.preflight_vary()),
-                )
+                Verdict::Reject(ProxyError::forbidden(format!(
+                    "CORS preflight refused: {why}"
+                )))
             }
         }
     }
@@ -179,7 +178,7 @@ impl Cors {
             }
         }
         if answer.vary_origin {
-            vary(h, "Origin");
+            super::add_vary(h, "Origin");
         }
     }
 }
@@ -222,34 +221,7 @@ fn set_preflight(h: &mut http::HeaderMap, answer: &Preflight<'_>) {
 /// Merges the `Vary` of a preflight answer into the response's.
 fn vary_preflight(h: &mut http::HeaderMap, tokens: &'static str) {
     for token in tokens.split(", ") {
-        vary(h, token);
-    }
-}
-
-/// Adds `token` to the response's `Vary` unless it is there (or `Vary:
-/// *`): one merged line replaces the existing ones.
-fn vary(h: &mut http::HeaderMap, token: &'static str) {
-    if !h.contains_key(header::VARY) {
-        h.insert(header::VARY, HeaderValue::from_static(token));
-        return;
-    }
-    let lines: Option<Vec<&str>> = h
-        .get_all(header::VARY)
-        .iter()
-        .map(|v| v.to_str().ok())
-        .collect();
-    match lines {
-        Some(lines) => {
-            if let Some(merged) = merge_vary(lines, token)
-                && let Ok(v) = HeaderValue::from_str(&merged)
-            {
-                h.insert(header::VARY, v);
-            }
-        }
-        // A line that is not text is kept as it is; the token follows it.
-        None => {
-            h.append(header::VARY, HeaderValue::from_static(token));
-        }
+        super::add_vary(h, token);
     }
 }
 
