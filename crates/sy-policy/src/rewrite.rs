@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use regex::Regex;
 
 /// Replaces prefix `from` of `path` by `to`. The prefix matches as a
@@ -45,20 +46,55 @@ pub fn replace_regex(path: &str, re: &Regex, replacement: &str) -> Option<String
 
 /// What to do to the query string, applied in this order: `remove`,
 /// `rename`, `set`, `add`. Names compare after percent-decoding; names and
-/// values given here are written percent-encoded.
+/// values given here are written percent-encoded (encoded once, by
+/// [`QueryOps::new`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueryOps {
-    /// Remove every parameter of these names.
-    pub remove: Vec<String>,
-    /// Rename parameters: (old, new).
-    pub rename: Vec<(String, String)>,
-    /// Replace every parameter of the name by one with this value.
-    pub set: Vec<(String, String)>,
-    /// Add a parameter, keeping existing ones of the same name.
-    pub add: Vec<(String, String)>,
+    /// Names whose parameters are removed.
+    remove: Vec<String>,
+    /// (old name, new name, new name written encoded).
+    rename: Vec<(String, String, String)>,
+    /// (name, the whole `name=value` written encoded).
+    set: Vec<(String, String)>,
+    /// `name=value` written encoded.
+    add: Vec<String>,
+}
+
+/// What stays unescaped in a query component: RFC 3986 unreserved.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// One query parameter's name: as written and decoded.
+struct Param<'a> {
+    raw: &'a str,
+    name: Cow<'a, str>,
 }
 
 impl QueryOps {
+    /// The operations: `remove` every parameter of these names, `rename`
+    /// (old, new), `set` (name, value) replacing every parameter of the
+    /// name by one, `add` (name, value) keeping existing ones.
+    pub fn new(
+        remove: &[String],
+        rename: &[(String, String)],
+        set: &[(String, String)],
+        add: &[(String, String)],
+    ) -> Self {
+        let pair = |(n, v): &(String, String)| format!("{}={}", encode(n), encode(v));
+        QueryOps {
+            remove: remove.to_vec(),
+            rename: rename
+                .iter()
+                .map(|(o, n)| (o.clone(), n.clone(), encode(n)))
+                .collect(),
+            set: set.iter().map(|e| (e.0.clone(), pair(e))).collect(),
+            add: add.iter().map(pair).collect(),
+        }
+    }
+
     /// No operation at all.
     pub fn is_empty(&self) -> bool {
         self.remove.is_empty()
@@ -69,96 +105,84 @@ impl QueryOps {
 
     /// The new query (without `?`), or None for no query at all.
     pub fn apply(&self, query: Option<&str>) -> Option<String> {
-        // (raw name, raw value or None for a bare flag)
-        let mut params: Vec<(Cow<'_, str>, Option<Cow<'_, str>>)> = query
+        // (name, the rest as written: "=value" or None for a bare flag);
+        // each name is decoded once. A renamed parameter keeps its rest.
+        let mut params: Vec<(Param<'_>, Option<&str>)> = query
             .unwrap_or("")
             .split('&')
             .filter(|p| !p.is_empty())
-            .map(|p| match p.split_once('=') {
-                Some((n, v)) => (Cow::Borrowed(n), Some(Cow::Borrowed(v))),
-                None => (Cow::Borrowed(p), None),
+            .map(|p| {
+                let (name, rest) = match p.find('=') {
+                    Some(i) => (&p[..i], Some(&p[i..])),
+                    None => (p, None),
+                };
+                (
+                    Param {
+                        raw: name,
+                        name: decode(name),
+                    },
+                    rest,
+                )
             })
             .collect();
-        let same = |raw: &str, name: &str| decode(raw) == name;
-        params.retain(|(n, _)| !self.remove.iter().any(|r| same(n, r)));
-        for (old, new) in &self.rename {
-            for (n, _) in params.iter_mut() {
-                if same(n, old) {
-                    *n = Cow::Owned(encode(new));
+        params.retain(|(p, _)| !self.remove.iter().any(|r| p.name == r.as_str()));
+        for (old, new, written) in &self.rename {
+            for (p, _) in params.iter_mut() {
+                if p.name == old.as_str() {
+                    *p = Param {
+                        raw: written,
+                        name: Cow::Borrowed(new),
+                    };
                 }
             }
         }
-        for (name, value) in &self.set {
-            let at = params.iter().position(|(n, _)| same(n, name));
-            params.retain(|(n, _)| !same(n, name));
-            let entry = (Cow::Owned(encode(name)), Some(Cow::Owned(encode(value))));
+        for (name, entry) in &self.set {
+            let at = params.iter().position(|(p, _)| p.name == name.as_str());
+            params.retain(|(p, _)| p.name != name.as_str());
+            let e = (
+                Param {
+                    raw: entry,
+                    name: Cow::Borrowed(name),
+                },
+                None,
+            );
             match at {
-                Some(i) => params.insert(i.min(params.len()), entry),
-                None => params.push(entry),
+                Some(i) => params.insert(i.min(params.len()), e),
+                None => params.push(e),
             }
         }
-        for (name, value) in &self.add {
-            params.push((Cow::Owned(encode(name)), Some(Cow::Owned(encode(value)))));
-        }
-        if params.is_empty() {
+        if params.is_empty() && self.add.is_empty() {
             return None;
         }
         let mut out = String::new();
-        for (i, (n, v)) in params.iter().enumerate() {
+        let entries = params
+            .iter()
+            .map(|(p, rest)| (p.raw, *rest))
+            .chain(self.add.iter().map(|a| (a.as_str(), None)));
+        for (i, (raw, rest)) in entries.enumerate() {
             if i > 0 {
                 out.push('&');
             }
-            out.push_str(n);
-            if let Some(v) = v {
-                out.push('=');
-                out.push_str(v);
-            }
+            out.push_str(raw);
+            out.push_str(rest.unwrap_or(""));
         }
         Some(out)
     }
 }
 
-/// Percent-decodes a query component (`+` is a space), lossily.
+/// Percent-decodes a query component (`+` is a space), lossily: an escape
+/// that is not `%` and two hex digits stays as written.
 fn decode(s: &str) -> Cow<'_, str> {
     if !s.contains(['%', '+']) {
         return Cow::Borrowed(s);
     }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = b
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok());
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+    let spaced = s.replace('+', " ");
+    Cow::Owned(percent_decode_str(&spaced).decode_utf8_lossy().into_owned())
 }
 
 /// Percent-encodes a query component: unreserved characters stay.
 fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for &c in s.as_bytes() {
-        if c.is_ascii_alphanumeric() || b"-._~".contains(&c) {
-            out.push(c as char);
-        } else {
-            out.push_str(&format!("%{c:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(s, COMPONENT).to_string()
 }
 
 #[cfg(test)]
@@ -202,24 +226,34 @@ mod tests {
 
     #[test]
     fn query_operations() {
-        let ops = QueryOps {
-            remove: vec!["debug".into(), "utm source".into()],
-            rename: vec![("q".into(), "query".into())],
-            set: vec![("page".into(), "1".into())],
-            add: vec![("via".into(), "edge proxy".into())],
-        };
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let p = |n: &str, v: &str| vec![(n.to_owned(), v.to_owned())];
+        let ops = QueryOps::new(
+            &s(&["debug", "utm source"]),
+            &p("q", "query"),
+            &p("page", "1"),
+            &p("via", "edge proxy"),
+        );
         assert_eq!(
             ops.apply(Some("q=a+b&debug&page=3&utm+source=x&page=4&keep=%2F"))
                 .as_deref(),
             Some("query=a+b&page=1&keep=%2F&via=edge%20proxy")
         );
         assert_eq!(ops.apply(None).as_deref(), Some("page=1&via=edge%20proxy"));
-        let remove_all = QueryOps {
-            remove: vec!["a".into()],
-            ..QueryOps::default()
-        };
+        let remove_all = QueryOps::new(&s(&["a"]), &[], &[], &[]);
         assert_eq!(remove_all.apply(Some("a=1&a=2")), None);
         assert_eq!(remove_all.apply(Some("b&&a=1")).as_deref(), Some("b"));
+    }
+
+    proptest::proptest! {
+        /// Any query: no panic, and a parameter that no operation names
+        /// passes as written.
+        #[test]
+        fn any_query_applies(q in "[a-z%+=&0-9\\PC]{0,40}") {
+            let ops = QueryOps::new(&["a".to_owned()], &[("b".to_owned(), "c d".to_owned())], &[], &[]);
+            let out = ops.apply(Some(&format!("{q}&zz=1")));
+            proptest::prop_assert!(out.unwrap_or_default().ends_with("zz=1"));
+        }
     }
 
     #[test]
@@ -228,5 +262,8 @@ mod tests {
             let _ = decode(s);
         }
         assert_eq!(decode("%41+b"), "A b");
+        // Not an escape: a sign is no hex digit.
+        assert_eq!(decode("%+5"), "% 5");
+        assert_eq!(decode("%4"), "%4");
     }
 }

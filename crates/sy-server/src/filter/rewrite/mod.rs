@@ -44,12 +44,7 @@ impl Rewrite {
         let q = &cfg.query;
         Ok(Rewrite {
             path,
-            query: QueryOps {
-                remove: q.remove.clone(),
-                rename: q.rename.clone(),
-                set: q.set.clone(),
-                add: q.add.clone(),
-            },
+            query: QueryOps::new(&q.remove, &q.rename, &q.set, &q.add),
         })
     }
 
