@@ -7,6 +7,8 @@
 //! they return; every input here is untrusted bytes from a peer, so no
 //! function panics or allocates more than its input.
 
+use crate::syntax::{is_tchar, is_token};
+
 /// A content coding Switchyard can produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Coding {
@@ -392,15 +394,6 @@ fn trim(mut s: &[u8]) -> &[u8] {
 fn split_once(s: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {
     let i = s.iter().position(|&b| b == sep)?;
     Some((&s[..i], &s[i + 1..]))
-}
-
-/// RFC 9110 `tchar`.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(is_tchar)
 }
 
 #[cfg(test)]

@@ -252,28 +252,7 @@ fn check_host(host: &str) -> Result<String, String> {
             Err(_) => Err(format!("invalid IPv6 address `{inner}`")),
         };
     }
-    if host.len() > 253 {
-        return Err("host name is longer than 253 characters".to_owned());
-    }
-    for label in host.split('.') {
-        if label.is_empty() {
-            return Err(
-                "host name has an empty label (two dots in a row, or a dot at an end)".to_owned(),
-            );
-        }
-        if label.len() > 63 {
-            return Err("a host name label is longer than 63 characters".to_owned());
-        }
-        if let Some(c) = label
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
-        {
-            return Err(format!(
-                "invalid character {c:?} in host name; use letters, digits, `-` and `.` (punycode for non-ASCII names)"
-            ));
-        }
-    }
-    Ok(host.to_ascii_lowercase())
+    crate::syntax::dns_name(host)
 }
 
 /// `host[:port]` -> (host, port text); IPv6 hosts are bracketed.

@@ -28,6 +28,7 @@
 //! - [`compress`]: response compression: `Accept-Encoding` negotiation,
 //!   which responses may be compressed, the `ETag` rewrite.
 //! - [`vary`]: adding a field to a response's `Vary`.
+//! - [`syntax`]: tokens and DNS names, shared with the config checks.
 //!
 //! This crate must stay pure: it must not depend on tokio (or any async
 //! runtime), must not do IO, must not read a clock and must not use a global
@@ -50,4 +51,5 @@ pub mod route;
 pub mod slow_start;
 pub mod split;
 pub mod sticky;
+pub mod syntax;
 pub mod vary;

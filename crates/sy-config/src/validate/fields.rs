@@ -502,25 +502,7 @@ pub(super) fn host_name(text: &str) -> Result<String, String> {
     if text.len() > 253 {
         return Err("host name is longer than 253 characters".into());
     }
-    let lower = text.to_ascii_lowercase();
-    for label in lower.split('.') {
-        if label.is_empty() {
-            return Err(
-                "host name has an empty label (two dots in a row, or a dot at an end)".into(),
-            );
-        }
-        if label.len() > 63 {
-            return Err("a host name label is longer than 63 characters".into());
-        }
-        if let Some(c) = label
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
-        {
-            return Err(format!(
-                "invalid character {c:?} in host name; use letters, digits, `-` and `.` (punycode for non-ASCII names)"
-            ));
-        }
-    }
+    let lower = sy_policy::syntax::dns_name(text)?;
     let looks_numeric = lower
         .rsplit('.')
         .next()
@@ -542,13 +524,7 @@ pub(super) fn host_pattern(text: &str) -> Result<String, String> {
     }
 }
 
-/// An HTTP token (method, header name): RFC 9110 `tchar`s.
-pub(super) fn is_token(text: &str) -> bool {
-    !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
-}
+pub(super) use sy_policy::syntax::is_token;
 
 /// A string that can be sent as an HTTP header value.
 pub(super) fn is_header_value(text: &str) -> bool {
