@@ -491,6 +491,40 @@ pub(super) fn resolve(base_dir: &Path, path: &str) -> PathBuf {
     }
 }
 
+/// Why a small text file named in the configuration cannot be used.
+pub(super) enum FileProblem {
+    /// It cannot be read (or its metadata cannot).
+    Io(std::io::Error),
+    /// It is not a regular file (a FIFO or a device is never opened).
+    NotAFile,
+    /// It holds more than the limit.
+    TooLarge,
+    /// It is not UTF-8; the line of the first bad byte.
+    NotUtf8 { line: usize },
+}
+
+/// The text of the regular file `path`, read only up to `max` bytes.
+pub(super) fn read_small_text(path: &Path, max: u64) -> Result<String, FileProblem> {
+    use std::io::Read;
+    // Checked first so that a FIFO or a device is never opened.
+    if !std::fs::metadata(path).map_err(FileProblem::Io)?.is_file() {
+        return Err(FileProblem::NotAFile);
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
+        .map_err(FileProblem::Io)?;
+    if bytes.len() as u64 > max {
+        return Err(FileProblem::TooLarge);
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        FileProblem::NotUtf8 {
+            line: 1 + valid.iter().filter(|&&b| b == b'\n').count(),
+        }
+    })
+}
+
 /// A host name (`api.example.com`, `localhost`, an IPv4 literal), lower-cased.
 pub(super) fn host_name(text: &str) -> Result<String, String> {
     if text.is_empty() {

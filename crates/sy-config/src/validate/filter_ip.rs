@@ -7,7 +7,6 @@
 //! several lists is read once per load and its entries shared.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,7 +16,7 @@ use sy_policy::ip::{Entry, parse_entry};
 use toml::Spanned;
 
 use super::Cx;
-use super::fields::resolve;
+use super::fields::{FileProblem, read_small_text, resolve};
 use crate::diagnostic::{index, join, shorten};
 use crate::model::{IpFilter, IpList, IpListFile};
 use crate::raw::{RawIp, Text};
@@ -226,28 +225,16 @@ fn report_lines(
 
 /// Reads and parses a list file; Err when it cannot be read at all.
 fn read_file(path: &Path) -> Result<ListFile, String> {
-    let cannot = |e: std::io::Error| format!("cannot read the IP list file: {e}");
-    // Checked first so that a FIFO or a device is never opened.
-    let meta = std::fs::metadata(path).map_err(cannot)?;
-    if !meta.is_file() {
-        return Err("the IP list path is not a regular file".into());
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(cannot)?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!(
+    let text = read_small_text(path, MAX_FILE_BYTES).map_err(|p| match p {
+        FileProblem::Io(e) => format!("cannot read the IP list file: {e}"),
+        FileProblem::NotAFile => "the IP list path is not a regular file".to_owned(),
+        FileProblem::TooLarge => format!(
             "the IP list file is larger than {} MiB",
             MAX_FILE_BYTES >> 20
-        ));
-    }
-    let text = String::from_utf8(bytes).map_err(|e| {
-        let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
-        format!("the IP list file is not valid UTF-8 (line {line})")
+        ),
+        FileProblem::NotUtf8 { line } => {
+            format!("the IP list file is not valid UTF-8 (line {line})")
+        }
     })?;
     Ok(parse_file(&text))
 }

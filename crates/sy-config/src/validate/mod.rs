@@ -20,7 +20,6 @@ mod upstream;
 mod upstream_policy;
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::Path;
@@ -29,7 +28,7 @@ use std::time::Duration;
 use crate::diagnostic::{Report, join};
 use crate::model::{Admin, Config, LogFormat, Runtime};
 use crate::raw::{RawAdmin, RawConfig, RawRuntime};
-use fields::{Zero, resolve};
+use fields::{FileProblem, Zero, read_small_text, resolve};
 
 /// The admin address used when `[admin] address` is not set.
 pub(crate) const DEFAULT_ADMIN_ADDRESS: SocketAddr =
@@ -243,21 +242,14 @@ fn read_token_file(base_dir: &Path, path: &str) -> Result<String, String> {
         return Err("token file path cannot be empty".into());
     }
     let resolved = resolve(base_dir, path);
-    let cannot = |e: std::io::Error| format!("cannot read the token file: {e}");
-    // Checked first so that a FIFO or device is never opened.
-    if !std::fs::metadata(&resolved).map_err(cannot)?.is_file() {
-        return Err("token file path is not a regular file".into());
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(&resolved)
-        .and_then(|file| file.take(MAX_TOKEN_FILE_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(cannot)?;
-    if bytes.len() as u64 > MAX_TOKEN_FILE_BYTES {
-        return Err(format!(
+    let text = read_small_text(&resolved, MAX_TOKEN_FILE_BYTES).map_err(|p| match p {
+        FileProblem::Io(e) => format!("cannot read the token file: {e}"),
+        FileProblem::NotAFile => "token file path is not a regular file".to_owned(),
+        FileProblem::TooLarge => format!(
             "token file is larger than {MAX_TOKEN_FILE_BYTES} bytes; it should hold only the token"
-        ));
-    }
-    let text = String::from_utf8(bytes).map_err(|_| "token file is not valid UTF-8".to_owned())?;
+        ),
+        FileProblem::NotUtf8 { .. } => "token file is not valid UTF-8".to_owned(),
+    })?;
     let token = text.trim();
     if token.is_empty() {
         return Err("token file is empty".into());
