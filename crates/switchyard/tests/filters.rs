@@ -120,16 +120,32 @@ async fn header_rules_with_variables_both_ways() {
     let r = client()
         .get(p.url("main", "/orders?id=7"))
         .header("x-secret", "s3cr3t")
+        .header("x-forwarded-for", "203.0.113.9")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // The peer is no trusted proxy: its X-Forwarded-For names nobody.
     assert_eq!(header(&r, "x-seen-x-client"), "127.0.0.1");
     assert_eq!(header(&r, "x-seen-x-route"), "all");
     assert_eq!(header(&r, "x-served-by"), format!("u/{}", b.addr));
     assert_eq!(header(&r, "x-method"), "GET /orders");
     // Removed on the way in: the backend never saw it.
     assert!(r.headers().get("x-seen-x-secret").is_none());
+
+    // Behind a trusted proxy, the client is the one X-Forwarded-For names.
+    let trusted = format!(
+        "{}[listeners.main.forwarded]\ntrusted_proxies = [\"127.0.0.1\"]\n",
+        config("", &route(&b, rules))
+    );
+    let p = Proxy::start(&trusted);
+    let r = client()
+        .get(p.url("main", "/"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&r, "x-seen-x-client"), "203.0.113.9");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -288,7 +288,8 @@ mod tests {
             v(&cx, "${client_ip}"),
             Some(HeaderValue::from_static("192.0.2.7"))
         );
-        let ready = HeaderValue::from_static("192.0.2.7");
+        // A sentinel unlike the rendered text: the ready value is used.
+        let ready = HeaderValue::from_static("ready");
         cx.client_ip_value = Some(&ready);
         assert_eq!(v(&cx, "${client_ip}"), Some(ready.clone()));
         // Missing facts are empty values, not skipped rules.
