@@ -17,7 +17,7 @@ use sy_policy::ip::IpRules;
 use sy_policy::route::RouteTable;
 use tokio_rustls::TlsAcceptor;
 
-use crate::filter::{Chain, CompileCache, Filter};
+use crate::filter::{Chain, CompileCache, Filter, Fixed};
 use crate::live::{Live, LiveKeys, UpstreamKey};
 use crate::metrics::{
     ListenerKind, ListenerLabel, ListenerRequests, Metrics, RouteMetrics, RouteOutcome,
@@ -310,7 +310,11 @@ fn compile_listener<'a>(
                 .cloned()
                 .collect();
             chain.extend(own);
-            chains.push(Chain::for_route(chain, &cfg.name, metrics));
+            let fixed = Fixed {
+                listener: &l.name,
+                route: &cfg.name,
+            };
+            chains.push(Chain::for_route(chain, fixed, metrics));
         }
     }
     let table = RouteTable::new(&specs).map_err(|e| format!("route table: {e}"))?;
@@ -331,7 +335,14 @@ fn compile_listener<'a>(
         table,
         routes: mine,
         chains,
-        default_chain: Chain::for_route(defaults, "", metrics),
+        default_chain: Chain::for_route(
+            defaults,
+            Fixed {
+                listener: &l.name,
+                route: "",
+            },
+            metrics,
+        ),
         via_h1: HeaderValue::from_static("1.1 switchyard"),
         via_h2: HeaderValue::from_static("2 switchyard"),
         metrics: {

@@ -37,6 +37,7 @@ use crate::body::ProxyBody;
 use crate::metrics::Metrics;
 
 pub use context::{PreflightAsk, RequestCx, TlsFacts};
+pub use value::Fixed;
 
 /// What a filter's request step decided.
 pub enum Verdict {
@@ -110,14 +111,14 @@ impl Filter {
         })
     }
 
-    /// The filter as route `route` uses it: a filter that counts per route
+    /// The filter as one chain uses it: a filter that counts per route
     /// gets its own copy with the route's metric handles, header rules that
-    /// use `${route}` get theirs with the name filled in; the others are
-    /// shared as they are.
-    pub fn for_route(self: &Arc<Self>, route: &str, metrics: &Metrics) -> Arc<Filter> {
+    /// use `${listener}` or `${route}` get theirs with them filled in; the
+    /// others are shared as they are.
+    pub fn for_chain(self: &Arc<Self>, fixed: Fixed<'_>, metrics: &Metrics) -> Arc<Filter> {
         match &**self {
-            Filter::Compress(c) => Arc::new(Filter::Compress(c.for_route(route, metrics))),
-            Filter::Headers(h) if h.reads_route() => Arc::new(Filter::Headers(h.bind_route(route))),
+            Filter::Compress(c) => Arc::new(Filter::Compress(c.for_route(fixed.route, metrics))),
+            Filter::Headers(h) if h.reads_fixed() => Arc::new(Filter::Headers(h.bind(fixed))),
             _ => self.clone(),
         }
     }
@@ -192,20 +193,19 @@ impl Chain {
         }
     }
 
-    /// The chain of route `route` ("" for the listener's own answers):
-    /// `filters` (the listener's, then the route's), each bound to the
-    /// route's metric handles where it counts per route
-    /// ([`Filter::for_route`]), and the chain's shared counters (series
-    /// only for the kinds it has).
-    pub fn for_route(filters: Vec<Arc<Filter>>, route: &str, metrics: &Metrics) -> Self {
+    /// The chain of one listener and route (route "" for the listener's
+    /// own answers): `filters` (the listener's, then the route's), each as
+    /// the chain uses it ([`Filter::for_chain`]), and the chain's shared
+    /// counters (series only for the kinds it has).
+    pub fn for_route(filters: Vec<Arc<Filter>>, fixed: Fixed<'_>, metrics: &Metrics) -> Self {
         let mut chain = Chain::new(
             filters
                 .iter()
-                .map(|f| f.for_route(route, metrics))
+                .map(|f| f.for_chain(fixed, metrics))
                 .collect(),
         );
         if chain.filters.iter().any(|f| f.is_cors()) {
-            chain.metrics.cors = cors::CorsCounters::of(metrics, route);
+            chain.metrics.cors = cors::CorsCounters::of(metrics, fixed.route);
         }
         chain
     }

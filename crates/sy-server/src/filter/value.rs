@@ -20,24 +20,50 @@ pub enum Value {
     Dynamic(Box<[Part]>),
 }
 
+/// What is the same for every request of one chain: the listener and the
+/// route ("" for the listener's own answers, which have no route).
+#[derive(Debug, Clone, Copy)]
+pub struct Fixed<'a> {
+    /// The listener's name.
+    pub listener: &'a str,
+    /// The route's name; "" for the listener's own chain.
+    pub route: &'a str,
+}
+
+impl Fixed<'_> {
+    /// `v` is one of the chain's fixed facts.
+    fn binds(v: Variable) -> bool {
+        matches!(v, Variable::Listener | Variable::Route)
+    }
+
+    fn get(&self, v: Variable) -> Option<&str> {
+        match v {
+            Variable::Listener => Some(self.listener),
+            Variable::Route => Some(self.route),
+            _ => None,
+        }
+    }
+}
+
 impl Value {
-    /// The value with `${route}` replaced by `route`, for the chain of that
-    /// route (the same for all its requests): a value left without
-    /// variables becomes static, so nothing is rendered per request.
-    pub fn bind_route(&self, route: &str) -> Value {
+    /// The value with the variables that are the same for every request
+    /// of one chain (`${listener}`, `${route}`) filled in: a value left
+    /// without variables becomes static, so nothing is rendered per
+    /// request.
+    pub fn bind(&self, fixed: Fixed<'_>) -> Value {
+        if !self.reads_fixed() {
+            return self.clone();
+        }
         let Value::Dynamic(parts) = self else {
             return self.clone();
         };
-        if !parts
-            .iter()
-            .any(|p| matches!(p, Part::Var(Variable::Route)))
-        {
-            return self.clone();
-        }
         let mut bound: Vec<Part> = Vec::with_capacity(parts.len());
         for p in parts.iter() {
             let p = match p {
-                Part::Var(Variable::Route) => Part::Literal(route.to_string()),
+                Part::Var(v) => match fixed.get(*v) {
+                    Some(text) => Part::Literal(text.to_owned()),
+                    None => Part::Var(*v),
+                },
                 p => p.clone(),
             };
             match (bound.last_mut(), p) {
@@ -49,17 +75,17 @@ impl Value {
             [] => Value::Static(HeaderValue::from_static("")),
             [Part::Literal(text)] => match HeaderValue::from_str(text) {
                 Ok(v) => Value::Static(v),
-                // A route name that is no header value: rendered (and
-                // skipped) per request as before.
+                // A name that is no header value: rendered (and skipped)
+                // per request as before.
                 Err(_) => self.clone(),
             },
             _ => Value::Dynamic(bound.into_boxed_slice()),
         }
     }
 
-    /// The value renders `${route}`.
-    pub fn reads_route(&self) -> bool {
-        matches!(self, Value::Dynamic(parts) if parts.iter().any(|p| matches!(p, Part::Var(Variable::Route))))
+    /// The value renders `${listener}` or `${route}` (see [`Value::bind`]).
+    pub fn reads_fixed(&self) -> bool {
+        matches!(self, Value::Dynamic(parts) if parts.iter().any(|p| matches!(p, Part::Var(v) if Fixed::binds(*v))))
     }
 
     /// The value renders `${path}` (the request target as received).
@@ -323,19 +349,31 @@ mod tests {
         let mut cx = RequestCx::new("web", peer, http::Method::GET, http::Uri::from_static("/p"));
         cx.route = Some("ignored-once-bound");
         // Only `${route}`: static once bound.
-        let v = t("r=${route}").bind_route("api");
+        let fixed = |route| Fixed {
+            listener: "web",
+            route,
+        };
+        let v = t("r=${route}").bind(fixed("api"));
         assert!(matches!(v, Value::Static(_)));
         assert_eq!(v.render(&cx), Some(HeaderValue::from_static("r=api")));
         // With other variables: still rendered, the route part fixed.
-        let v = t("${route}/${method}").bind_route("api");
+        let v = t("${route}/${method}").bind(fixed("api"));
         assert!(matches!(v, Value::Dynamic(_)));
         assert_eq!(v.render(&cx), Some(HeaderValue::from_static("api/GET")));
         // The listener's own answers: no route.
         assert_eq!(
-            t("[${route}]").bind_route("").render(&cx),
+            t("[${route}]").bind(fixed("")).render(&cx),
             Some(HeaderValue::from_static("[]"))
         );
-        // Values without `${route}` are left as they are.
-        assert!(!t("${method}").reads_route() && t("a${route}").reads_route());
+        // The listener too; a literal `$${route}` stays text.
+        let v = t("${listener}:${route}:$${route}").bind(fixed("api"));
+        assert!(matches!(v, Value::Static(_)));
+        assert_eq!(
+            v.render(&cx),
+            Some(HeaderValue::from_static("web:api:${route}"))
+        );
+        // Values without them are left as they are.
+        assert!(!t("${method}").reads_fixed());
+        assert!(t("a${route}").reads_fixed() && t("${listener}").reads_fixed());
     }
 }

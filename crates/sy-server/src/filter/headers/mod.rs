@@ -7,7 +7,7 @@ use http::header::HeaderName;
 use http::request::Parts;
 use sy_config::model::{HeaderOps, HeadersFilter};
 
-use super::value::Value;
+use super::value::{Fixed, Value};
 use super::{RequestCx, Verdict};
 use crate::body::ProxyBody;
 
@@ -36,19 +36,20 @@ impl HeaderRules {
         })
     }
 
-    /// Some rule's value renders `${route}`.
-    pub fn reads_route(&self) -> bool {
+    /// Some rule's value renders `${listener}` or `${route}`.
+    pub fn reads_fixed(&self) -> bool {
         self.request
             .values()
             .chain(self.response.values())
-            .any(Value::reads_route)
+            .any(Value::reads_fixed)
     }
 
-    /// The rules with `${route}` bound to `route` (see [`Value::bind_route`]).
-    pub fn bind_route(&self, route: &str) -> HeaderRules {
+    /// The rules of one chain, its fixed facts filled in (see
+    /// [`Value::bind`]).
+    pub fn bind(&self, fixed: Fixed<'_>) -> HeaderRules {
         HeaderRules {
-            request: self.request.bind_route(route),
-            response: self.response.bind_route(route),
+            request: self.request.bind(fixed),
+            response: self.response.bind(fixed),
         }
     }
 
@@ -81,11 +82,9 @@ impl Ops {
         self.values().any(Value::reads_path)
     }
 
-    fn bind_route(&self, route: &str) -> Ops {
+    fn bind(&self, fixed: Fixed<'_>) -> Ops {
         let bind = |l: &[(HeaderName, Value)]| -> Box<[(HeaderName, Value)]> {
-            l.iter()
-                .map(|(n, v)| (n.clone(), v.bind_route(route)))
-                .collect()
+            l.iter().map(|(n, v)| (n.clone(), v.bind(fixed))).collect()
         };
         Ops {
             remove: self.remove.clone(),
