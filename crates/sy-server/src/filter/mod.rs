@@ -118,6 +118,7 @@ impl Filter {
     pub fn for_chain(self: &Arc<Self>, fixed: Fixed<'_>, metrics: &Metrics) -> Arc<Filter> {
         match &**self {
             Filter::Compress(c) => Arc::new(Filter::Compress(c.for_route(fixed.route, metrics))),
+            Filter::Cors(c) => Arc::new(Filter::Cors(c.for_route(fixed.route, metrics))),
             Filter::Headers(h) if h.reads_fixed() => Arc::new(Filter::Headers(h.bind(fixed))),
             _ => self.clone(),
         }
@@ -139,46 +140,35 @@ impl Filter {
         matches!(self, Filter::Cors(_))
     }
 
-    fn on_request(&self, cx: &mut RequestCx<'_>, req: &mut Parts, m: &ChainMetrics) -> Verdict {
+    fn on_request(&self, cx: &mut RequestCx<'_>, req: &mut Parts) -> Verdict {
         match self {
             Filter::RequestId(f) => f.on_request(cx, req),
             Filter::Headers(f) => f.on_request(cx, req),
             Filter::Rewrite(f) => f.on_request(cx, req),
             Filter::ErrorPage(_) => Verdict::Continue,
-            Filter::Cors(f) => f.on_request(cx, req, &m.cors),
+            Filter::Cors(f) => f.on_request(cx, req),
             Filter::Ip(f) => f.on_request(cx, req),
             Filter::Compress(f) => f.on_request(cx, req),
         }
     }
 
-    fn on_response(&self, cx: &RequestCx<'_>, resp: &mut Response<ProxyBody>, m: &ChainMetrics) {
+    fn on_response(&self, cx: &RequestCx<'_>, resp: &mut Response<ProxyBody>) {
         match self {
             Filter::RequestId(f) => f.on_response(cx, resp),
             Filter::Headers(f) => f.on_response(cx, resp),
             Filter::Rewrite(_) => {}
             Filter::ErrorPage(f) => f.on_response(cx, resp),
-            Filter::Cors(f) => f.on_response(cx, resp, &m.cors),
+            Filter::Cors(f) => f.on_response(cx, resp),
             Filter::Ip(f) => f.on_response(cx, resp),
             Filter::Compress(f) => f.on_response(cx, resp),
         }
     }
 }
 
-/// The metric handles a chain's filters count with, resolved for its route
-/// when the snapshot is built (see [`Chain::counted`]): the request path
-/// only increments atomics. Filters a chain does not have get unregistered
-/// handles, never exported.
-#[derive(Debug, Default, Clone)]
-pub struct ChainMetrics {
-    /// `switchyard_cors_requests_total{route, outcome}`.
-    pub cors: cors::CorsCounters,
-}
-
 /// The filters of one (listener, route): the listener's, then the route's.
 #[derive(Debug, Default, Clone)]
 pub struct Chain {
     filters: Box<[Arc<Filter>]>,
-    metrics: ChainMetrics,
     /// Some filter reads the request target as received.
     reads_path: bool,
 }
@@ -189,7 +179,6 @@ impl Chain {
         Chain {
             reads_path: filters.iter().any(|f| f.reads_path()),
             filters: filters.into_boxed_slice(),
-            metrics: ChainMetrics::default(),
         }
     }
 
@@ -198,16 +187,12 @@ impl Chain {
     /// the chain uses it ([`Filter::for_chain`]), and the chain's shared
     /// counters (series only for the kinds it has).
     pub fn for_route(filters: Vec<Arc<Filter>>, fixed: Fixed<'_>, metrics: &Metrics) -> Self {
-        let mut chain = Chain::new(
+        Chain::new(
             filters
                 .iter()
                 .map(|f| f.for_chain(fixed, metrics))
                 .collect(),
-        );
-        if chain.filters.iter().any(|f| f.is_cors()) {
-            chain.metrics.cors = cors::CorsCounters::of(metrics, fixed.route);
-        }
-        chain
+        )
     }
 
     /// A filter of the chain reads the request target as received: the
@@ -228,7 +213,7 @@ impl Chain {
     /// counter, a cache lookup) fit the same chain.
     pub async fn on_request(&self, cx: &mut RequestCx<'_>, req: &mut Parts) -> Verdict {
         for f in self.filters.iter() {
-            match f.on_request(cx, req, &self.metrics) {
+            match f.on_request(cx, req) {
                 Verdict::Continue => {}
                 answer => return answer,
             }
@@ -240,7 +225,7 @@ impl Chain {
     /// answer (the upstream's, Switchyard's own, a filter's).
     pub fn on_response(&self, cx: &RequestCx<'_>, resp: &mut Response<ProxyBody>) {
         for f in self.filters.iter().rev() {
-            f.on_response(cx, resp, &self.metrics);
+            f.on_response(cx, resp);
         }
     }
 }

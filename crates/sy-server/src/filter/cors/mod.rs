@@ -9,6 +9,8 @@
 //! filters before this one changed. The decisions are `sy_policy::cors`;
 //! this file applies them.
 
+use std::sync::Arc;
+
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Response, StatusCode};
@@ -21,9 +23,9 @@ use super::{PreflightAsk, RequestCx, Verdict};
 use crate::body::ProxyBody;
 use crate::metrics::{Metrics, RouteOutcome};
 
-/// `switchyard_cors_requests_total` handles of one chain (its route's),
-/// resolved when the snapshot is built; unregistered (never exported) for
-/// a chain without a `cors` filter.
+/// `switchyard_cors_requests_total` handles of one route, resolved when
+/// the snapshot is built ([`Cors::for_route`]); unregistered (never
+/// exported) until then.
 #[derive(Debug, Default, Clone)]
 pub struct CorsCounters {
     /// Preflights answered `204`.
@@ -37,9 +39,8 @@ pub struct CorsCounters {
 
 impl CorsCounters {
     /// The `cors_requests_total` handles of `route` ("" for answers no
-    /// route gave), resolved when a snapshot is built for a chain with a
-    /// `cors` filter.
-    pub fn of(m: &Metrics, route: &str) -> Self {
+    /// route gave).
+    fn of(m: &Metrics, route: &str) -> Self {
         let c = |outcome: &str| {
             m.cors_requests.get_or_create_owned(&RouteOutcome {
                 route: route.to_string(),
@@ -54,12 +55,15 @@ impl CorsCounters {
     }
 }
 
-/// A compiled `cors` filter.
+/// A compiled `cors` filter, as one route uses it.
 #[derive(Debug)]
 pub struct Cors {
-    policy: Policy,
+    /// The policy, shared by the routes that use the filter.
+    policy: Arc<Policy>,
     /// `Access-Control-Expose-Headers`, when the policy has any.
     expose: Option<HeaderValue>,
+    /// The route's counters.
+    counters: CorsCounters,
 }
 
 const STAR: HeaderValue = HeaderValue::from_static("*");
@@ -73,7 +77,21 @@ impl Cors {
             .expose_headers()
             .map(|e| HeaderValue::from_str(e).map_err(|e| format!("expose_headers: {e}")))
             .transpose()?;
-        Ok(Cors { policy, expose })
+        Ok(Cors {
+            policy: Arc::new(policy),
+            expose,
+            counters: CorsCounters::default(),
+        })
+    }
+
+    /// The filter as route `route` uses it ("" for answers no route gave):
+    /// the same policy, the route's counters.
+    pub fn for_route(&self, route: &str, metrics: &Metrics) -> Cors {
+        Cors {
+            policy: self.policy.clone(),
+            expose: self.expose.clone(),
+            counters: CorsCounters::of(metrics, route),
+        }
     }
 
     /// The policy's answer to the preflight `ask` of this request.
@@ -101,12 +119,8 @@ impl Cors {
     /// stage `forbidden`). Anything else goes on. The answer's headers
     /// (the policy's, or only `Vary` for a refusal) are set by
     /// [`Cors::on_response`], which every answer passes.
-    pub fn on_request(
-        &self,
-        cx: &mut RequestCx<'_>,
-        _req: &mut Parts,
-        m: &CorsCounters,
-    ) -> Verdict {
+    pub fn on_request(&self, cx: &mut RequestCx<'_>, _req: &mut Parts) -> Verdict {
+        let m = &self.counters;
         let Some(ask) = &cx.preflight else {
             return Verdict::Continue;
         };
@@ -132,12 +146,8 @@ impl Cors {
     /// (whoever answered it), so a filter written after this one cannot
     /// leave other CORS headers behind. Preflights were counted in the
     /// request phase.
-    pub fn on_response(
-        &self,
-        cx: &RequestCx<'_>,
-        resp: &mut Response<ProxyBody>,
-        m: &CorsCounters,
-    ) {
+    pub fn on_response(&self, cx: &RequestCx<'_>, resp: &mut Response<ProxyBody>) {
+        let m = &self.counters;
         let h = resp.headers_mut();
         strip_owned(h);
         if let Some(ask) = &cx.preflight {

@@ -48,7 +48,7 @@ fn names(h: &http::HeaderMap) -> Vec<(String, String)> {
 #[test]
 fn an_allowed_preflight_is_answered_204_and_counted() {
     let f = Cors::new(&cfg(&["https://app.example"])).unwrap();
-    let m = CorsCounters::default();
+    let m = f.counters.clone();
     let (mut cx, mut req) = request(
         "OPTIONS",
         &[
@@ -57,12 +57,12 @@ fn an_allowed_preflight_is_answered_204_and_counted() {
             ("access-control-request-headers", "x-api-key"),
         ],
     );
-    let Verdict::Answer(mut r) = f.on_request(&mut cx, &mut req, &m) else {
+    let Verdict::Answer(mut r) = f.on_request(&mut cx, &mut req) else {
         panic!("not answered");
     };
     assert_eq!(r.status(), 204);
     // The response phase, which every answer passes, sets the headers.
-    f.on_response(&cx, &mut r, &m);
+    f.on_response(&cx, &mut r);
     assert_eq!(
         names(r.headers()),
         [
@@ -87,7 +87,7 @@ fn an_allowed_preflight_is_answered_204_and_counted() {
 #[test]
 fn a_refused_preflight_is_a_403_without_cors_headers() {
     let f = Cors::new(&cfg(&["https://app.example"])).unwrap();
-    let m = CorsCounters::default();
+    let m = f.counters.clone();
     for (origin, method, asked, why) in [
         ("https://evil.example", "PUT", "", "origin not allowed"),
         (
@@ -111,7 +111,7 @@ fn a_refused_preflight_is_a_403_without_cors_headers() {
                 ("access-control-request-headers", asked),
             ],
         );
-        let Verdict::Reject(e) = f.on_request(&mut cx, &mut req, &m) else {
+        let Verdict::Reject(e) = f.on_request(&mut cx, &mut req) else {
             panic!("{origin} {method} {asked}: not refused");
         };
         assert_eq!(e.status(), 403);
@@ -119,7 +119,7 @@ fn a_refused_preflight_is_a_403_without_cors_headers() {
         // Switchyard's 403 passes the response phase: it varies like any
         // preflight answer, and gets no CORS header.
         let mut r = crate::respond::error(&e);
-        f.on_response(&cx, &mut r, &m);
+        f.on_response(&cx, &mut r);
         assert_eq!(
             r.headers()["vary"],
             "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
@@ -138,17 +138,14 @@ fn a_refused_preflight_is_a_403_without_cors_headers() {
 #[test]
 fn options_that_are_not_preflights_go_on() {
     let f = Cors::new(&cfg(&["https://app.example"])).unwrap();
-    let m = CorsCounters::default();
+    let m = f.counters.clone();
     for headers in [
         &[("origin", "https://app.example")][..],
         &[("access-control-request-method", "PUT")][..],
         &[][..],
     ] {
         let (mut cx, mut req) = request("OPTIONS", headers);
-        assert!(matches!(
-            f.on_request(&mut cx, &mut req, &m),
-            Verdict::Continue
-        ));
+        assert!(matches!(f.on_request(&mut cx, &mut req), Verdict::Continue));
     }
     let (mut cx, mut req) = request(
         "GET",
@@ -157,10 +154,7 @@ fn options_that_are_not_preflights_go_on() {
             ("access-control-request-method", "PUT"),
         ],
     );
-    assert!(matches!(
-        f.on_request(&mut cx, &mut req, &m),
-        Verdict::Continue
-    ));
+    assert!(matches!(f.on_request(&mut cx, &mut req), Verdict::Continue));
     assert_eq!(m.preflight.get() + m.denied.get(), 0);
 }
 
@@ -176,7 +170,7 @@ fn response(headers: &[(&str, &str)]) -> Response<ProxyBody> {
 #[test]
 fn responses_get_the_policys_headers_and_lose_the_upstreams() {
     let f = Cors::new(&cfg(&["https://app.example"])).unwrap();
-    let m = CorsCounters::default();
+    let m = f.counters.clone();
     let upstream = [
         ("access-control-allow-origin", "*"),
         ("access-control-allow-methods", "DELETE"),
@@ -187,7 +181,7 @@ fn responses_get_the_policys_headers_and_lose_the_upstreams() {
     // Allowed: the origin echoed, credentials, exposed headers, Vary merged.
     let (cx, _) = request("GET", &[("origin", "https://app.example")]);
     let mut r = response(&upstream);
-    f.on_response(&cx, &mut r, &m);
+    f.on_response(&cx, &mut r);
     let mut got = names(r.headers());
     got.sort();
     assert_eq!(
@@ -204,7 +198,7 @@ fn responses_get_the_policys_headers_and_lose_the_upstreams() {
     // Denied: no CORS header at all (the upstream's are gone too).
     let (cx, _) = request("GET", &[("origin", "https://evil.example")]);
     let mut r = response(&upstream);
-    f.on_response(&cx, &mut r, &m);
+    f.on_response(&cx, &mut r);
     let mut got = names(r.headers());
     got.sort();
     assert_eq!(
@@ -215,7 +209,7 @@ fn responses_get_the_policys_headers_and_lose_the_upstreams() {
     // No Origin: not a CORS request, but the answer still varies by it.
     let (cx, _) = request("GET", &[]);
     let mut r = response(&[("vary", "origin")]);
-    f.on_response(&cx, &mut r, &m);
+    f.on_response(&cx, &mut r);
     assert_eq!(
         names(r.headers()),
         [("vary".to_owned(), "origin".to_owned())]
@@ -226,7 +220,6 @@ fn responses_get_the_policys_headers_and_lose_the_upstreams() {
 #[test]
 fn vary_is_added_once_and_never_to_vary_star() {
     let f = Cors::new(&cfg(&["https://app.example"])).unwrap();
-    let m = CorsCounters::default();
     let (cx, _) = request("GET", &[("origin", "https://app.example")]);
     for (before, after) in [
         (&[][..], &["Origin"][..]),
@@ -239,7 +232,7 @@ fn vary_is_added_once_and_never_to_vary_star() {
     ] {
         let headers: Vec<(&str, &str)> = before.iter().map(|v| ("vary", *v)).collect();
         let mut r = response(&headers);
-        f.on_response(&cx, &mut r, &m);
+        f.on_response(&cx, &mut r);
         let got: Vec<&str> = r
             .headers()
             .get_all("vary")
@@ -255,12 +248,12 @@ fn any_origin_sends_a_star_to_everyone_and_no_vary() {
     let mut c = cfg(&["*"]);
     c.allow_credentials = false;
     let f = Cors::new(&c).unwrap();
-    let m = CorsCounters::default();
+    let m = f.counters.clone();
     for origin in [Some("https://anyone.example"), None] {
         let headers: Vec<(&str, &str)> = origin.map(|o| ("origin", o)).into_iter().collect();
         let (cx, _) = request("GET", &headers);
         let mut r = response(&[]);
-        f.on_response(&cx, &mut r, &m);
+        f.on_response(&cx, &mut r);
         let mut got = names(r.headers());
         got.sort();
         assert_eq!(
@@ -352,7 +345,7 @@ async fn the_filter_written_first_has_the_last_word_on_responses() {
 #[test]
 fn a_preflight_someone_else_answered_gets_the_policys_headers() {
     let f = Cors::new(&cfg(&["https://app.example"])).unwrap();
-    let m = CorsCounters::default();
+    let m = f.counters.clone();
     for (origin, allowed) in [
         ("https://app.example", true),
         ("https://evil.example", false),
@@ -363,7 +356,7 @@ fn a_preflight_someone_else_answered_gets_the_policys_headers() {
         );
         // E.g. a rate limit's 429 carrying a rule's CORS header.
         let mut r = response(&[("access-control-allow-origin", "*"), ("vary", "Accept")]);
-        f.on_response(&cx, &mut r, &m);
+        f.on_response(&cx, &mut r);
         assert_eq!(
             r.headers()
                 .get("access-control-allow-origin")
