@@ -264,6 +264,7 @@ pub(crate) struct RawListener {
     pub max_request_headers: Option<Int>,
     pub max_connections: Option<Int>,
     pub http2: Option<bool>,
+    pub proxy_protocol: Option<bool>,
     pub forwarded: Option<RawForwarded>,
     pub tls: Option<Spanned<RawListenerTls>>,
     pub ip: Option<Spanned<RawIp>>,

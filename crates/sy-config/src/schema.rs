@@ -195,6 +195,7 @@ static LISTENER: &[Field] = &[
     f("max_request_headers", Int),
     f("max_connections", Int),
     f("http2", Bool),
+    f("proxy_protocol", Bool),
     f("forwarded", Table(FORWARDED)),
     f("tls", Table(LISTENER_TLS)),
     f("ip", Table(IP)),

@@ -46,9 +46,21 @@ fn listener_defaults() {
     assert_eq!(web.max_request_headers, 100);
     assert_eq!(web.max_connections, 0);
     assert!(web.http2);
+    assert!(!web.proxy_protocol);
     assert!(web.tls.is_none());
     assert!(web.forwarded.trusted_proxies.is_empty());
     assert!(web.forwarded.x_forwarded && web.forwarded.via && !web.forwarded.rfc7239);
+}
+
+#[test]
+fn proxy_protocol_is_a_listener_switch() {
+    let config = parse_ok("[listeners.web]\naddress = \"127.0.0.1:8080\"\nproxy_protocol = true\n");
+    assert!(config.listeners[0].proxy_protocol);
+    let d = parse_err("[listeners.web]\naddress = \"127.0.0.1:8080\"\nproxy_protocol = \"v2\"\n");
+    assert!(
+        d.contains("listeners.web.proxy_protocol: expected a boolean"),
+        "{d}"
+    );
 }
 
 #[test]

@@ -9,7 +9,10 @@
 //!
 //! - [`framing`]: tells, for each HTTP/1.x request on a connection, whether
 //!   its body framing is ambiguous (a request smuggling defence).
+//! - [`proxy_header`]: reads the PROXY protocol header (v1 and v2) a layer-4
+//!   balancer puts before a connection's own bytes.
 
 pub mod framing;
+pub mod proxy_header;
 
 pub use framing::{FramingScanner, Verdict};

@@ -1,6 +1,9 @@
 //! `listener::accept`: binding listening sockets (SO_REUSEPORT, one per
 //! worker) and the accept loop that hands connections to `http::serve`,
-//! after the listener's IP rules and connection limit let them in.
+//! after the listener's IP rules and connection limit let them in (and,
+//! with `proxy_protocol`, once the PROXY header has named the client).
+
+mod proxy_protocol;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -147,8 +150,10 @@ pub async fn accept_loop(
             continue;
         };
         // Before TLS and before any byte is read: a refused client costs
-        // one trie lookup and a reset.
-        if let Some(gate) = &lst.ip
+        // one trie lookup and a reset. Behind a PROXY protocol balancer the
+        // peer is the balancer: the rules wait for the header's client.
+        if lst.proxy_protocol.is_none()
+            && let Some(gate) = &lst.ip
             && !gate.rules.allows(peer.ip())
         {
             gate.refused.inc();
@@ -170,7 +175,37 @@ pub async fn accept_loop(
         let drain = drain.clone();
         tokio::spawn(async move {
             let _guard = guard;
+            let (tcp, peer) = match &lst.proxy_protocol {
+                None => (tcp, peer),
+                // Boxed: the header buffer lives only until the header is read.
+                Some(_) => match Box::pin(proxied(tcp, peer, &lst)).await {
+                    Some(x) => x,
+                    None => return,
+                },
+            };
             serve(tcp, peer, lst, shared, drain).await;
         });
     }
+}
+
+/// A connection of a `proxy_protocol` listener once its header is read:
+/// the socket positioned at the client's first byte, and the client the
+/// header names, which the listener's IP rules then judge (as HAProxy's
+/// `tcp-request connection` rules judge `src` after `accept-proxy`). None:
+/// no acceptable header, or a refused client; the connection is closed.
+async fn proxied(
+    mut tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    lst: &crate::snapshot::ListenerRt,
+) -> Option<(tokio::net::TcpStream, SocketAddr)> {
+    let gate = lst.proxy_protocol.as_ref()?;
+    let client = proxy_protocol::client(&mut tcp, peer, lst, gate).await?;
+    if let Some(ip) = &lst.ip
+        && !ip.rules.allows(client.ip())
+    {
+        ip.refused.inc();
+        refuse(tcp);
+        return None;
+    }
+    Some((tcp, client))
 }

@@ -91,6 +91,9 @@ pub struct ListenerRt {
     /// `[listeners.NAME.ip]`, checked on the peer of each accepted
     /// connection.
     pub ip: Option<IpGate>,
+    /// `proxy_protocol`: the header every connection must start with, and
+    /// the counters of connections refused for it.
+    pub proxy_protocol: Option<ProxyProtocolGate>,
     /// Route matcher over `routes`.
     pub table: RouteTable,
     /// The routes serving this listener; `table` returns indexes into it.
@@ -115,6 +118,20 @@ pub struct IpGate {
     pub rules: Arc<IpRules>,
     /// `downstream_errors_total{kind="ip_denied"}` of the listener.
     pub refused: prometheus_client::metrics::counter::Counter,
+}
+
+/// A listener's PROXY protocol counters: `downstream_errors_total` of the
+/// listener by `kind`, resolved once so that a refusal costs one add.
+pub struct ProxyProtocolGate {
+    /// `kind="proxy_protocol_missing"`: the connection began with something
+    /// else (plain HTTP, a TLS ClientHello).
+    pub missing: prometheus_client::metrics::counter::Counter,
+    /// `kind="proxy_protocol_invalid"`: a malformed or over-long header, or
+    /// one cut short by the client closing.
+    pub invalid: prometheus_client::metrics::counter::Counter,
+    /// `kind="proxy_protocol_timeout"`: no complete header within
+    /// `request_header_timeout`.
+    pub timeout: prometheus_client::metrics::counter::Counter,
 }
 
 /// Per-listener connection metric handles.
@@ -328,10 +345,25 @@ fn compile_listener<'a>(
             })
             .clone(),
     });
+    let kind_counter = |kind: &str| {
+        metrics
+            .downstream_errors
+            .get_or_create(&ListenerKind {
+                listener: l.name.clone(),
+                kind: kind.to_owned(),
+            })
+            .clone()
+    };
+    let proxy_protocol = l.proxy_protocol.then(|| ProxyProtocolGate {
+        missing: kind_counter("proxy_protocol_missing"),
+        invalid: kind_counter("proxy_protocol_invalid"),
+        timeout: kind_counter("proxy_protocol_timeout"),
+    });
     Ok(ListenerRt {
         cfg: l.clone(),
         tls,
         ip,
+        proxy_protocol,
         table,
         routes: mine,
         chains,

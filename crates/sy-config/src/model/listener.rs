@@ -36,11 +36,18 @@ pub struct Listener {
     /// `http2`: accept HTTP/2 (h2c prior knowledge on plaintext, ALPN "h2"
     /// on TLS). Default true.
     pub http2: bool,
+    /// `proxy_protocol`: every connection starts with a PROXY protocol
+    /// header (v1 or v2), read before TLS and HTTP within
+    /// `request_header_timeout`; the client it names is the connection's
+    /// client for the `ip` lists, forwarding headers, filters and logs. A
+    /// connection without a valid header is closed. Default false.
+    pub proxy_protocol: bool,
     /// `[listeners.NAME.forwarded]`.
     pub forwarded: Forwarded,
     /// `[listeners.NAME.ip]`: allow and deny lists checked on the TCP peer
-    /// right after accept, before TLS and before any byte is read; a
-    /// refused connection is closed and counted. Default none.
+    /// right after accept, before TLS and before any byte is read (with
+    /// `proxy_protocol`: on the client the header names, once it is read);
+    /// a refused connection is closed and counted. Default none.
     pub ip: Option<IpFilter>,
     /// `filters`: run on every request of the listener, before the route's
     /// own filters, and on answers no route gave (404, 400). Default none.

@@ -72,6 +72,7 @@ pub(super) fn validate(
         ),
         max_connections: cx.count(l.max_connections.as_ref(), &p("max_connections"), 0, 0),
         http2: l.http2.unwrap_or(true),
+        proxy_protocol: l.proxy_protocol.unwrap_or(false),
         forwarded: forwarded(cx, l.forwarded.as_ref(), &p("forwarded")),
         tls: l.tls.as_ref().map(|tls| listener_tls(cx, tls, &p("tls"))),
         ip: l

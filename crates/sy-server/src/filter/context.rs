@@ -69,7 +69,8 @@ pub struct RequestCx<'a> {
     pub listener: &'a str,
     /// The route's name; None when no route matched.
     pub route: Option<&'a str>,
-    /// The TCP peer.
+    /// The TCP peer; on a `proxy_protocol` listener, the client the PROXY
+    /// header named (the balancer's own address when it sent `LOCAL`).
     pub peer: SocketAddr,
     /// The client: the peer, or the client X-Forwarded-For names when the
     /// peer is one of the listener's trusted proxies.

@@ -40,7 +40,8 @@ pub struct ConnCtx {
     /// The listener as it was when the connection was accepted; used when
     /// a reload removed it while the connection stays open.
     pub listener: Arc<ListenerRt>,
-    /// The client's address.
+    /// The client's address: the TCP peer, or on a `proxy_protocol`
+    /// listener the client its PROXY header named.
     pub peer: std::net::SocketAddr,
     /// The connection is TLS.
     pub tls: bool,

@@ -295,6 +295,8 @@ pub fn count(shared: &Shared, listener: &str, kind: &str) {
 type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 /// Serves one accepted connection until it closes or the drain ends.
+/// `peer` is the client: the TCP peer, or the client a PROXY header named
+/// (whose bytes `tcp` has already consumed).
 pub async fn serve(
     tcp: TcpStream,
     peer: SocketAddr,
