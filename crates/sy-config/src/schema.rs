@@ -12,6 +12,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::diagnostic::{Report, did_you_mean, index, join, list};
+use crate::raw::RawConfig;
 
 /// What a key accepts.
 pub(crate) enum Kind {
@@ -47,334 +48,399 @@ pub(crate) struct Field {
     kind: Kind,
 }
 
-const fn f(name: &'static str, kind: Kind) -> Field {
-    Field { name, kind }
+impl Field {
+    /// A key and what it accepts; `#[derive(Shape)]` writes these.
+    pub(crate) const fn new(name: &'static str, kind: Kind) -> Field {
+        Field { name, kind }
+    }
+}
+
+/// What a type of the raw model accepts, as a [`Kind`].
+///
+/// Structs of `raw.rs` derive it (`#[derive(Shape)]` from sy-config-derive:
+/// a [`Kind::Table`] of their fields, in order, with an inherent `FIELDS`
+/// constant); the types with a hand-written `Deserialize` (string or
+/// table, string or integer) implement it by hand next to that impl; the
+/// impls below cover the scalars and containers the fields are made of.
+pub(crate) trait Shape {
+    /// What a value of this type is written as.
+    const KIND: Kind;
+}
+
+impl Shape for String {
+    const KIND: Kind = Str;
+}
+
+impl Shape for i64 {
+    const KIND: Kind = Int;
+}
+
+impl Shape for f64 {
+    const KIND: Kind = Number;
+}
+
+impl Shape for bool {
+    const KIND: Kind = Bool;
+}
+
+/// A missing key is judged by validation, not by its shape.
+impl<T: Shape> Shape for Option<T> {
+    const KIND: Kind = T::KIND;
+}
+
+/// A position does not change what is written.
+impl<T: Shape> Shape for Spanned<T> {
+    const KIND: Kind = T::KIND;
+}
+
+impl<T: Shape> Shape for Box<T> {
+    const KIND: Kind = T::KIND;
+}
+
+impl<T: Shape> Shape for Vec<T> {
+    const KIND: Kind = Array(&T::KIND);
+}
+
+/// A table whose keys are names the user chooses.
+impl<K, T: Shape> Shape for std::collections::BTreeMap<K, T> {
+    const KIND: Kind = Map(&T::KIND);
 }
 
 use Kind::{Array, Bool, Duration, Int, Map, Number, Size, Str, StrOrInt, StrOrTable, Table};
 
-/// The whole file.
-pub(crate) static ROOT: &[Field] = &[
-    f("admin", Table(ADMIN)),
-    f("runtime", Table(RUNTIME)),
-    f("listeners", Map(&Table(LISTENER))),
-    f("routes", Array(&Table(ROUTE))),
-    f("upstreams", Map(&Table(UPSTREAM))),
-    f("access_log", Table(ACCESS_LOG)),
-    f("tracing", Table(TRACING)),
-    f("filters", Map(&Table(FILTER))),
-];
+/// The hand-written tables the derived ones replace, kept for one commit
+/// to show that the derived tables are the same, key for key.
+#[cfg(test)]
+mod hand_written {
+    use super::*;
 
-static FILTER_REF: Kind = StrOrTable(
-    FILTER,
-    "a filter name or an inline filter table such as { headers = { ... } }",
-    "filter names or inline filter tables",
-);
+    const fn f(name: &'static str, kind: Kind) -> Field {
+        Field { name, kind }
+    }
 
-static FILTER: &[Field] = &[
-    f("request_id", Table(REQUEST_ID)),
-    f("headers", Table(HEADERS)),
-    f("rewrite", Table(REWRITE)),
-    f("error_page", Table(ERROR_PAGE)),
-    f("cors", Table(CORS)),
-    f("ip", Table(IP)),
-    f("compress", Table(COMPRESS)),
-];
+    /// The whole file.
+    pub(super) static ROOT: &[Field] = &[
+        f("admin", Table(ADMIN)),
+        f("runtime", Table(RUNTIME)),
+        f("listeners", Map(&Table(LISTENER))),
+        f("routes", Array(&Table(ROUTE))),
+        f("upstreams", Map(&Table(UPSTREAM))),
+        f("access_log", Table(ACCESS_LOG)),
+        f("tracing", Table(TRACING)),
+        f("filters", Map(&Table(FILTER))),
+    ];
 
-static COMPRESS: &[Field] = &[
-    f("algorithms", Array(&Str)),
-    f("min_size", Size),
-    f("content_types", Array(&Str)),
-    f("gzip_level", Int),
-    f("brotli_level", Int),
-    f("zstd_level", Int),
-];
+    static FILTER_REF: Kind = StrOrTable(
+        FILTER,
+        "a filter name or an inline filter table such as { headers = { ... } }",
+        "filter names or inline filter tables",
+    );
 
-static IP: &[Field] = &[
-    f("allow", Array(&Str)),
-    f("deny", Array(&Str)),
-    f("allow_files", Array(&Str)),
-    f("deny_files", Array(&Str)),
-];
+    static FILTER: &[Field] = &[
+        f("request_id", Table(REQUEST_ID)),
+        f("headers", Table(HEADERS)),
+        f("rewrite", Table(REWRITE)),
+        f("error_page", Table(ERROR_PAGE)),
+        f("cors", Table(CORS)),
+        f("ip", Table(IP)),
+        f("compress", Table(COMPRESS)),
+    ];
 
-static REWRITE: &[Field] = &[
-    f("strip_prefix", Str),
-    f("replace_prefix", Table(&[f("from", Str), f("to", Str)])),
-    f(
-        "path_regex",
-        Table(&[f("pattern", Str), f("replacement", Str)]),
-    ),
-    f("query", Table(QUERY_OPS)),
-];
+    static COMPRESS: &[Field] = &[
+        f("algorithms", Array(&Str)),
+        f("min_size", Size),
+        f("content_types", Array(&Str)),
+        f("gzip_level", Int),
+        f("brotli_level", Int),
+        f("zstd_level", Int),
+    ];
 
-static QUERY_OPS: &[Field] = &[
-    f("remove", Array(&Str)),
-    f("rename", Map(&Str)),
-    f("set", Map(&Str)),
-    f("add", Map(&Str)),
-];
+    static IP: &[Field] = &[
+        f("allow", Array(&Str)),
+        f("deny", Array(&Str)),
+        f("allow_files", Array(&Str)),
+        f("deny_files", Array(&Str)),
+    ];
 
-static ERROR_PAGE: &[Field] = &[f("format", Str), f("content_type", Str), f("body", Str)];
+    static REWRITE: &[Field] = &[
+        f("strip_prefix", Str),
+        f("replace_prefix", Table(&[f("from", Str), f("to", Str)])),
+        f(
+            "path_regex",
+            Table(&[f("pattern", Str), f("replacement", Str)]),
+        ),
+        f("query", Table(QUERY_OPS)),
+    ];
 
-static CORS: &[Field] = &[
-    f("allow_origins", Array(&CORS_ORIGIN)),
-    f("allow_methods", Array(&Str)),
-    f("allow_headers", Array(&Str)),
-    f("expose_headers", Array(&Str)),
-    f("allow_credentials", Bool),
-    f("max_age", Duration),
-];
+    static QUERY_OPS: &[Field] = &[
+        f("remove", Array(&Str)),
+        f("rename", Map(&Str)),
+        f("set", Map(&Str)),
+        f("add", Map(&Str)),
+    ];
 
-static CORS_ORIGIN: Kind = StrOrTable(
-    &[f("regex", Str)],
-    "an origin such as \"https://app.example\" or a table { regex = \"...\" }",
-    "origins or { regex = \"...\" } tables",
-);
+    static ERROR_PAGE: &[Field] = &[f("format", Str), f("content_type", Str), f("body", Str)];
 
-static REQUEST_ID: &[Field] = &[
-    f("header", Str),
-    f("trust_incoming", Str),
-    f("response", Bool),
-];
+    static CORS: &[Field] = &[
+        f("allow_origins", Array(&CORS_ORIGIN)),
+        f("allow_methods", Array(&Str)),
+        f("allow_headers", Array(&Str)),
+        f("expose_headers", Array(&Str)),
+        f("allow_credentials", Bool),
+        f("max_age", Duration),
+    ];
 
-static HEADERS: &[Field] = &[
-    f("request", Table(HEADER_OPS)),
-    f("response", Table(HEADER_OPS)),
-];
+    static CORS_ORIGIN: Kind = StrOrTable(
+        &[f("regex", Str)],
+        "an origin such as \"https://app.example\" or a table { regex = \"...\" }",
+        "origins or { regex = \"...\" } tables",
+    );
 
-static HEADER_OPS: &[Field] = &[
-    f("set", Map(&Str)),
-    f("add", Map(&Str)),
-    f("append", Map(&Str)),
-    f("remove", Array(&Str)),
-];
+    static REQUEST_ID: &[Field] = &[
+        f("header", Str),
+        f("trust_incoming", Str),
+        f("response", Bool),
+    ];
 
-static ADMIN: &[Field] = &[
-    f("address", Str),
-    f("enabled", Bool),
-    f("token", Str),
-    f("token_file", Str),
-];
+    static HEADERS: &[Field] = &[
+        f("request", Table(HEADER_OPS)),
+        f("response", Table(HEADER_OPS)),
+    ];
 
-static RUNTIME: &[Field] = &[
-    f("workers", Int),
-    f("drain_timeout", Duration),
-    f("watch_config", Bool),
-    f("watch_debounce", Duration),
-    f("log_level", Str),
-    f("log_format", Str),
-];
+    static HEADER_OPS: &[Field] = &[
+        f("set", Map(&Str)),
+        f("add", Map(&Str)),
+        f("append", Map(&Str)),
+        f("remove", Array(&Str)),
+    ];
 
-static ACCESS_LOG: &[Field] = &[
-    f("enabled", Bool),
-    f("format", Str),
-    f("path", Str),
-    f("fields", Array(&Str)),
-    f("sample", Number),
-    f("queue", Int),
-];
+    static ADMIN: &[Field] = &[
+        f("address", Str),
+        f("enabled", Bool),
+        f("token", Str),
+        f("token_file", Str),
+    ];
 
-static TRACING: &[Field] = &[
-    f("enabled", Bool),
-    f("endpoint", Str),
-    f("sample_ratio", Number),
-    f("parent_based", Bool),
-    f("service_name", Str),
-    f("headers", Map(&Str)),
-    f("max_queue", Int),
-    f("max_batch", Int),
-    f("export_interval", Duration),
-    f("export_timeout", Duration),
-];
+    static RUNTIME: &[Field] = &[
+        f("workers", Int),
+        f("drain_timeout", Duration),
+        f("watch_config", Bool),
+        f("watch_debounce", Duration),
+        f("log_level", Str),
+        f("log_format", Str),
+    ];
 
-static LISTENER: &[Field] = &[
-    f("address", Str),
-    f("request_header_timeout", Duration),
-    f("idle_timeout", Duration),
-    f("max_request_header_bytes", Size),
-    f("max_request_headers", Int),
-    f("max_connections", Int),
-    f("http2", Bool),
-    f("forwarded", Table(FORWARDED)),
-    f("tls", Table(LISTENER_TLS)),
-    f("ip", Table(IP)),
-    f("filters", Array(&FILTER_REF)),
-];
+    static ACCESS_LOG: &[Field] = &[
+        f("enabled", Bool),
+        f("format", Str),
+        f("path", Str),
+        f("fields", Array(&Str)),
+        f("sample", Number),
+        f("queue", Int),
+    ];
 
-static FORWARDED: &[Field] = &[
-    f("trusted_proxies", Array(&Str)),
-    f("x_forwarded", Bool),
-    f("forwarded", Bool),
-    f("via", Bool),
-];
+    static TRACING: &[Field] = &[
+        f("enabled", Bool),
+        f("endpoint", Str),
+        f("sample_ratio", Number),
+        f("parent_based", Bool),
+        f("service_name", Str),
+        f("headers", Map(&Str)),
+        f("max_queue", Int),
+        f("max_batch", Int),
+        f("export_interval", Duration),
+        f("export_timeout", Duration),
+    ];
 
-static LISTENER_TLS: &[Field] = &[
-    f("min_version", Str),
-    f("default_certificate", Str),
-    f("certificates", Array(&Table(CERTIFICATE))),
-];
+    static LISTENER: &[Field] = &[
+        f("address", Str),
+        f("request_header_timeout", Duration),
+        f("idle_timeout", Duration),
+        f("max_request_header_bytes", Size),
+        f("max_request_headers", Int),
+        f("max_connections", Int),
+        f("http2", Bool),
+        f("forwarded", Table(FORWARDED)),
+        f("tls", Table(LISTENER_TLS)),
+        f("ip", Table(IP)),
+        f("filters", Array(&FILTER_REF)),
+    ];
 
-static CERTIFICATE: &[Field] = &[
-    f("name", Str),
-    f("cert", Str),
-    f("key", Str),
-    f("server_names", Array(&Str)),
-];
+    static FORWARDED: &[Field] = &[
+        f("trusted_proxies", Array(&Str)),
+        f("x_forwarded", Bool),
+        f("forwarded", Bool),
+        f("via", Bool),
+    ];
 
-static ROUTE: &[Field] = &[
-    f("name", Str),
-    f("listeners", Array(&Str)),
-    f("match", Table(MATCH)),
-    f("upstream", Str),
-    f("respond", Table(RESPOND)),
-    f("redirect", Table(REDIRECT)),
-    f("split", Table(SPLIT)),
-    f("timeout", Duration),
-    f("max_request_body", Size),
-    f("host_rewrite", Str),
-    f("retry", Table(RETRY)),
-    f("hedge", Table(HEDGE)),
-    f("mirror", Table(MIRROR)),
-    f("filters", Array(&FILTER_REF)),
-];
+    static LISTENER_TLS: &[Field] = &[
+        f("min_version", Str),
+        f("default_certificate", Str),
+        f("certificates", Array(&Table(CERTIFICATE))),
+    ];
 
-static CONDITION: Kind = StrOrTable(
-    &[f("present", Bool), f("regex", Str)],
-    "a string (exact value) or a table { present = true } / { regex = \"...\" }",
-    "strings or { present = true } / { regex = \"...\" } tables",
-);
+    static CERTIFICATE: &[Field] = &[
+        f("name", Str),
+        f("cert", Str),
+        f("key", Str),
+        f("server_names", Array(&Str)),
+    ];
 
-static MATCH: &[Field] = &[
-    f("hosts", Array(&Str)),
-    f("path", Str),
-    f("path_exact", Str),
-    f("path_regex", Str),
-    f("methods", Array(&Str)),
-    f("headers", Map(&CONDITION)),
-    f("query", Map(&CONDITION)),
-];
+    static ROUTE: &[Field] = &[
+        f("name", Str),
+        f("listeners", Array(&Str)),
+        f("match", Table(MATCH)),
+        f("upstream", Str),
+        f("respond", Table(RESPOND)),
+        f("redirect", Table(REDIRECT)),
+        f("split", Table(SPLIT)),
+        f("timeout", Duration),
+        f("max_request_body", Size),
+        f("host_rewrite", Str),
+        f("retry", Table(RETRY)),
+        f("hedge", Table(HEDGE)),
+        f("mirror", Table(MIRROR)),
+        f("filters", Array(&FILTER_REF)),
+    ];
 
-static RESPOND: &[Field] = &[f("status", Int), f("body", Str), f("content_type", Str)];
+    static CONDITION: Kind = StrOrTable(
+        &[f("present", Bool), f("regex", Str)],
+        "a string (exact value) or a table { present = true } / { regex = \"...\" }",
+        "strings or { present = true } / { regex = \"...\" } tables",
+    );
 
-static REDIRECT: &[Field] = &[
-    f("location", Str),
-    f("status", Int),
-    f("keep_path", Bool),
-    f("scheme", Str),
-    f("host", Str),
-    f("port", Int),
-];
+    static MATCH: &[Field] = &[
+        f("hosts", Array(&Str)),
+        f("path", Str),
+        f("path_exact", Str),
+        f("path_regex", Str),
+        f("methods", Array(&Str)),
+        f("headers", Map(&CONDITION)),
+        f("query", Map(&CONDITION)),
+    ];
 
-static SPLIT: &[Field] = &[
-    f("backends", Array(&Table(SPLIT_BACKEND))),
-    f("header", Str),
-    f("cookie", Str),
-    f("skip_unavailable", Bool),
-];
+    static RESPOND: &[Field] = &[f("status", Int), f("body", Str), f("content_type", Str)];
 
-static SPLIT_BACKEND: &[Field] = &[f("upstream", Str), f("weight", Int)];
+    static REDIRECT: &[Field] = &[
+        f("location", Str),
+        f("status", Int),
+        f("keep_path", Bool),
+        f("scheme", Str),
+        f("host", Str),
+        f("port", Int),
+    ];
 
-static RETRY: &[Field] = &[
-    f("attempts", Int),
-    f("on", Array(&Str)),
-    f("statuses", Array(&Int)),
-    f("per_try_timeout", Duration),
-    f("backoff_base", Duration),
-    f("backoff_max", Duration),
-    f("non_idempotent", Bool),
-    f("buffer", Size),
-];
+    static SPLIT: &[Field] = &[
+        f("backends", Array(&Table(SPLIT_BACKEND))),
+        f("header", Str),
+        f("cookie", Str),
+        f("skip_unavailable", Bool),
+    ];
 
-static HEDGE: &[Field] = &[f("delay", Str), f("fallback", Duration)];
+    static SPLIT_BACKEND: &[Field] = &[f("upstream", Str), f("weight", Int)];
 
-static MIRROR: &[Field] = &[
-    f("upstream", Str),
-    f("percent", Number),
-    f("max_in_flight", Int),
-    f("max_body", Size),
-];
+    static RETRY: &[Field] = &[
+        f("attempts", Int),
+        f("on", Array(&Str)),
+        f("statuses", Array(&Int)),
+        f("per_try_timeout", Duration),
+        f("backoff_base", Duration),
+        f("backoff_max", Duration),
+        f("non_idempotent", Bool),
+        f("buffer", Size),
+    ];
 
-static UPSTREAM: &[Field] = &[
-    f("servers", Array(&SERVER)),
-    f("balancer", Str),
-    f("hash", Table(HASH)),
-    f("protocol", Str),
-    f("connect_timeout", Duration),
-    f("response_timeout", Duration),
-    f("pool", Table(POOL)),
-    f("tls", Table(UPSTREAM_TLS)),
-    f("health_check", Table(HEALTH_CHECK)),
-    f("outlier", Table(OUTLIER)),
-    f("panic_threshold", Int),
-    f("slow_start", Duration),
-    f("circuit_breaker", Table(CIRCUIT_BREAKER)),
-    f("retry_budget", Table(RETRY_BUDGET)),
-    f("sticky", Table(STICKY)),
-];
+    static HEDGE: &[Field] = &[f("delay", Str), f("fallback", Duration)];
 
-static SERVER: Kind = StrOrTable(
-    &[f("address", Str), f("weight", Int)],
-    "an address string or a table { address = \"...\", weight = N }",
-    "address strings or { address = \"...\", weight = N } tables",
-);
+    static MIRROR: &[Field] = &[
+        f("upstream", Str),
+        f("percent", Number),
+        f("max_in_flight", Int),
+        f("max_body", Size),
+    ];
 
-static HASH: &[Field] = &[f("key", Str), f("algorithm", Str)];
+    static UPSTREAM: &[Field] = &[
+        f("servers", Array(&SERVER)),
+        f("balancer", Str),
+        f("hash", Table(HASH)),
+        f("protocol", Str),
+        f("connect_timeout", Duration),
+        f("response_timeout", Duration),
+        f("pool", Table(POOL)),
+        f("tls", Table(UPSTREAM_TLS)),
+        f("health_check", Table(HEALTH_CHECK)),
+        f("outlier", Table(OUTLIER)),
+        f("panic_threshold", Int),
+        f("slow_start", Duration),
+        f("circuit_breaker", Table(CIRCUIT_BREAKER)),
+        f("retry_budget", Table(RETRY_BUDGET)),
+        f("sticky", Table(STICKY)),
+    ];
 
-static POOL: &[Field] = &[f("max_idle_per_server", Int), f("idle_timeout", Duration)];
+    static SERVER: Kind = StrOrTable(
+        &[f("address", Str), f("weight", Int)],
+        "an address string or a table { address = \"...\", weight = N }",
+        "address strings or { address = \"...\", weight = N } tables",
+    );
 
-static UPSTREAM_TLS: &[Field] = &[f("server_name", Str), f("ca", Str), f("verify", Bool)];
+    static HASH: &[Field] = &[f("key", Str), f("algorithm", Str)];
 
-static HEALTH_CHECK: &[Field] = &[
-    f("type", Str),
-    f("interval", Duration),
-    f("jitter", Duration),
-    f("timeout", Duration),
-    f("unhealthy_threshold", Int),
-    f("healthy_threshold", Int),
-    f("method", Str),
-    f("path", Str),
-    f("host", Str),
-    f("expect_status", Array(&STATUS)),
-    f("expect_body", Str),
-    f("service", Str),
-];
+    static POOL: &[Field] = &[f("max_idle_per_server", Int), f("idle_timeout", Duration)];
 
-static STATUS: Kind = StrOrInt(
-    "a status such as 200 or a string such as \"200-299\"",
-    "statuses such as 200 or strings such as \"200-299\"",
-);
+    static UPSTREAM_TLS: &[Field] = &[f("server_name", Str), f("ca", Str), f("verify", Bool)];
 
-static OUTLIER: &[Field] = &[
-    f("consecutive_5xx", Int),
-    f("consecutive_gateway_failures", Int),
-    f("base_ejection_time", Duration),
-    f("max_ejection_time", Duration),
-    f("max_ejected_percent", Int),
-];
+    static HEALTH_CHECK: &[Field] = &[
+        f("type", Str),
+        f("interval", Duration),
+        f("jitter", Duration),
+        f("timeout", Duration),
+        f("unhealthy_threshold", Int),
+        f("healthy_threshold", Int),
+        f("method", Str),
+        f("path", Str),
+        f("host", Str),
+        f("expect_status", Array(&STATUS)),
+        f("expect_body", Str),
+        f("service", Str),
+    ];
 
-static CIRCUIT_BREAKER: &[Field] = &[
-    f("max_connections", Int),
-    f("max_pending_requests", Int),
-    f("max_requests", Int),
-    f("max_retries", Int),
-];
+    static STATUS: Kind = StrOrInt(
+        "a status such as 200 or a string such as \"200-299\"",
+        "statuses such as 200 or strings such as \"200-299\"",
+    );
 
-static RETRY_BUDGET: &[Field] = &[
-    f("ratio", Number),
-    f("min_retries_per_second", Int),
-    f("window", Duration),
-];
+    static OUTLIER: &[Field] = &[
+        f("consecutive_5xx", Int),
+        f("consecutive_gateway_failures", Int),
+        f("base_ejection_time", Duration),
+        f("max_ejection_time", Duration),
+        f("max_ejected_percent", Int),
+    ];
 
-static STICKY: &[Field] = &[
-    f("cookie", Str),
-    f("ttl", Duration),
-    f("path", Str),
-    f("domain", Str),
-    f("secure", Bool),
-    f("http_only", Bool),
-    f("same_site", Str),
-    f("secret", Str),
-];
+    static CIRCUIT_BREAKER: &[Field] = &[
+        f("max_connections", Int),
+        f("max_pending_requests", Int),
+        f("max_requests", Int),
+        f("max_retries", Int),
+    ];
+
+    static RETRY_BUDGET: &[Field] = &[
+        f("ratio", Number),
+        f("min_retries_per_second", Int),
+        f("window", Duration),
+    ];
+
+    static STICKY: &[Field] = &[
+        f("cookie", Str),
+        f("ttl", Duration),
+        f("path", Str),
+        f("domain", Str),
+        f("secure", Bool),
+        f("http_only", Bool),
+        f("same_site", Str),
+        f("secret", Str),
+    ];
+}
 
 impl Kind {
     fn describe(&self) -> String {
@@ -419,7 +485,7 @@ fn article(value: &DeValue<'_>) -> &'static str {
 /// tables the checker walks, so it cannot drift from what `check` accepts
 /// (values are checked further by validation).
 pub(crate) fn json_schema() -> serde_json::Value {
-    let mut root = table_schema(ROOT);
+    let mut root = table_schema(RawConfig::FIELDS);
     if let Some(obj) = root.as_object_mut() {
         obj.insert(
             "$schema".into(),
@@ -480,7 +546,7 @@ fn kind_schema(kind: &Kind) -> serde_json::Value {
 
 /// Walks the whole document, reporting and removing malformed entries.
 pub(crate) fn check_document(root: &mut DeTable<'_>, report: &mut Report<'_>) {
-    check_table(root, ROOT, "", report);
+    check_table(root, RawConfig::FIELDS, "", report);
 }
 
 /// Checks a table against its known keys; malformed entries are removed.
@@ -661,7 +727,7 @@ mod tests {
     /// unknown key (values are judged by validation, which may complain).
     #[test]
     fn every_key_the_tables_know_is_a_field_of_the_raw_model() {
-        let doc = sample_table(ROOT);
+        let doc = sample_table(RawConfig::FIELDS);
         let text = toml::to_string(&doc).unwrap_or_else(|e| panic!("{e}"));
         let errors = match crate::parse(&text, "all-keys.toml", std::path::Path::new(".")) {
             Ok(_) => Vec::new(),
@@ -683,6 +749,51 @@ mod tests {
             .err()
             .is_some_and(|d| d.errors.iter().any(|e| e.message.contains("unknown key")));
         assert!(caught);
+    }
+
+    fn same_kind(a: &Kind, b: &Kind, path: &str, out: &mut Vec<String>) {
+        match (a, b) {
+            (Str, Str)
+            | (Duration, Duration)
+            | (Size, Size)
+            | (Int, Int)
+            | (Number, Number)
+            | (Bool, Bool) => {}
+            (Array(a), Array(b)) | (Map(a), Map(b)) => same_kind(a, b, path, out),
+            (Table(a), Table(b)) => same_fields(a, b, path, out),
+            (StrOrTable(a, a1, a2), StrOrTable(b, b1, b2)) => {
+                same_fields(a, b, path, out);
+                if (a1, a2) != (b1, b2) {
+                    out.push(format!("{path}: texts differ"));
+                }
+            }
+            (StrOrInt(a1, a2), StrOrInt(b1, b2)) => {
+                if (a1, a2) != (b1, b2) {
+                    out.push(format!("{path}: texts differ"));
+                }
+            }
+            _ => out.push(format!("{path}: {} vs {}", a.describe(), b.describe())),
+        }
+    }
+
+    fn same_fields(a: &[Field], b: &[Field], path: &str, out: &mut Vec<String>) {
+        let names = |f: &[Field]| f.iter().map(|f| f.name).collect::<Vec<_>>().join(",");
+        if names(a) != names(b) {
+            out.push(format!("{path}: keys {} vs {}", names(a), names(b)));
+            return;
+        }
+        for (x, y) in a.iter().zip(b) {
+            same_kind(&x.kind, &y.kind, &join(path, x.name), out);
+        }
+    }
+
+    /// The tables derived from raw.rs (`#[derive(Shape)]`) are exactly the
+    /// hand-written ones, key for key, in the same order.
+    #[test]
+    fn derived_tables_equal_the_hand_written_ones() {
+        let mut out = Vec::new();
+        same_fields(RawConfig::FIELDS, hand_written::ROOT, "", &mut out);
+        assert!(out.is_empty(), "{out:#?}");
     }
 
     fn check(source: &str) -> (String, Vec<String>) {
