@@ -5,7 +5,7 @@
 //! checker walks before serde (`sy-config/src/schema.rs`) and that the JSON
 //! Schema is printed from. For
 //!
-//! ```ignore
+//! ```text
 //! #[derive(Deserialize, Shape)]
 //! #[serde(deny_unknown_fields)]
 //! struct RawHedge {
@@ -17,7 +17,7 @@
 //!
 //! it emits, in field order:
 //!
-//! ```ignore
+//! ```text
 //! impl RawHedge {
 //!     pub(crate) const FIELDS: &'static [crate::schema::Field] = &[
 //!         crate::schema::Field::new("delay", <Option<Text> as crate::schema::Shape>::KIND),

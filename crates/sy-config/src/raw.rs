@@ -2,8 +2,17 @@
 //!
 //! Nothing here is checked beyond TOML types; every key is optional so that a
 //! missing one is reported by validation with a position instead of by serde.
-//! `Spanned` keeps byte ranges for the diagnostics. `schema.rs` lists the same
-//! keys and must stay in step with this file.
+//! `Spanned` keeps byte ranges for the diagnostics.
+//!
+//! This file is also the one list of known keys: `#[derive(Shape)]`
+//! (sy-config-derive) makes each struct the table of its keys, in field
+//! order, which `schema.rs` checks the document against before serde and
+//! prints the JSON Schema from. A key's kind follows from its type; a
+//! string that holds a duration is marked `#[shape(duration)]`. A type
+//! with a hand-written `Deserialize` implements `Shape` by hand, right
+//! after it, with the texts the diagnostics and the JSON Schema use for
+//! it. Adding a key or a filter means adding a field here (and validating
+//! it), nothing in `schema.rs`.
 
 use std::collections::BTreeMap;
 use std::fmt;
