@@ -184,8 +184,10 @@ pub fn parse_checked(
     let raw = match raw::RawConfig::deserialize(Deserializer::from(Spanned::new(span, table))) {
         Ok(raw) => raw,
         Err(e) => {
-            // Unreachable while `schema` mirrors `raw`; reported rather than
-            // hidden so a drift between the two shows up in tests.
+            // Unreachable while the kinds `schema` checks (derived from
+            // `raw`) are what serde reads; reported rather than hidden so a
+            // hand-written `Shape` that drifts from its `Deserialize` shows
+            // up in tests.
             let message = e
                 .message()
                 .lines()

@@ -2,8 +2,17 @@
 //!
 //! Nothing here is checked beyond TOML types; every key is optional so that a
 //! missing one is reported by validation with a position instead of by serde.
-//! `Spanned` keeps byte ranges for the diagnostics. `schema.rs` lists the same
-//! keys and must stay in step with this file.
+//! `Spanned` keeps byte ranges for the diagnostics.
+//!
+//! This file is also the one list of known keys: `#[derive(Shape)]`
+//! (sy-config-derive) makes each struct the table of its keys, in field
+//! order, which `schema.rs` checks the document against before serde and
+//! prints the JSON Schema from. A key's kind follows from its type; a
+//! string that holds a duration is marked `#[shape(duration)]`. A type
+//! with a hand-written `Deserialize` implements `Shape` by hand, right
+//! after it, with the texts the diagnostics and the JSON Schema use for
+//! it. Adding a key or a filter means adding a field here (and validating
+//! it), nothing in `schema.rs`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,7 +20,10 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
+use sy_config_derive::Shape;
 use toml::Spanned;
+
+use crate::schema::{Kind, Shape};
 
 /// A string value with its position.
 pub(crate) type Text = Spanned<String>;
@@ -21,7 +33,7 @@ pub(crate) type Int = Spanned<i64>;
 pub(crate) type Number = Spanned<f64>;
 
 /// The whole file.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawConfig {
     pub admin: Option<Spanned<RawAdmin>>,
@@ -59,8 +71,16 @@ impl<'de> Deserialize<'de> for RawFilterRef {
     }
 }
 
+impl Shape for RawFilterRef {
+    const KIND: Kind = Kind::StrOrTable(
+        RawFilter::FIELDS,
+        "a filter name or an inline filter table such as { headers = { ... } }",
+        "filter names or inline filter tables",
+    );
+}
+
 /// A filter: a table with exactly one key, its kind.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawFilter {
     pub request_id: Option<Spanned<RawRequestId>>,
@@ -73,7 +93,7 @@ pub(crate) struct RawFilter {
 }
 
 /// `rewrite = { ... }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRewrite {
     pub strip_prefix: Option<Text>,
@@ -83,7 +103,7 @@ pub(crate) struct RawRewrite {
 }
 
 /// `replace_prefix = { from, to }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawReplacePrefix {
     pub from: Option<Text>,
@@ -91,7 +111,7 @@ pub(crate) struct RawReplacePrefix {
 }
 
 /// `path_regex = { pattern, replacement }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPathRegex {
     pub pattern: Option<Text>,
@@ -99,7 +119,7 @@ pub(crate) struct RawPathRegex {
 }
 
 /// `query = { remove, rename, set, add }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawQueryOps {
     pub remove: Option<Vec<Text>>,
@@ -109,7 +129,7 @@ pub(crate) struct RawQueryOps {
 }
 
 /// `error_page = { ... }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawErrorPage {
     pub format: Option<Text>,
@@ -118,7 +138,7 @@ pub(crate) struct RawErrorPage {
 }
 
 /// `cors = { ... }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCors {
     pub allow_origins: Option<Spanned<Vec<Spanned<RawCorsOrigin>>>>,
@@ -126,6 +146,7 @@ pub(crate) struct RawCors {
     pub allow_headers: Option<Vec<Text>>,
     pub expose_headers: Option<Vec<Text>>,
     pub allow_credentials: Option<Spanned<bool>>,
+    #[shape(duration)]
     pub max_age: Option<Text>,
 }
 
@@ -137,7 +158,7 @@ pub(crate) enum RawCorsOrigin {
 }
 
 /// The table form of an `allow_origins` entry.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCorsRegex {
     pub regex: Option<Text>,
@@ -154,8 +175,16 @@ impl<'de> Deserialize<'de> for RawCorsOrigin {
     }
 }
 
+impl Shape for RawCorsOrigin {
+    const KIND: Kind = Kind::StrOrTable(
+        RawCorsRegex::FIELDS,
+        "an origin such as \"https://app.example\" or a table { regex = \"...\" }",
+        "origins or { regex = \"...\" } tables",
+    );
+}
+
 /// `request_id = { ... }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRequestId {
     pub header: Option<Text>,
@@ -164,7 +193,7 @@ pub(crate) struct RawRequestId {
 }
 
 /// `headers = { request = { ... }, response = { ... } }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHeaders {
     pub request: Option<RawHeaderOps>,
@@ -172,7 +201,7 @@ pub(crate) struct RawHeaders {
 }
 
 /// `compress = { ... }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCompress {
     pub algorithms: Option<Spanned<Vec<Text>>>,
@@ -184,7 +213,7 @@ pub(crate) struct RawCompress {
 }
 
 /// What to do to the headers of one direction.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHeaderOps {
     pub set: Option<BTreeMap<Text, Text>>,
@@ -194,7 +223,7 @@ pub(crate) struct RawHeaderOps {
 }
 
 /// `ip = { ... }` and `[listeners.NAME.ip]`: allow and deny lists.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawIp {
     pub allow: Option<Vec<Text>>,
@@ -204,7 +233,7 @@ pub(crate) struct RawIp {
 }
 
 /// `[admin]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAdmin {
     pub address: Option<Text>,
@@ -214,19 +243,21 @@ pub(crate) struct RawAdmin {
 }
 
 /// `[runtime]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRuntime {
     pub workers: Option<Int>,
+    #[shape(duration)]
     pub drain_timeout: Option<Text>,
     pub watch_config: Option<bool>,
+    #[shape(duration)]
     pub watch_debounce: Option<Text>,
     pub log_level: Option<Text>,
     pub log_format: Option<Text>,
 }
 
 /// `[access_log]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAccessLog {
     pub enabled: Option<bool>,
@@ -238,7 +269,7 @@ pub(crate) struct RawAccessLog {
 }
 
 /// `[tracing]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTracing {
     pub enabled: Option<bool>,
@@ -249,16 +280,20 @@ pub(crate) struct RawTracing {
     pub headers: Option<BTreeMap<Text, Text>>,
     pub max_queue: Option<Int>,
     pub max_batch: Option<Int>,
+    #[shape(duration)]
     pub export_interval: Option<Text>,
+    #[shape(duration)]
     pub export_timeout: Option<Text>,
 }
 
 /// `[listeners.NAME]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawListener {
     pub address: Option<Text>,
+    #[shape(duration)]
     pub request_header_timeout: Option<Text>,
+    #[shape(duration)]
     pub idle_timeout: Option<Text>,
     pub max_request_header_bytes: Option<Spanned<RawSize>>,
     pub max_request_headers: Option<Int>,
@@ -272,7 +307,7 @@ pub(crate) struct RawListener {
 }
 
 /// `[listeners.NAME.forwarded]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawForwarded {
     pub trusted_proxies: Option<Vec<Text>>,
@@ -282,7 +317,7 @@ pub(crate) struct RawForwarded {
 }
 
 /// `[listeners.NAME.tls]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawListenerTls {
     pub min_version: Option<Text>,
@@ -291,7 +326,7 @@ pub(crate) struct RawListenerTls {
 }
 
 /// One entry of `certificates`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCertificate {
     pub name: Option<Text>,
@@ -301,7 +336,7 @@ pub(crate) struct RawCertificate {
 }
 
 /// One `[[routes]]` entry.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRoute {
     pub name: Option<Text>,
@@ -312,6 +347,7 @@ pub(crate) struct RawRoute {
     pub respond: Option<Spanned<RawRespond>>,
     pub redirect: Option<Spanned<RawRedirect>>,
     pub split: Option<Spanned<RawSplit>>,
+    #[shape(duration)]
     pub timeout: Option<Text>,
     pub max_request_body: Option<Spanned<RawSize>>,
     pub host_rewrite: Option<Text>,
@@ -322,7 +358,7 @@ pub(crate) struct RawRoute {
 }
 
 /// `[routes.match]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawMatch {
     pub hosts: Option<Vec<Text>>,
@@ -335,7 +371,7 @@ pub(crate) struct RawMatch {
 }
 
 /// `respond = { ... }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRespond {
     pub status: Option<Int>,
@@ -344,7 +380,7 @@ pub(crate) struct RawRespond {
 }
 
 /// `redirect = { ... }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRedirect {
     pub location: Option<Text>,
@@ -356,7 +392,7 @@ pub(crate) struct RawRedirect {
 }
 
 /// `[routes.split]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSplit {
     pub backends: Option<Spanned<Vec<Spanned<RawSplitBackend>>>>,
@@ -366,7 +402,7 @@ pub(crate) struct RawSplit {
 }
 
 /// One `[[routes.split.backends]]` entry.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSplitBackend {
     pub upstream: Option<Text>,
@@ -374,29 +410,33 @@ pub(crate) struct RawSplitBackend {
 }
 
 /// `[routes.retry]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRetry {
     pub attempts: Option<Int>,
     pub on: Option<Spanned<Vec<Text>>>,
     pub statuses: Option<Vec<Int>>,
+    #[shape(duration)]
     pub per_try_timeout: Option<Text>,
+    #[shape(duration)]
     pub backoff_base: Option<Text>,
+    #[shape(duration)]
     pub backoff_max: Option<Text>,
     pub non_idempotent: Option<bool>,
     pub buffer: Option<Spanned<RawSize>>,
 }
 
 /// `[routes.hedge]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHedge {
     pub delay: Option<Text>,
+    #[shape(duration)]
     pub fallback: Option<Text>,
 }
 
 /// `[routes.mirror]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawMirror {
     pub upstream: Option<Text>,
@@ -406,20 +446,23 @@ pub(crate) struct RawMirror {
 }
 
 /// `[upstreams.NAME]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawUpstream {
     pub servers: Option<Spanned<Vec<Spanned<RawServer>>>>,
     pub balancer: Option<Text>,
     pub hash: Option<Spanned<RawHash>>,
     pub protocol: Option<Text>,
+    #[shape(duration)]
     pub connect_timeout: Option<Text>,
+    #[shape(duration)]
     pub response_timeout: Option<Text>,
     pub pool: Option<RawPool>,
     pub tls: Option<Spanned<RawUpstreamTls>>,
     pub health_check: Option<Spanned<RawHealthCheck>>,
     pub outlier: Option<RawOutlier>,
     pub panic_threshold: Option<Int>,
+    #[shape(duration)]
     pub slow_start: Option<Text>,
     pub circuit_breaker: Option<RawCircuitBreaker>,
     pub retry_budget: Option<RawRetryBudget>,
@@ -427,7 +470,7 @@ pub(crate) struct RawUpstream {
 }
 
 /// `[upstreams.NAME.hash]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHash {
     pub key: Option<Text>,
@@ -435,15 +478,16 @@ pub(crate) struct RawHash {
 }
 
 /// `[upstreams.NAME.pool]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPool {
     pub max_idle_per_server: Option<Int>,
+    #[shape(duration)]
     pub idle_timeout: Option<Text>,
 }
 
 /// `[upstreams.NAME.tls]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawUpstreamTls {
     pub server_name: Option<Text>,
@@ -452,13 +496,16 @@ pub(crate) struct RawUpstreamTls {
 }
 
 /// `[upstreams.NAME.health_check]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHealthCheck {
     #[serde(rename = "type")]
     pub kind: Option<Text>,
+    #[shape(duration)]
     pub interval: Option<Text>,
+    #[shape(duration)]
     pub jitter: Option<Text>,
+    #[shape(duration)]
     pub timeout: Option<Text>,
     pub unhealthy_threshold: Option<Int>,
     pub healthy_threshold: Option<Int>,
@@ -471,18 +518,20 @@ pub(crate) struct RawHealthCheck {
 }
 
 /// `[upstreams.NAME.outlier]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawOutlier {
     pub consecutive_5xx: Option<Int>,
     pub consecutive_gateway_failures: Option<Int>,
+    #[shape(duration)]
     pub base_ejection_time: Option<Text>,
+    #[shape(duration)]
     pub max_ejection_time: Option<Text>,
     pub max_ejected_percent: Option<Int>,
 }
 
 /// `[upstreams.NAME.circuit_breaker]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCircuitBreaker {
     pub max_connections: Option<Int>,
@@ -492,19 +541,21 @@ pub(crate) struct RawCircuitBreaker {
 }
 
 /// `[upstreams.NAME.retry_budget]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRetryBudget {
     pub ratio: Option<Number>,
     pub min_retries_per_second: Option<Int>,
+    #[shape(duration)]
     pub window: Option<Text>,
 }
 
 /// `[upstreams.NAME.sticky]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSticky {
     pub cookie: Option<Text>,
+    #[shape(duration)]
     pub ttl: Option<Text>,
     pub path: Option<Text>,
     pub domain: Option<Text>,
@@ -540,6 +591,13 @@ impl<'de> Deserialize<'de> for RawStatus {
     }
 }
 
+impl Shape for RawStatus {
+    const KIND: Kind = Kind::StrOrInt(
+        "a status such as 200 or a string such as \"200-299\"",
+        "statuses such as 200 or strings such as \"200-299\"",
+    );
+}
+
 /// A size: `"64KiB"` or a plain integer number of bytes.
 #[derive(Debug)]
 pub(crate) enum RawSize {
@@ -566,6 +624,10 @@ impl<'de> Deserialize<'de> for RawSize {
     }
 }
 
+impl Shape for RawSize {
+    const KIND: Kind = Kind::Size;
+}
+
 /// One entry of `servers`: `"host:port"` or `{ address, weight }`.
 #[derive(Debug)]
 pub(crate) enum RawServer {
@@ -574,7 +636,7 @@ pub(crate) enum RawServer {
 }
 
 /// The table form of a server entry.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawServerTable {
     pub address: Option<Text>,
@@ -590,7 +652,7 @@ pub(crate) enum RawCondition {
 }
 
 /// The table form of a condition.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Shape)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawConditionTable {
     pub present: Option<Spanned<bool>>,
@@ -644,6 +706,14 @@ impl<'de> Deserialize<'de> for RawServer {
     }
 }
 
+impl Shape for RawServer {
+    const KIND: Kind = Kind::StrOrTable(
+        RawServerTable::FIELDS,
+        "an address string or a table { address = \"...\", weight = N }",
+        "address strings or { address = \"...\", weight = N } tables",
+    );
+}
+
 impl<'de> Deserialize<'de> for RawCondition {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         string_or_table(
@@ -653,4 +723,12 @@ impl<'de> Deserialize<'de> for RawCondition {
             "a string or { present = true } / { regex = \"...\" } table",
         )
     }
+}
+
+impl Shape for RawCondition {
+    const KIND: Kind = Kind::StrOrTable(
+        RawConditionTable::FIELDS,
+        "a string (exact value) or a table { present = true } / { regex = \"...\" }",
+        "strings or { present = true } / { regex = \"...\" } tables",
+    );
 }

@@ -2,22 +2,33 @@
 //!
 //! serde stops at the first unknown key or wrong type; a user fixing a file
 //! wants all of them at once. So the parsed document is first walked against
-//! this table of known keys and value kinds: every unknown key and type
+//! a table of known keys and value kinds: every unknown key and type
 //! mismatch is reported with its position, and the offending entry is removed
 //! so that the typed [`crate::raw`] model can still be deserialized from the
-//! rest and checked semantically. The table must mirror `raw.rs`; the golden
-//! and property tests fail loudly (an "internal" diagnostic) if they drift.
+//! rest and checked semantically.
+//!
+//! The table is not written here: it is derived from the raw model
+//! ([`Shape`], `#[derive(Shape)]` on the structs of `raw.rs`), so a key is
+//! declared once, as a field, and the checker, serde and the JSON Schema
+//! ([`json_schema`]) cannot disagree about which keys exist. What is still
+//! written twice is the `Shape` of each type with a hand-written
+//! `Deserialize` (string or table, string or integer); the tests below
+//! feed serde every form the checker accepts, and a mismatch would show
+//! as an "internal" diagnostic.
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::diagnostic::{Report, did_you_mean, index, join, list};
+use crate::raw::RawConfig;
+use Kind::{Array, Bool, Duration, Int, Map, Number, Size, Str, StrOrInt, StrOrTable, Table};
 
 /// What a key accepts.
 pub(crate) enum Kind {
     /// A string.
     Str,
-    /// A string holding a duration ("5s").
+    /// A string holding a duration ("5s"): `#[shape(duration)]` on a
+    /// string field.
     Duration,
     /// A size: a string ("64KiB") or a non-negative integer (bytes).
     Size,
@@ -47,335 +58,63 @@ pub(crate) struct Field {
     kind: Kind,
 }
 
-const fn f(name: &'static str, kind: Kind) -> Field {
-    Field { name, kind }
+impl Field {
+    /// A key and what it accepts; `#[derive(Shape)]` writes these.
+    pub(crate) const fn new(name: &'static str, kind: Kind) -> Field {
+        Field { name, kind }
+    }
 }
 
-use Kind::{Array, Bool, Duration, Int, Map, Number, Size, Str, StrOrInt, StrOrTable, Table};
+/// What a type of the raw model accepts, as a [`Kind`].
+///
+/// Structs of `raw.rs` derive it (`#[derive(Shape)]` from sy-config-derive:
+/// a [`Kind::Table`] of their fields, in order, with an inherent `FIELDS`
+/// constant); the types with a hand-written `Deserialize` (string or
+/// table, string or integer) implement it by hand next to that impl; the
+/// impls below cover the scalars and containers the fields are made of.
+pub(crate) trait Shape {
+    /// What a value of this type is written as.
+    const KIND: Kind;
+}
 
-/// The whole file.
-pub(crate) static ROOT: &[Field] = &[
-    f("admin", Table(ADMIN)),
-    f("runtime", Table(RUNTIME)),
-    f("listeners", Map(&Table(LISTENER))),
-    f("routes", Array(&Table(ROUTE))),
-    f("upstreams", Map(&Table(UPSTREAM))),
-    f("access_log", Table(ACCESS_LOG)),
-    f("tracing", Table(TRACING)),
-    f("filters", Map(&Table(FILTER))),
-];
+impl Shape for String {
+    const KIND: Kind = Str;
+}
 
-static FILTER_REF: Kind = StrOrTable(
-    FILTER,
-    "a filter name or an inline filter table such as { headers = { ... } }",
-    "filter names or inline filter tables",
-);
+impl Shape for i64 {
+    const KIND: Kind = Int;
+}
 
-static FILTER: &[Field] = &[
-    f("request_id", Table(REQUEST_ID)),
-    f("headers", Table(HEADERS)),
-    f("rewrite", Table(REWRITE)),
-    f("error_page", Table(ERROR_PAGE)),
-    f("cors", Table(CORS)),
-    f("ip", Table(IP)),
-    f("compress", Table(COMPRESS)),
-];
+impl Shape for f64 {
+    const KIND: Kind = Number;
+}
 
-static COMPRESS: &[Field] = &[
-    f("algorithms", Array(&Str)),
-    f("min_size", Size),
-    f("content_types", Array(&Str)),
-    f("gzip_level", Int),
-    f("brotli_level", Int),
-    f("zstd_level", Int),
-];
+impl Shape for bool {
+    const KIND: Kind = Bool;
+}
 
-static IP: &[Field] = &[
-    f("allow", Array(&Str)),
-    f("deny", Array(&Str)),
-    f("allow_files", Array(&Str)),
-    f("deny_files", Array(&Str)),
-];
+/// A missing key is judged by validation, not by its shape.
+impl<T: Shape> Shape for Option<T> {
+    const KIND: Kind = T::KIND;
+}
 
-static REWRITE: &[Field] = &[
-    f("strip_prefix", Str),
-    f("replace_prefix", Table(&[f("from", Str), f("to", Str)])),
-    f(
-        "path_regex",
-        Table(&[f("pattern", Str), f("replacement", Str)]),
-    ),
-    f("query", Table(QUERY_OPS)),
-];
+/// A position does not change what is written.
+impl<T: Shape> Shape for Spanned<T> {
+    const KIND: Kind = T::KIND;
+}
 
-static QUERY_OPS: &[Field] = &[
-    f("remove", Array(&Str)),
-    f("rename", Map(&Str)),
-    f("set", Map(&Str)),
-    f("add", Map(&Str)),
-];
+impl<T: Shape> Shape for Box<T> {
+    const KIND: Kind = T::KIND;
+}
 
-static ERROR_PAGE: &[Field] = &[f("format", Str), f("content_type", Str), f("body", Str)];
+impl<T: Shape> Shape for Vec<T> {
+    const KIND: Kind = Array(&T::KIND);
+}
 
-static CORS: &[Field] = &[
-    f("allow_origins", Array(&CORS_ORIGIN)),
-    f("allow_methods", Array(&Str)),
-    f("allow_headers", Array(&Str)),
-    f("expose_headers", Array(&Str)),
-    f("allow_credentials", Bool),
-    f("max_age", Duration),
-];
-
-static CORS_ORIGIN: Kind = StrOrTable(
-    &[f("regex", Str)],
-    "an origin such as \"https://app.example\" or a table { regex = \"...\" }",
-    "origins or { regex = \"...\" } tables",
-);
-
-static REQUEST_ID: &[Field] = &[
-    f("header", Str),
-    f("trust_incoming", Str),
-    f("response", Bool),
-];
-
-static HEADERS: &[Field] = &[
-    f("request", Table(HEADER_OPS)),
-    f("response", Table(HEADER_OPS)),
-];
-
-static HEADER_OPS: &[Field] = &[
-    f("set", Map(&Str)),
-    f("add", Map(&Str)),
-    f("append", Map(&Str)),
-    f("remove", Array(&Str)),
-];
-
-static ADMIN: &[Field] = &[
-    f("address", Str),
-    f("enabled", Bool),
-    f("token", Str),
-    f("token_file", Str),
-];
-
-static RUNTIME: &[Field] = &[
-    f("workers", Int),
-    f("drain_timeout", Duration),
-    f("watch_config", Bool),
-    f("watch_debounce", Duration),
-    f("log_level", Str),
-    f("log_format", Str),
-];
-
-static ACCESS_LOG: &[Field] = &[
-    f("enabled", Bool),
-    f("format", Str),
-    f("path", Str),
-    f("fields", Array(&Str)),
-    f("sample", Number),
-    f("queue", Int),
-];
-
-static TRACING: &[Field] = &[
-    f("enabled", Bool),
-    f("endpoint", Str),
-    f("sample_ratio", Number),
-    f("parent_based", Bool),
-    f("service_name", Str),
-    f("headers", Map(&Str)),
-    f("max_queue", Int),
-    f("max_batch", Int),
-    f("export_interval", Duration),
-    f("export_timeout", Duration),
-];
-
-static LISTENER: &[Field] = &[
-    f("address", Str),
-    f("request_header_timeout", Duration),
-    f("idle_timeout", Duration),
-    f("max_request_header_bytes", Size),
-    f("max_request_headers", Int),
-    f("max_connections", Int),
-    f("http2", Bool),
-    f("proxy_protocol", Bool),
-    f("forwarded", Table(FORWARDED)),
-    f("tls", Table(LISTENER_TLS)),
-    f("ip", Table(IP)),
-    f("filters", Array(&FILTER_REF)),
-];
-
-static FORWARDED: &[Field] = &[
-    f("trusted_proxies", Array(&Str)),
-    f("x_forwarded", Bool),
-    f("forwarded", Bool),
-    f("via", Bool),
-];
-
-static LISTENER_TLS: &[Field] = &[
-    f("min_version", Str),
-    f("default_certificate", Str),
-    f("certificates", Array(&Table(CERTIFICATE))),
-];
-
-static CERTIFICATE: &[Field] = &[
-    f("name", Str),
-    f("cert", Str),
-    f("key", Str),
-    f("server_names", Array(&Str)),
-];
-
-static ROUTE: &[Field] = &[
-    f("name", Str),
-    f("listeners", Array(&Str)),
-    f("match", Table(MATCH)),
-    f("upstream", Str),
-    f("respond", Table(RESPOND)),
-    f("redirect", Table(REDIRECT)),
-    f("split", Table(SPLIT)),
-    f("timeout", Duration),
-    f("max_request_body", Size),
-    f("host_rewrite", Str),
-    f("retry", Table(RETRY)),
-    f("hedge", Table(HEDGE)),
-    f("mirror", Table(MIRROR)),
-    f("filters", Array(&FILTER_REF)),
-];
-
-static CONDITION: Kind = StrOrTable(
-    &[f("present", Bool), f("regex", Str)],
-    "a string (exact value) or a table { present = true } / { regex = \"...\" }",
-    "strings or { present = true } / { regex = \"...\" } tables",
-);
-
-static MATCH: &[Field] = &[
-    f("hosts", Array(&Str)),
-    f("path", Str),
-    f("path_exact", Str),
-    f("path_regex", Str),
-    f("methods", Array(&Str)),
-    f("headers", Map(&CONDITION)),
-    f("query", Map(&CONDITION)),
-];
-
-static RESPOND: &[Field] = &[f("status", Int), f("body", Str), f("content_type", Str)];
-
-static REDIRECT: &[Field] = &[
-    f("location", Str),
-    f("status", Int),
-    f("keep_path", Bool),
-    f("scheme", Str),
-    f("host", Str),
-    f("port", Int),
-];
-
-static SPLIT: &[Field] = &[
-    f("backends", Array(&Table(SPLIT_BACKEND))),
-    f("header", Str),
-    f("cookie", Str),
-    f("skip_unavailable", Bool),
-];
-
-static SPLIT_BACKEND: &[Field] = &[f("upstream", Str), f("weight", Int)];
-
-static RETRY: &[Field] = &[
-    f("attempts", Int),
-    f("on", Array(&Str)),
-    f("statuses", Array(&Int)),
-    f("per_try_timeout", Duration),
-    f("backoff_base", Duration),
-    f("backoff_max", Duration),
-    f("non_idempotent", Bool),
-    f("buffer", Size),
-];
-
-static HEDGE: &[Field] = &[f("delay", Str), f("fallback", Duration)];
-
-static MIRROR: &[Field] = &[
-    f("upstream", Str),
-    f("percent", Number),
-    f("max_in_flight", Int),
-    f("max_body", Size),
-];
-
-static UPSTREAM: &[Field] = &[
-    f("servers", Array(&SERVER)),
-    f("balancer", Str),
-    f("hash", Table(HASH)),
-    f("protocol", Str),
-    f("connect_timeout", Duration),
-    f("response_timeout", Duration),
-    f("pool", Table(POOL)),
-    f("tls", Table(UPSTREAM_TLS)),
-    f("health_check", Table(HEALTH_CHECK)),
-    f("outlier", Table(OUTLIER)),
-    f("panic_threshold", Int),
-    f("slow_start", Duration),
-    f("circuit_breaker", Table(CIRCUIT_BREAKER)),
-    f("retry_budget", Table(RETRY_BUDGET)),
-    f("sticky", Table(STICKY)),
-];
-
-static SERVER: Kind = StrOrTable(
-    &[f("address", Str), f("weight", Int)],
-    "an address string or a table { address = \"...\", weight = N }",
-    "address strings or { address = \"...\", weight = N } tables",
-);
-
-static HASH: &[Field] = &[f("key", Str), f("algorithm", Str)];
-
-static POOL: &[Field] = &[f("max_idle_per_server", Int), f("idle_timeout", Duration)];
-
-static UPSTREAM_TLS: &[Field] = &[f("server_name", Str), f("ca", Str), f("verify", Bool)];
-
-static HEALTH_CHECK: &[Field] = &[
-    f("type", Str),
-    f("interval", Duration),
-    f("jitter", Duration),
-    f("timeout", Duration),
-    f("unhealthy_threshold", Int),
-    f("healthy_threshold", Int),
-    f("method", Str),
-    f("path", Str),
-    f("host", Str),
-    f("expect_status", Array(&STATUS)),
-    f("expect_body", Str),
-    f("service", Str),
-];
-
-static STATUS: Kind = StrOrInt(
-    "a status such as 200 or a string such as \"200-299\"",
-    "statuses such as 200 or strings such as \"200-299\"",
-);
-
-static OUTLIER: &[Field] = &[
-    f("consecutive_5xx", Int),
-    f("consecutive_gateway_failures", Int),
-    f("base_ejection_time", Duration),
-    f("max_ejection_time", Duration),
-    f("max_ejected_percent", Int),
-];
-
-static CIRCUIT_BREAKER: &[Field] = &[
-    f("max_connections", Int),
-    f("max_pending_requests", Int),
-    f("max_requests", Int),
-    f("max_retries", Int),
-];
-
-static RETRY_BUDGET: &[Field] = &[
-    f("ratio", Number),
-    f("min_retries_per_second", Int),
-    f("window", Duration),
-];
-
-static STICKY: &[Field] = &[
-    f("cookie", Str),
-    f("ttl", Duration),
-    f("path", Str),
-    f("domain", Str),
-    f("secure", Bool),
-    f("http_only", Bool),
-    f("same_site", Str),
-    f("secret", Str),
-];
+/// A table whose keys are names the user chooses.
+impl<K, T: Shape> Shape for std::collections::BTreeMap<K, T> {
+    const KIND: Kind = Map(&T::KIND);
+}
 
 impl Kind {
     fn describe(&self) -> String {
@@ -420,7 +159,7 @@ fn article(value: &DeValue<'_>) -> &'static str {
 /// tables the checker walks, so it cannot drift from what `check` accepts
 /// (values are checked further by validation).
 pub(crate) fn json_schema() -> serde_json::Value {
-    let mut root = table_schema(ROOT);
+    let mut root = table_schema(RawConfig::FIELDS);
     if let Some(obj) = root.as_object_mut() {
         obj.insert(
             "$schema".into(),
@@ -481,7 +220,7 @@ fn kind_schema(kind: &Kind) -> serde_json::Value {
 
 /// Walks the whole document, reporting and removing malformed entries.
 pub(crate) fn check_document(root: &mut DeTable<'_>, report: &mut Report<'_>) {
-    check_table(root, ROOT, "", report);
+    check_table(root, RawConfig::FIELDS, "", report);
 }
 
 /// Checks a table against its known keys; malformed entries are removed.
@@ -630,60 +369,88 @@ fn type_hint(kind: &Kind, found: &DeValue<'_>, path: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    /// A value of every key the tables know, for the test below.
-    fn sample(kind: &Kind) -> serde_json::Value {
+    /// A value for every key the tables know. The kinds that take two
+    /// forms (a size, a number, a string or a table, a string or an
+    /// integer) take the first with `form` 0 and the second with 1.
+    fn sample(kind: &Kind, form: usize) -> serde_json::Value {
         use serde_json::json;
         match kind {
             Str => json!("x"),
             Duration => json!("1s"),
-            Size => json!("1KiB"),
+            Size => [json!("1KiB"), json!(1024)][form].clone(),
             Int => json!(1),
-            Number => json!(0.5),
+            Number => [json!(0.5), json!(1)][form].clone(),
             Bool => json!(true),
-            Array(inner) => json!([sample(inner)]),
-            Table(fields) | StrOrTable(fields, ..) => sample_table(fields),
-            Map(inner) => json!({ "k": sample(inner) }),
-            StrOrInt(..) => json!(200),
+            Array(inner) => json!([sample(inner, form)]),
+            Table(fields) => sample_table(fields, form),
+            StrOrTable(fields, ..) => [sample_table(fields, form), json!("x")][form].clone(),
+            Map(inner) => json!({ "k": sample(inner, form) }),
+            StrOrInt(..) => [json!(200), json!("200-299")][form].clone(),
         }
     }
 
-    fn sample_table(fields: &[Field]) -> serde_json::Value {
+    fn sample_table(fields: &[Field], form: usize) -> serde_json::Value {
+        let mut names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), fields.len(), "a key declared twice: {names:?}");
         serde_json::Value::Object(
             fields
                 .iter()
-                .map(|f| (f.name.to_owned(), sample(&f.kind)))
+                .map(|f| (f.name.to_owned(), sample(&f.kind, form)))
                 .collect(),
         )
     }
 
-    /// The tables and raw.rs declare the same keys: a document holding
-    /// every key the tables know, with a value of the right kind, reaches
-    /// the serde model without an "internal" drift diagnostic or an
-    /// unknown key (values are judged by validation, which may complain).
-    #[test]
-    fn every_key_the_tables_know_is_a_field_of_the_raw_model() {
-        let doc = sample_table(ROOT);
-        let text = toml::to_string(&doc).unwrap_or_else(|e| panic!("{e}"));
-        let errors = match crate::parse(&text, "all-keys.toml", std::path::Path::new(".")) {
-            Ok(_) => Vec::new(),
-            Err(d) => d.errors.into_iter().map(|e| e.to_string()).collect(),
+    /// Runs the shape check against `fields` and then serde on a
+    /// document; the errors of either, as text.
+    fn check_then_deserialize(fields: &[Field], source: &str) -> Vec<String> {
+        use serde::Deserialize;
+        let Ok(doc) = DeTable::parse(source) else {
+            return vec!["syntax".into()];
         };
-        let drift: Vec<&String> = errors
+        let span = doc.span();
+        let mut table = doc.into_inner();
+        let mut report = Report::new("all-keys.toml", source);
+        check_table(&mut table, fields, "", &mut report);
+        let mut errors: Vec<String> = report
+            .finish()
+            .errors
             .iter()
-            .filter(|e| e.contains(" error: internal: ") || e.contains("unknown key"))
+            .map(|e| e.to_string())
             .collect();
-        assert!(drift.is_empty(), "{drift:#?}");
-        // The same document with a key no table knows is caught: the test
-        // would see drift.
-        let mut doc = doc;
-        if let Some(runtime) = doc.get_mut("runtime").and_then(|r| r.as_object_mut()) {
-            runtime.insert("zzz".into(), serde_json::json!(1));
+        let document = toml::de::Deserializer::from(Spanned::new(span, table));
+        if let Err(e) = RawConfig::deserialize(document) {
+            errors.push(format!("serde: {e}"));
         }
-        let text = toml::to_string(&doc).unwrap_or_else(|e| panic!("{e}"));
-        let caught = crate::parse(&text, "x.toml", std::path::Path::new("."))
-            .err()
-            .is_some_and(|d| d.errors.iter().any(|e| e.message.contains("unknown key")));
-        assert!(caught);
+        errors
+    }
+
+    /// What the checker lets through, serde reads: a document with every
+    /// key the tables know, every value in each form its kind accepts,
+    /// passes the shape check and deserializes into the raw model. The
+    /// derive makes the keys the same; this catches a hand-written `Shape`
+    /// that promises a form its hand-written `Deserialize` refuses (or a
+    /// blanket impl that does), which a user would see as an "internal"
+    /// error.
+    #[test]
+    fn every_form_the_checker_accepts_deserializes() {
+        for form in 0..2 {
+            let doc = sample_table(RawConfig::FIELDS, form);
+            let text = toml::to_string(&doc).unwrap_or_else(|e| panic!("{e}"));
+            let errors = check_then_deserialize(RawConfig::FIELDS, &text);
+            assert!(errors.is_empty(), "form {form}: {errors:#?}\n{text}");
+        }
+    }
+
+    /// The test above would see a table that promises more than serde
+    /// reads: here one that takes a string for `runtime.workers`.
+    #[test]
+    fn a_table_that_promises_too_much_is_seen() {
+        static WRONG: &[Field] = &[Field::new("runtime", Table(&[Field::new("workers", Str)]))];
+        let errors = check_then_deserialize(WRONG, "[runtime]\nworkers = \"2\"\n");
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors[0].starts_with("serde: "), "{errors:#?}");
     }
 
     fn check(source: &str) -> (String, Vec<String>) {
