@@ -128,6 +128,7 @@ fn config_file() -> impl Strategy<Value = String> {
         "max_request_headers",
         "max_connections",
         "http2",
+        "proxy_protocol",
         "trusted_proxies",
         "x_forwarded",
         "forwarded",
