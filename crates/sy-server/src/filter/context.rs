@@ -90,14 +90,17 @@ pub struct RequestCx<'a> {
     pub method: Method,
     /// The request target as received (filters may rewrite the request's
     /// own; this one stays). Kept only when a filter of the chain reads it
-    /// (`${path}`, see [`super::Chain::reads_path`]); None otherwise.
+    /// (`${path}`, see [`super::Chain::needs`]); None otherwise.
     pub uri: Option<Uri>,
-    /// The host the client asked for (Host or `:authority`).
+    /// The host the client asked for (Host or `:authority`); only when a
+    /// filter of the chain reads it (`${host}`).
     pub host: Option<HeaderValue>,
-    /// The request's `Origin`, as received (before any filter ran).
+    /// The request's `Origin`, as received (before any filter ran); only
+    /// when the chain has a `cors` filter.
     pub origin: Option<HeaderValue>,
     /// What a CORS preflight asks for; Some only for a preflight: `OPTIONS`
-    /// with `Origin` and `Access-Control-Request-Method` (as received).
+    /// with `Origin` and `Access-Control-Request-Method` (as received), and
+    /// only when the chain has a `cors` filter.
     pub preflight: Option<PreflightAsk>,
     /// The request id, once a `request_id` filter set it.
     pub request_id: Option<HeaderValue>,

@@ -31,6 +31,7 @@ use std::sync::Arc;
 use http::Response;
 use http::request::Parts;
 use sy_config::model;
+use sy_config::template::Variable;
 use sy_policy::ip::IpRules;
 
 use crate::body::ProxyBody;
@@ -124,12 +125,11 @@ impl Filter {
         }
     }
 
-    /// The filter reads the request target as received (`${path}`) from
-    /// the request context, which then keeps a copy of it.
-    pub fn reads_path(&self) -> bool {
+    /// The filter renders variable `v` from the request context.
+    fn reads(&self, v: Variable) -> bool {
         match self {
-            Filter::Headers(f) => f.reads_path(),
-            Filter::ErrorPage(f) => f.reads_path(),
+            Filter::Headers(f) => f.reads(v),
+            Filter::ErrorPage(f) => f.reads(v),
             _ => false,
         }
     }
@@ -169,16 +169,33 @@ impl Filter {
 #[derive(Debug, Default, Clone)]
 pub struct Chain {
     filters: Box<[Arc<Filter>]>,
-    /// Some filter reads the request target as received.
-    reads_path: bool,
+    needs: Needs,
+}
+
+/// The facts of a request that a chain's filters read, beyond those every
+/// request context has: the rest are not worked out for its requests.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Needs {
+    /// The request target as received (`${path}`): a copy of the URI.
+    pub path: bool,
+    /// The host asked for (`${host}`).
+    pub host: bool,
+    /// `Origin` and what a preflight asks (a `cors` filter).
+    pub cors: bool,
 }
 
 impl Chain {
     /// A chain of `filters`, in request order, counting nowhere.
     pub fn new(filters: Vec<Arc<Filter>>) -> Self {
+        let reads = |v| filters.iter().any(|f| f.reads(v));
+        let needs = Needs {
+            path: reads(Variable::Path),
+            host: reads(Variable::Host),
+            cors: filters.iter().any(|f| f.is_cors()),
+        };
         Chain {
-            reads_path: filters.iter().any(|f| f.reads_path()),
             filters: filters.into_boxed_slice(),
+            needs,
         }
     }
 
@@ -195,11 +212,11 @@ impl Chain {
         )
     }
 
-    /// A filter of the chain reads the request target as received: the
-    /// request context keeps a copy of it (a copy costs an allocation).
+    /// What the chain's filters read of a request (the request context
+    /// leaves out the rest).
     #[inline]
-    pub fn reads_path(&self) -> bool {
-        self.reads_path
+    pub fn needs(&self) -> Needs {
+        self.needs
     }
 
     /// No filter: the request path skips the pipeline.

@@ -50,3 +50,27 @@ fn an_empty_chain_is_empty() {
     assert!(Chain::default().is_empty());
     assert!(!Chain::new(vec![append("x")]).is_empty());
 }
+
+#[test]
+fn a_chain_needs_only_what_its_filters_read() {
+    let needs = |values: &[&str]| {
+        let n = Chain::new(values.iter().map(|v| append(v)).collect()).needs();
+        (n.path, n.host, n.cors)
+    };
+    assert_eq!(needs(&["x", "${method}"]), (false, false, false));
+    assert_eq!(needs(&["${path}"]), (true, false, false));
+    assert_eq!(needs(&["x", "${host}"]), (false, true, false));
+    let cors = Arc::new(
+        Filter::compile(&model::Filter::Cors(model::CorsFilter {
+            allow_origins: vec![model::CorsOrigin::Pattern("*".into())],
+            allow_methods: vec!["GET".into()],
+            allow_headers: vec![],
+            expose_headers: vec![],
+            allow_credentials: false,
+            max_age: None,
+        }))
+        .unwrap(),
+    );
+    let n = Chain::new(vec![append("${host}${path}"), cors]).needs();
+    assert!(n.path && n.host && n.cors);
+}

@@ -88,11 +88,11 @@ impl Value {
         matches!(self, Value::Dynamic(parts) if parts.iter().any(|p| matches!(p, Part::Var(v) if Fixed::binds(*v))))
     }
 
-    /// The value renders `${path}` (the request target as received).
-    pub fn reads_path(&self) -> bool {
+    /// The value renders variable `v`.
+    pub fn reads(&self, v: Variable) -> bool {
         match self {
             Value::Static(_) => false,
-            Value::Dynamic(parts) => reads_path(parts),
+            Value::Dynamic(parts) => reads(parts, v),
         }
     }
 
@@ -127,9 +127,9 @@ impl Value {
     }
 }
 
-/// Template `parts` use `${path}`.
-pub fn reads_path(parts: &[Part]) -> bool {
-    parts.iter().any(|p| matches!(p, Part::Var(Variable::Path)))
+/// Template `parts` use variable `v`.
+pub fn reads(parts: &[Part], v: Variable) -> bool {
+    parts.iter().any(|p| matches!(p, Part::Var(x) if *x == v))
 }
 
 /// A value that is one variable the context holds as a header value

@@ -230,11 +230,12 @@ fn request_cx<'a>(
     start: Instant,
 ) -> RequestCx<'a> {
     let trusted = &lst.cfg.forwarded.trusted_proxies;
+    let needs = chain.needs();
     let mut f = RequestCx::at(
         &lst.cfg.name,
         cx.peer,
         parts.method.clone(),
-        chain.reads_path().then(|| parts.uri.clone()),
+        needs.path.then(|| parts.uri.clone()),
         start,
     );
     f.route = route.map(|r| r.name.as_str());
@@ -245,12 +246,16 @@ fn request_cx<'a>(
     }
     f.tls = cx.tls_facts.as_ref();
     f.trace_id = ex.trace_id();
-    f.host = match parts.uri.authority() {
-        Some(a) => HeaderValue::from_str(a.as_str()).ok(),
-        None => parts.headers.get(header::HOST).cloned(),
-    };
-    f.origin = parts.headers.get(header::ORIGIN).cloned();
-    f.preflight = PreflightAsk::of(&parts.method, &parts.headers);
+    if needs.host {
+        f.host = match parts.uri.authority() {
+            Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+            None => parts.headers.get(header::HOST).cloned(),
+        };
+    }
+    if needs.cors {
+        f.origin = parts.headers.get(header::ORIGIN).cloned();
+        f.preflight = PreflightAsk::of(&parts.method, &parts.headers);
+    }
     f
 }
 

@@ -9,7 +9,7 @@
 
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use sy_config::model::{ErrorPageBody, ErrorPageFilter};
-use sy_config::template::Part;
+use sy_config::template::{Part, Variable};
 use sy_core::ProxyError;
 
 use super::RequestCx;
@@ -31,11 +31,11 @@ enum Body {
 }
 
 impl ErrorPage {
-    /// The template renders `${path}`.
-    pub fn reads_path(&self) -> bool {
+    /// The template renders variable `v`.
+    pub fn reads(&self, v: Variable) -> bool {
         match &self.body {
             Body::Json => false,
-            Body::Template(parts) => super::value::reads_path(parts),
+            Body::Template(parts) => super::value::reads(parts, v),
         }
     }
 

@@ -6,6 +6,7 @@ use http::HeaderMap;
 use http::header::HeaderName;
 use http::request::Parts;
 use sy_config::model::{HeaderOps, HeadersFilter};
+use sy_config::template::Variable;
 
 use super::value::{Fixed, Value};
 use super::{RequestCx, Verdict};
@@ -53,9 +54,9 @@ impl HeaderRules {
         }
     }
 
-    /// Some rule's value renders `${path}`.
-    pub fn reads_path(&self) -> bool {
-        self.request.reads_path() || self.response.reads_path()
+    /// Some rule's value renders variable `v`.
+    pub fn reads(&self, v: Variable) -> bool {
+        self.request.reads(v) || self.response.reads(v)
     }
 
     /// Applies the request rules.
@@ -78,8 +79,8 @@ impl Ops {
             .map(|(_, v)| v)
     }
 
-    fn reads_path(&self) -> bool {
-        self.values().any(Value::reads_path)
+    fn reads(&self, v: Variable) -> bool {
+        self.values().any(|x| x.reads(v))
     }
 
     fn bind(&self, fixed: Fixed<'_>) -> Ops {
