@@ -141,12 +141,14 @@ pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyB
             Box::pin(action(cx, lst, route, req, &ex, &mut used)).await
         }
     };
+    // The server that answered, as configured.
+    let server = used
+        .zip(ex.server())
+        .and_then(|(u, i)| u.servers.get(i))
+        .map(|s| s.target.authority.as_str());
     if let Some(f) = &mut fcx {
         f.upstream = used.map(|u| u.name.as_str());
-        f.server = used
-            .zip(ex.server())
-            .and_then(|(u, i)| u.servers.get(i))
-            .map(|s| s.target.authority.as_str());
+        f.server = server;
         chain.on_response(f, &mut resp);
     }
     if let Some(route) = route {
@@ -155,7 +157,16 @@ pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyB
         route.metrics.duration.observe(took.as_secs_f64());
         route.metrics.dash.record(resp.status().as_u16(), took);
     }
-    logged(lst, obs, resp, &ex, route.map(|r| r.name.as_str()), used)
+    let upstream = used.map(|u| u.name.as_str());
+    logged(
+        lst,
+        obs,
+        resp,
+        &ex,
+        route.map(|r| r.name.as_str()),
+        upstream,
+        server,
+    )
 }
 
 /// The route's action: answer (`respond`, `redirect`) or proxy. Sets
@@ -268,19 +279,14 @@ fn logged(
     resp: Response<ProxyBody>,
     ex: &Exchange,
     route: Option<&str>,
-    up: Option<&UpstreamRt>,
+    upstream: Option<&str>,
+    server: Option<&str>,
 ) -> Response<ProxyBody> {
     lst.metrics.requests.count(resp.status().as_u16());
     crate::trace::server_end(ex.trace.as_ref(), &resp, route, ex.request_id.as_ref());
     match obs {
         None => resp,
-        Some(o) => {
-            let server = up
-                .zip(ex.server())
-                .and_then(|(u, i)| u.servers.get(i))
-                .map(|s| s.target.authority.as_str());
-            o.answered(resp, ex, route, up.map(|u| u.name.as_str()), server)
-        }
+        Some(o) => o.answered(resp, ex, route, upstream, server),
     }
 }
 
