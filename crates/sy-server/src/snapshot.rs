@@ -82,6 +82,15 @@ impl Snapshot {
     }
 }
 
+/// A route as one listener serves it.
+pub struct ListenerRoute {
+    /// The route.
+    pub route: Arc<RouteRt>,
+    /// Its filter chain on this listener: the listener's filters, then the
+    /// route's.
+    pub chain: Chain,
+}
+
 /// A listener as the data path sees it.
 pub struct ListenerRt {
     /// Its configuration.
@@ -96,11 +105,9 @@ pub struct ListenerRt {
     pub proxy_protocol: Option<ProxyProtocolGate>,
     /// Route matcher over `routes`.
     pub table: RouteTable,
-    /// The routes serving this listener; `table` returns indexes into it.
-    pub routes: Vec<Arc<RouteRt>>,
-    /// The filter chain of each route on this listener (the listener's
-    /// filters, then the route's), parallel to `routes`.
-    pub chains: Vec<Chain>,
+    /// The routes serving this listener, each with its filter chain here;
+    /// `table` returns indexes into it.
+    pub routes: Vec<ListenerRoute>,
     /// The listener's own filters: the chain of answers no route gave.
     pub default_chain: Chain,
     /// "1.1 switchyard" style `Via` values, precomputed.
@@ -312,11 +319,9 @@ fn compile_listener<'a>(
     let defaults = filters.resolve(&l.filters)?;
     let mut specs = Vec::new();
     let mut mine = Vec::new();
-    let mut chains = Vec::new();
     for (cfg, rt) in route_cfgs.iter().zip(routes) {
         if cfg.serves(&l.name) {
             specs.push(cfg.matcher.spec());
-            mine.push(rt.clone());
             // One CORS policy per chain: a route's cors replaces its
             // listener's.
             let own = filters.resolve(&cfg.filters)?;
@@ -331,7 +336,10 @@ fn compile_listener<'a>(
                 listener: &l.name,
                 route: &cfg.name,
             };
-            chains.push(Chain::for_route(chain, fixed, metrics));
+            mine.push(ListenerRoute {
+                route: rt.clone(),
+                chain: Chain::for_route(chain, fixed, metrics),
+            });
         }
     }
     let table = RouteTable::new(&specs).map_err(|e| format!("route table: {e}"))?;
@@ -366,7 +374,6 @@ fn compile_listener<'a>(
         proxy_protocol,
         table,
         routes: mine,
-        chains,
         default_chain: Chain::for_route(
             defaults,
             Fixed {

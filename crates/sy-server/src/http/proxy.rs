@@ -100,11 +100,9 @@ pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyB
         }),
         Err(_) => None,
     };
-    let route = selected.and_then(|i| lst.routes.get(i));
-    let chain = match selected.and_then(|i| lst.chains.get(i)) {
-        Some(c) => c,
-        None => &lst.default_chain,
-    };
+    let served = selected.and_then(|i| lst.routes.get(i));
+    let route = served.map(|s| &s.route);
+    let chain = served.map_or(&lst.default_chain, |s| &s.chain);
     // Built only when there are filters: a route without pays nothing.
     let mut fcx =
         (!chain.is_empty()).then(|| request_cx(cx, lst, &parts, route, chain, &ex, start));
