@@ -21,6 +21,8 @@ use tokio::net::{TcpSocket, TcpStream};
 
 const ALLOWED: &str = "127.0.0.1";
 const REFUSED: &str = "127.0.0.2";
+/// A trusted proxy in the tests that need one.
+const PROXY: &str = "127.0.0.3";
 
 /// A TCP connection to `addr` from the local address `from`. On loopback
 /// a refused connection's reset can arrive before `connect` returns, so
@@ -336,6 +338,9 @@ path = "/c"
 
 [upstreams.u]
 servers = [{servers}]
+
+[listeners.main.forwarded]
+trusted_proxies = ["{PROXY}/32"]
 "#,
         preamble = Preamble::default(),
         servers = servers(&[&b]),
@@ -345,5 +350,10 @@ servers = [{servers}]
     for path in ["/a", "/b", "/c"] {
         assert_eq!(status(&get_from(ALLOWED, addr, path, None).await), 200);
         assert_eq!(status(&get_from(REFUSED, addr, path, None).await), 403);
+        // Through the trusted proxy: line 50,001 of the file (10.195.80.0/24)
+        // is in the list, an address past its last /24 is not.
+        let via = |client| get_from(PROXY, addr, path, Some(client));
+        assert_eq!(status(&via("10.195.80.9").await), 200);
+        assert_eq!(status(&via("11.200.0.1").await), 403);
     }
 }
