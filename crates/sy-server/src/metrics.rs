@@ -461,44 +461,47 @@ where
     existing.unwrap_or_default()
 }
 
-/// Per-listener request counters, resolved once per snapshot. The
-/// dashboard samples the same counters, so an answer costs one atomic add.
+/// Answers counted by status class (index 0 = 1xx .. 4 = 5xx, as in
+/// [`CLASSES`]), resolved once per snapshot: an answer costs one atomic add.
 #[derive(Clone)]
-pub struct ListenerRequests {
-    /// Answers by status class, index 0 = 1xx .. 4 = 5xx.
-    pub by_class: [Counter; 5],
-}
+pub struct ByClass([Counter; 5]);
 
-impl ListenerRequests {
-    /// Resolves the handles of listener `name`.
-    pub fn new(m: &Metrics, name: &str) -> Self {
-        ListenerRequests {
-            by_class: CLASSES.map(|class| {
-                m.listener_requests.get_or_create_owned(&ListenerClass {
-                    listener: name.to_string(),
-                    class: class.to_string(),
-                })
-            }),
-        }
+impl ByClass {
+    /// The counters `handle` gives for each class name.
+    fn of(handle: impl FnMut(&'static str) -> Counter) -> Self {
+        ByClass(CLASSES.map(handle))
     }
 
     /// Counts one answered request.
     #[inline]
     pub fn count(&self, status: u16) {
-        self.by_class[class_index(status)].inc();
+        self.0[class_index(status)].inc();
     }
 
     /// Answers so far, by class.
     pub fn totals(&self) -> [u64; 5] {
-        self.by_class.each_ref().map(Counter::get)
+        self.0.each_ref().map(Counter::get)
+    }
+}
+
+impl ByClass {
+    /// `listener_requests_total` of listener `name` (the dashboard samples
+    /// the same counters).
+    pub fn listener(m: &Metrics, name: &str) -> Self {
+        ByClass::of(|class| {
+            m.listener_requests.get_or_create_owned(&ListenerClass {
+                listener: name.to_string(),
+                class: class.to_string(),
+            })
+        })
     }
 }
 
 /// Per-route handles, resolved once per snapshot.
 #[derive(Clone)]
 pub struct RouteMetrics {
-    /// Requests by status class, index 0 = 1xx .. 4 = 5xx.
-    pub by_class: [Counter; 5],
+    /// Requests by status class.
+    pub requests: ByClass,
     /// Request duration.
     pub duration: Histogram,
     /// The route's dashboard series (survives reloads).
@@ -510,16 +513,13 @@ pub struct RouteMetrics {
 impl RouteMetrics {
     /// Resolves the handles of route `name`.
     pub fn new(m: &Metrics, name: &str) -> Self {
-        let c = |class: &str| {
-            m.requests
-                .get_or_create(&RouteClass {
+        RouteMetrics {
+            requests: ByClass::of(|class| {
+                m.requests.get_or_create_owned(&RouteClass {
                     route: name.to_string(),
                     class: class.to_string(),
                 })
-                .clone()
-        };
-        RouteMetrics {
-            by_class: [c("1xx"), c("2xx"), c("3xx"), c("4xx"), c("5xx")],
+            }),
             duration: m
                 .request_duration
                 .get_or_create(&RouteLabel {
@@ -537,8 +537,9 @@ impl RouteMetrics {
     }
 
     /// Counts one answered request.
+    #[inline]
     pub fn count(&self, status: u16) {
-        self.by_class[class_index(status)].inc();
+        self.requests.count(status);
     }
 }
 

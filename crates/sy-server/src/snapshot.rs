@@ -20,8 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::filter::{Chain, CompileCache, Filter, Fixed};
 use crate::live::{Live, LiveKeys, UpstreamKey};
 use crate::metrics::{
-    ListenerKind, ListenerLabel, ListenerRequests, Metrics, RouteMetrics, RouteOutcome,
-    RouteUpstream,
+    ByClass, ListenerKind, ListenerLabel, Metrics, RouteMetrics, RouteOutcome, RouteUpstream,
 };
 use crate::tls;
 use crate::upstream::rt::{MirrorRt, SplitRt, UpstreamCtx, UpstreamRt, compile_upstream};
@@ -154,7 +153,7 @@ pub struct ListenerMetrics {
     /// Bytes written to clients.
     pub bytes_sent: prometheus_client::metrics::counter::Counter,
     /// Every answer, routed or not, by status class.
-    pub requests: ListenerRequests,
+    pub requests: ByClass,
 }
 
 /// A route as the data path sees it.
@@ -397,7 +396,7 @@ fn compile_listener<'a>(
                     .get_or_create(&label)
                     .clone(),
                 bytes_sent: metrics.downstream_bytes_sent.get_or_create(&label).clone(),
-                requests: ListenerRequests::new(metrics, &l.name),
+                requests: ByClass::listener(metrics, &l.name),
             }
         },
     })
