@@ -720,3 +720,18 @@ fn resilience_errors_point_at_the_value() {
         "{err}"
     );
 }
+
+#[test]
+fn compression_algorithms_are_the_policys_codings_and_show_as_tokens() {
+    use sy_policy::compress::Coding;
+    let config = parse_ok("[filters.z]\ncompress = { algorithms = [\"gzip\", \"BR\"] }\n");
+    let sy_config::model::Filter::Compress(c) = &config.filters[0].filter else {
+        panic!("not a compress filter");
+    };
+    assert_eq!(c.algorithms, [Coding::Gzip, Coding::Br]);
+    let json = serde_json::to_value(c).unwrap();
+    assert_eq!(json["algorithms"], serde_json::json!(["gzip", "br"]));
+    // The configuration names a coding by its token; x-gzip is for clients.
+    let d = parse_err("[filters.z]\ncompress = { algorithms = [\"x-gzip\"] }\n");
+    assert!(d.contains("did you mean `gzip`?"), "{d}");
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Serialize;
+use sy_policy::compress::Coding;
 
 use super::ser;
 
@@ -332,7 +333,8 @@ pub struct CompressFilter {
     /// preference when the client's q-values tie. Default `["zstd", "br",
     /// "gzip"]`: zstd compresses as well as brotli at level 4 for a third of
     /// the CPU (BENCHMARKS.md).
-    pub algorithms: Vec<Compression>,
+    #[serde(serialize_with = "ser::codings")]
+    pub algorithms: Vec<Coding>,
     /// `min_size`: a body whose length is known and smaller is sent as it
     /// is (a body of unknown length is compressed). Default 1 KiB.
     pub min_size: u64,
@@ -350,8 +352,7 @@ pub struct CompressFilter {
 
 impl CompressFilter {
     /// The default `algorithms`.
-    pub const DEFAULT_ALGORITHMS: [Compression; 3] =
-        [Compression::Zstd, Compression::Br, Compression::Gzip];
+    pub const DEFAULT_ALGORITHMS: [Coding; 3] = [Coding::Zstd, Coding::Br, Coding::Gzip];
     /// The default `min_size`.
     pub const DEFAULT_MIN_SIZE: u64 = 1024;
     /// The default `content_types`: text, and the textual formats that are
@@ -380,18 +381,6 @@ impl CompressFilter {
     pub const DEFAULT_BROTLI_LEVEL: u32 = 4;
     /// The default `zstd_level`.
     pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
-}
-
-/// A coding of `algorithms`, named as in `Content-Encoding`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    /// `br`: Brotli.
-    Br,
-    /// `zstd`: Zstandard.
-    Zstd,
-    /// `gzip`.
-    Gzip,
 }
 
 impl Serialize for IpFilter {

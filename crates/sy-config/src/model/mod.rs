@@ -123,6 +123,14 @@ mod ser {
         m.end()
     }
 
+    /// Content codings by their tokens (`"br"`).
+    pub(super) fn codings<S: Serializer>(
+        codings: &[sy_policy::compress::Coding],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(codings.iter().map(|c| c.token()))
+    }
+
     /// Name/value pairs as an object, in order.
     pub(super) fn pairs<S: Serializer, V: Serialize>(
         pairs: &[(String, V)],

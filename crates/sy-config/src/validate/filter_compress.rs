@@ -1,19 +1,13 @@
 //! The `compress` filter: `compress = { algorithms, min_size,
 //! content_types, gzip_level, brotli_level, zstd_level }`.
 
-use sy_policy::compress::TypePattern;
+use sy_policy::compress::{Coding, TypePattern};
 use toml::Spanned;
 
 use super::Cx;
 use crate::diagnostic::{choice_hint, index, join};
-use crate::model::{CompressFilter, Compression};
+use crate::model::CompressFilter;
 use crate::raw::{Int, RawCompress, Text};
-
-const ALGORITHMS: &[(&str, Compression)] = &[
-    ("br", Compression::Br),
-    ("zstd", Compression::Zstd),
-    ("gzip", Compression::Gzip),
-];
 
 /// The largest `min_size`: larger would mean "never", which is no filter.
 const MAX_MIN_SIZE: u64 = 1 << 30;
@@ -66,19 +60,16 @@ pub(super) fn compress(cx: &mut Cx<'_>, raw: &Spanned<RawCompress>, path: &str) 
             .hint("they suit files compressed once ahead of time, not every response; 4 to 6 suit a proxy");
     }
     for (value, key, coding) in [
-        (&c.gzip_level, "gzip_level", Compression::Gzip),
-        (&c.brotli_level, "brotli_level", Compression::Br),
-        (&c.zstd_level, "zstd_level", Compression::Zstd),
+        (&c.gzip_level, "gzip_level", Coding::Gzip),
+        (&c.brotli_level, "brotli_level", Coding::Br),
+        (&c.zstd_level, "zstd_level", Coding::Zstd),
     ] {
         if let Some(v) = value
             && c.algorithms.is_some()
             && !algorithms.is_empty()
             && !algorithms.contains(&coding)
         {
-            let name = ALGORITHMS
-                .iter()
-                .find(|(_, a)| *a == coding)
-                .map_or("", |(n, _)| *n);
+            let name = coding.token();
             cx.report
                 .warning(
                     v.span(),
@@ -98,7 +89,7 @@ pub(super) fn compress(cx: &mut Cx<'_>, raw: &Spanned<RawCompress>, path: &str) 
     }
 }
 
-fn algorithms(cx: &mut Cx<'_>, raw: Option<&Spanned<Vec<Text>>>, path: &str) -> Vec<Compression> {
+fn algorithms(cx: &mut Cx<'_>, raw: Option<&Spanned<Vec<Text>>>, path: &str) -> Vec<Coding> {
     let Some(list) = raw else {
         return CompressFilter::DEFAULT_ALGORITHMS.to_vec();
     };
@@ -107,7 +98,9 @@ fn algorithms(cx: &mut Cx<'_>, raw: Option<&Spanned<Vec<Text>>>, path: &str) -> 
     for (i, text) in list.get_ref().iter().enumerate() {
         let at = index(path, i);
         let name = text.get_ref().to_ascii_lowercase();
-        let Some((_, coding)) = ALGORITHMS.iter().find(|(n, _)| *n == name) else {
+        // Configured by the exact token (not `x-gzip`, which only clients
+        // may send).
+        let Some(coding) = Coding::ALL.into_iter().find(|c| c.token() == name) else {
             clean = false;
             let hint = match name.as_str() {
                 "brotli" => Some(
@@ -127,12 +120,12 @@ fn algorithms(cx: &mut Cx<'_>, raw: Option<&Spanned<Vec<Text>>>, path: &str) -> 
                 .maybe_hint(hint);
             continue;
         };
-        if out.contains(coding) {
+        if out.contains(&coding) {
             cx.report
                 .error_value(text.span(), &at, format!("`{name}` is listed twice"));
             continue;
         }
-        out.push(*coding);
+        out.push(coding);
     }
     if out.is_empty() && clean {
         cx.report

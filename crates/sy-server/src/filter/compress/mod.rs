@@ -15,7 +15,7 @@ use http::request::Parts;
 use http::{Method, Response};
 use http_body::Body;
 use prometheus_client::metrics::counter::Counter;
-use sy_config::model::{CompressFilter, Compression};
+use sy_config::model::CompressFilter;
 use sy_policy::compress::{
     self as policy, Accepted, Coding, Decision, EtagChange, Facts, Rules, TypePattern,
 };
@@ -72,7 +72,7 @@ impl Compress {
             .collect::<Result<_, _>>()?;
         Ok(Compress {
             settings: Arc::new(Settings {
-                offer: cfg.algorithms.iter().map(|a| coding(*a)).collect(),
+                offer: cfg.algorithms.as_slice().into(),
                 min_size: cfg.min_size,
                 types,
                 levels: Levels {
@@ -203,14 +203,6 @@ impl Compress {
         let body = std::mem::replace(resp.body_mut(), ProxyBody::Empty);
         *resp.body_mut() =
             ProxyBody::Boxed(Box::pin(Encoded::new(body, enc, counters.bytes.clone())));
-    }
-}
-
-fn coding(a: Compression) -> Coding {
-    match a {
-        Compression::Br => Coding::Br,
-        Compression::Zstd => Coding::Zstd,
-        Compression::Gzip => Coding::Gzip,
     }
 }
 

@@ -264,7 +264,7 @@ fn a_small_fixed_body_is_left_alone_and_an_identity_coding_is_replaced() {
 #[test]
 fn settings_are_followed() {
     // Offer order breaks ties; a coding not offered is never used.
-    let f = filter(|c| c.algorithms = vec![Compression::Gzip, Compression::Zstd]);
+    let f = filter(|c| c.algorithms = vec![Coding::Gzip, Coding::Zstd]);
     let resp = response(200, &[("content-type", "text/css")], ProxyBody::full(big()));
     let (resp, _) = filtered(&f, Method::GET, Some("br, zstd, gzip"), resp);
     assert_eq!(all(&resp, "content-encoding"), ["gzip"]);
@@ -329,10 +329,10 @@ fn vary_and_etag_edge_cases() {
 #[test]
 fn two_compress_filters_compress_once() {
     let outer = Arc::new(crate::filter::Filter::Compress(filter(|c| {
-        c.algorithms = vec![Compression::Gzip]
+        c.algorithms = vec![Coding::Gzip]
     })));
     let inner = Arc::new(crate::filter::Filter::Compress(filter(|c| {
-        c.algorithms = vec![Compression::Br]
+        c.algorithms = vec![Coding::Br]
     })));
     let chain = crate::filter::Chain::new(vec![outer, inner]);
     let mut cx = RequestCx::new(
@@ -363,8 +363,7 @@ fn two_compress_filters_compress_once() {
 #[test]
 fn counters_are_per_route_and_coding() {
     let metrics = Metrics::new();
-    let f = filter(|c| c.algorithms = vec![Compression::Zstd, Compression::Gzip])
-        .for_route("api", &metrics);
+    let f = filter(|c| c.algorithms = vec![Coding::Zstd, Coding::Gzip]).for_route("api", &metrics);
     let body = big();
     let resp = response(
         200,
