@@ -19,17 +19,17 @@
 //!
 //! ```text
 //! impl RawHedge {
-//!     pub(crate) const FIELDS: &'static [crate::schema::Field] = &[
-//!         crate::schema::Field::new("delay", <Option<Text> as crate::schema::Shape>::KIND),
-//!         crate::schema::Field::new("fallback", crate::schema::Kind::Duration),
+//!     pub(crate) const FIELDS: &'static [crate::shape::Field] = &[
+//!         crate::shape::Field::new("delay", <Option<Text> as crate::shape::Shape>::KIND),
+//!         crate::shape::Field::new("fallback", crate::shape::Kind::Duration),
 //!     ];
 //! }
-//! impl crate::schema::Shape for RawHedge {
-//!     const KIND: crate::schema::Kind = crate::schema::Kind::Table(Self::FIELDS);
+//! impl crate::shape::Shape for RawHedge {
+//!     const KIND: crate::shape::Kind = crate::shape::Kind::Table(Self::FIELDS);
 //! }
 //! ```
 //!
-//! A key's kind comes from its Rust type (`Shape` impls in `schema.rs`);
+//! A key's kind comes from its Rust type (`Shape` impls in `shape.rs`);
 //! `#[shape(duration)]` marks a string that holds a duration, the one kind a
 //! type alone does not tell. `#[serde(rename = "...")]` names the key and
 //! `#[serde(skip)]` / `#[serde(skip_deserializing)]` leave it out. Any
@@ -38,7 +38,7 @@
 //! derive would describe a different table than serde reads, so such a
 //! type writes its `Shape` by hand.
 //!
-//! The generated code names `crate::schema`, so the derive is only for
+//! The generated code names `crate::shape`, so the derive is only for
 //! sy-config.
 
 use proc_macro::TokenStream;
@@ -47,7 +47,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Error, Fields, LitStr, Result};
 
-/// Derives `crate::schema::Shape` (a table of the struct's keys) and an
+/// Derives `crate::shape::Shape` (a table of the struct's keys) and an
 /// inherent `FIELDS` constant for a struct with named fields; see the
 /// crate documentation.
 #[proc_macro_derive(Shape, attributes(shape))]
@@ -104,9 +104,9 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2> {
     let entries = keys.iter().map(|key| {
         let Key { name, ty, duration } = key;
         if *duration {
-            quote! { crate::schema::Field::new(#name, crate::schema::Kind::Duration) }
+            quote! { crate::shape::Field::new(#name, crate::shape::Kind::Duration) }
         } else {
-            quote! { crate::schema::Field::new(#name, <#ty as crate::schema::Shape>::KIND) }
+            quote! { crate::shape::Field::new(#name, <#ty as crate::shape::Shape>::KIND) }
         }
     });
     // A duration is a string with a unit: the field's own type must be one
@@ -123,7 +123,7 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2> {
         .replace('}', "}}");
         quote_spanned! {name.span()=>
             assert!(
-                matches!(<#ty as crate::schema::Shape>::KIND, crate::schema::Kind::Str),
+                matches!(<#ty as crate::shape::Shape>::KIND, crate::shape::Kind::Str),
                 #message
             );
         }
@@ -131,13 +131,13 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2> {
     Ok(quote! {
         impl #ident {
             /// The keys of this table, in field order (`#[derive(Shape)]`).
-            pub(crate) const FIELDS: &'static [crate::schema::Field] = {
+            pub(crate) const FIELDS: &'static [crate::shape::Field] = {
                 #(#duration_checks)*
                 &[#(#entries),*]
             };
         }
-        impl crate::schema::Shape for #ident {
-            const KIND: crate::schema::Kind = crate::schema::Kind::Table(Self::FIELDS);
+        impl crate::shape::Shape for #ident {
+            const KIND: crate::shape::Kind = crate::shape::Kind::Table(Self::FIELDS);
         }
     })
 }

@@ -24,6 +24,7 @@ mod diagnostic;
 pub mod model;
 mod raw;
 mod schema;
+mod shape;
 pub mod template;
 pub mod units;
 mod validate;

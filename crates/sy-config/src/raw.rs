@@ -23,7 +23,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use sy_config_derive::Shape;
 use toml::Spanned;
 
-use crate::schema::{Kind, Shape};
+use crate::shape::{Kind, Shape};
 
 /// A string value with its position.
 pub(crate) type Text = Spanned<String>;
