@@ -259,7 +259,7 @@ mod tests {
         let m = out.find("\"match\"").unwrap();
         let t = out.find("\"type\"").unwrap();
         assert!(b < a && a < m && m < t, "{out}");
-        assert!(out.contains("< Option < Vec < Int > > as crate :: schema :: Shape > :: KIND"));
+        assert!(out.contains("< Option < Vec < Int > > as crate :: shape :: Shape > :: KIND"));
         assert!(!out.contains("matcher") && !out.contains("hidden"), "{out}");
         assert!(out.contains("Kind :: Table (Self :: FIELDS)"), "{out}");
     }
@@ -268,7 +268,7 @@ mod tests {
     fn a_duration_is_a_string_checked_at_compile_time() {
         let out = expand_str("struct R { #[shape(duration)] timeout: Option<Text> }").unwrap();
         assert!(
-            out.contains("Field :: new (\"timeout\" , crate :: schema :: Kind :: Duration)"),
+            out.contains("Field :: new (\"timeout\" , crate :: shape :: Kind :: Duration)"),
             "{out}"
         );
         assert!(out.contains("assert !"), "{out}");
