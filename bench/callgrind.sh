@@ -41,12 +41,7 @@ run() {
     UPSTREAMS=127.0.0.1:$o1,127.0.0.1:$o2 WORKERS=1 TMPDIR=$work \
     sh "$here/bench/candidate.sh" > "$work/run.$n.log" 2>&1 &
   pid=$!
-  i=0
-  until curl -sf -o /dev/null "http://127.0.0.1:$port/small"; do
-    i=$((i + 1))
-    [ $i -lt 600 ] || { echo "switchyard did not start; see $work/run.$n.log" >&2; cat "$work/run.$n.log" >&2; exit 1; }
-    sleep 0.1
-  done
+  wait_up "$port" "$work/run.$n.log"
   timeout 300 h2load --h1 -c 16 -n "$n" "http://127.0.0.1:$port/small" > "$work/h2load.$n" 2>&1
   grep -q "$n succeeded, 0 failed" "$work/h2load.$n" || { echo "not every request succeeded:" >&2; cat "$work/h2load.$n" >&2; exit 1; }
   kill -TERM "$pid"

@@ -29,12 +29,7 @@ one() {
   env $vars LISTEN=127.0.0.1:$port UPSTREAMS=127.0.0.1:$o1,127.0.0.1:$o2 WORKERS=1 TMPDIR="$work" \
     taskset -c 0 sh "$here/bench/candidate.sh" > "$work/$name.log" 2>&1 &
   pid=$!
-  i=0
-  until curl -sf -o /dev/null "http://127.0.0.1:$port/small"; do
-    i=$((i + 1))
-    [ $i -lt 600 ] || { echo "$name did not start:" >&2; cat "$work/$name.log" >&2; exit 1; }
-    sleep 0.1
-  done
+  wait_up "$port" "$work/$name.log"
   taskset -c 1 wrk -t2 -c64 -d3s "http://127.0.0.1:$port/small" > /dev/null
   read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
   out=$(taskset -c 1 wrk -t2 -c64 -d10s "http://127.0.0.1:$port/small")
