@@ -139,9 +139,11 @@ pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyB
             Box::pin(action(cx, lst, route, req, &ex, &mut used)).await
         }
     };
-    // The server that answered, as configured.
+    // The server that answered, as configured: looked up only for those
+    // who read it (the filters, the access log).
     let server = used
         .zip(ex.server())
+        .filter(|_| fcx.is_some() || obs.is_some())
         .and_then(|(u, i)| u.servers.get(i))
         .map(|s| s.target.authority.as_str());
     if let Some(f) = &mut fcx {
