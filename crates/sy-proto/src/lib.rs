@@ -11,8 +11,11 @@
 //!   its body framing is ambiguous (a request smuggling defence).
 //! - [`proxy_header`]: reads the PROXY protocol header (v1 and v2) a layer-4
 //!   balancer puts before a connection's own bytes.
+//! - [`response`]: HTTP/1.1 response heads and chunked bodies read from an
+//!   upstream server by the proxy's own HTTP/1.1 client.
 
 pub mod framing;
 pub mod proxy_header;
+pub mod response;
 
 pub use framing::{FramingScanner, Verdict};

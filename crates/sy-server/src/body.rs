@@ -6,8 +6,8 @@
 //! access log's byte counting, a filter's compression) are `Boxed`: the
 //! enum stays open to them without the plain path paying for their size.
 //!
-//! This module depends on no other module of the crate: the pool a
-//! response's connection goes back to is reached through [`ReturnConn`].
+//! This module depends on no other module of the crate but `client`, whose
+//! [`ResponseBody`] reads an upstream response off its connection.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use hyper::client::conn::http1;
+use crate::client::ResponseBody;
 
 /// Boxed error for bodies: only allocated on the error path.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -46,44 +46,11 @@ pub enum ProxyBody {
         /// The configured limit, for the error.
         limit: u64,
     },
-    /// An upstream response body whose connection goes back to the pool
-    /// when the body has been read to its end.
-    Pooled {
-        /// The upstream's body.
-        inner: Incoming,
-        /// Returns the connection on end of stream; dropped (closing the
-        /// connection) if the body is abandoned half-way.
-        ret: Option<PoolReturn>,
-    },
+    /// An HTTP/1.1 upstream response body, read by the request's own task;
+    /// its connection goes back to the pool when it has been read to its end.
+    Upstream(ResponseBody),
     /// A wrapped body: the access log's counting, a filter's encoding.
     Boxed(Pin<Box<dyn Body<Data = Bytes, Error = BoxError> + Send>>),
-}
-
-/// Where a pooled HTTP/1.1 connection goes back once the response body
-/// that used it has been read to its end (the upstream pool).
-pub trait ReturnConn: Send + Sync {
-    /// Takes back `sender` into the idle list of worker slot `slot`.
-    fn give_back(&self, slot: usize, sender: http1::SendRequest<ProxyBody>);
-}
-
-/// A connection waiting for its response body to end.
-pub struct PoolReturn {
-    /// The pool.
-    pub pool: std::sync::Arc<dyn ReturnConn>,
-    /// The worker slot it belongs to.
-    pub slot: usize,
-    /// The connection.
-    pub sender: http1::SendRequest<ProxyBody>,
-}
-
-impl PoolReturn {
-    /// Gives the connection back (unless it closed meanwhile).
-    pub fn give_back(self) {
-        if self.sender.is_closed() {
-            return;
-        }
-        self.pool.give_back(self.slot, self.sender);
-    }
 }
 
 impl ProxyBody {
@@ -124,26 +91,7 @@ impl Body for ProxyBody {
                 }
                 other => other.map_err(Into::into),
             },
-            ProxyBody::Pooled { inner, ret } => {
-                let res = Pin::new(&mut *inner).poll_frame(cx);
-                match &res {
-                    Poll::Ready(None) => {
-                        if let Some(r) = ret.take() {
-                            r.give_back();
-                        }
-                    }
-                    Poll::Ready(Some(Ok(_))) if inner.is_end_stream() => {
-                        if let Some(r) = ret.take() {
-                            r.give_back();
-                        }
-                    }
-                    Poll::Ready(Some(Err(_))) => {
-                        ret.take();
-                    }
-                    _ => {}
-                }
-                res.map_err(Into::into)
-            }
+            ProxyBody::Upstream(b) => Pin::new(b).poll_frame(cx),
             ProxyBody::Boxed(b) => b.as_mut().poll_frame(cx),
         }
     }
@@ -154,7 +102,7 @@ impl Body for ProxyBody {
             ProxyBody::Full(b) => b.is_none(),
             ProxyBody::Stream(i) => i.is_end_stream(),
             ProxyBody::Limited { inner, .. } => inner.is_end_stream(),
-            ProxyBody::Pooled { inner, .. } => inner.is_end_stream(),
+            ProxyBody::Upstream(b) => b.is_end_stream(),
             ProxyBody::Boxed(b) => b.is_end_stream(),
         }
     }
@@ -164,7 +112,7 @@ impl Body for ProxyBody {
             ProxyBody::Empty => SizeHint::with_exact(0),
             ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             ProxyBody::Stream(i) | ProxyBody::Limited { inner: i, .. } => i.size_hint(),
-            ProxyBody::Pooled { inner, .. } => inner.size_hint(),
+            ProxyBody::Upstream(b) => b.size_hint(),
             ProxyBody::Boxed(b) => b.size_hint(),
         }
     }

@@ -21,7 +21,6 @@ use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_TYPE, HOST, USER_AGENT};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -37,6 +36,7 @@ type CheckerKey = (ServerKey, sy_config::model::HealthCheck);
 use crate::metrics::{Metrics, ServerOutcome, outcome};
 use crate::snapshot::Snapshot;
 use crate::upstream::connect::{NewConn, Target, Transport, connect};
+use crate::upstream::send::classify_h1;
 
 /// How much of a response body a check reads (for `expect_body` and gRPC).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -355,32 +355,34 @@ async fn probe(
                 b.body(ProxyBody::Empty)
                     .map_err(|e| format!("invalid check request: {e}"))
             };
-            let resp = match conn {
-                NewConn::H1(mut s) => {
-                    let r = req(false)?;
-                    s.ready()
+            let (status, body) = match conn {
+                NewConn::H1(c) => {
+                    let mut r = req(false)?;
+                    let resp = c
+                        .send(&mut r, None)
                         .await
-                        .map_err(|e| format!("connection closed: {e}"))?;
-                    s.send_request(r).await
+                        .map_err(|e| format!("request failed: {}", classify_h1(e).message))?;
+                    check_response(resp, expect_status, expect_body.is_some()).await?
                 }
                 NewConn::H2(mut s) => {
                     let r = req(true)?;
                     s.ready()
                         .await
                         .map_err(|e| format!("connection closed: {e}"))?;
-                    s.send_request(r).await
+                    let resp = s
+                        .send_request(r)
+                        .await
+                        .map_err(|e| format!("request failed: {e}"))?;
+                    check_response(resp, expect_status, expect_body.is_some()).await?
                 }
-            }
-            .map_err(|e| format!("request failed: {e}"))?;
-            let status = resp.status().as_u16();
+            };
             if !status_matches(expect_status, status) {
                 return Err(format!("status {status}"));
             }
-            if let Some(want) = expect_body {
-                let (body, _) = read_bounded(resp, MAX_BODY).await?;
-                if !contains(&body, want.as_bytes()) {
-                    return Err("body mismatch".to_string());
-                }
+            if let Some(want) = expect_body
+                && !contains(&body, want.as_bytes())
+            {
+                return Err("body mismatch".to_string());
             }
             Ok(())
         }
@@ -437,12 +439,35 @@ fn grpc_status(h: &http::HeaderMap) -> Option<String> {
         .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
 }
 
+/// The status of an HTTP check's answer and, when the check looks at the
+/// body and the status matched, up to `MAX_BODY` bytes of it.
+async fn check_response<B>(
+    resp: Response<B>,
+    expect_status: &[(u16, u16)],
+    want_body: bool,
+) -> Result<(u16, Vec<u8>), String>
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let status = resp.status().as_u16();
+    if !want_body || !status_matches(expect_status, status) {
+        return Ok((status, Vec::new()));
+    }
+    let (body, _) = read_bounded(resp, MAX_BODY).await?;
+    Ok((status, body))
+}
+
 /// Reads up to `limit` bytes of the body (the rest is not read) and the
 /// trailers if the body ended within the limit.
-async fn read_bounded(
-    resp: Response<Incoming>,
+async fn read_bounded<B>(
+    resp: Response<B>,
     limit: usize,
-) -> Result<(Vec<u8>, Option<http::HeaderMap>), String> {
+) -> Result<(Vec<u8>, Option<http::HeaderMap>), String>
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
     let mut body = resp.into_body();
     let mut out = Vec::new();
     let mut trailers = None;

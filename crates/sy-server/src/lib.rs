@@ -5,11 +5,12 @@
 //! The request path, one module per stage:
 //! `listener::accept_loop` -> `http::serve::serve` (TLS / h2c sniff, hyper)
 //! -> `http::proxy::handle` (route select, action) -> `upstream::pick` ->
-//! `upstream::send` (pool / connect) -> backend, and back.
+//! `upstream::send` (pool / connect; HTTP/1.1 through `client`, HTTP/2
+//! through hyper) -> backend, and back.
 //!
 //! Modules depend one way (`../shared/tools/module-circles` finds no
-//! circle): the leaves (`body`, `io`, `forwarded`, `metrics`, `tls`,
-//! `respond`) know nothing of the rest; `live`, `trace`, `observe`,
+//! circle): the leaves (`io`, `client` on `io`, `body` on `client`,
+//! `forwarded`, `metrics`, `tls`, `respond`) know nothing of the rest; `live`, `trace`, `observe`,
 //! `access_log`, `filter` and `upstream` build on them; `snapshot`
 //! compiles a configuration out of those; `shared` holds the running
 //! snapshot; `http` and `listener` serve requests from it; `control`
@@ -19,6 +20,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod body;
+pub mod client;
 pub mod control;
 pub mod dashboard;
 pub mod filter;

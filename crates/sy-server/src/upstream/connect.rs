@@ -2,15 +2,16 @@
 //! HTTP/1.1 or HTTP/2 client handshake.
 //!
 //! Input: a resolved server target and the upstream's transport settings.
-//! Output: a ready sender. Failure: a `ProxyError` at stage `connect`,
+//! Output: a ready connection (HTTP/1.1: our own `client::Conn`; HTTP/2:
+//! a hyper sender whose connection runs as its own task). Failure: a `ProxyError` at stage `connect`,
 //! `tls` or `timeout`, always retry-safe (nothing reached the application).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use sy_config::model::UpstreamProtocol;
@@ -19,6 +20,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::body::ProxyBody;
+use crate::client::{Conn, OpenGuard};
 use crate::io::{ByteCounters, Metered, Stream};
 
 /// How to reach the servers of one upstream. Built once per snapshot.
@@ -68,8 +70,8 @@ impl Target {
 
 /// A freshly opened connection.
 pub enum NewConn {
-    /// HTTP/1.1: one request at a time.
-    H1(http1::SendRequest<ProxyBody>),
+    /// HTTP/1.1: one request at a time, driven by the request's task.
+    H1(Box<Conn>),
     /// HTTP/2: multiplexed, cloneable.
     H2(http2::SendRequest<ProxyBody>),
 }
@@ -93,17 +95,6 @@ pub async fn connect(
                 transport.connect_timeout
             ),
         )),
-    }
-}
-
-/// Decrements a connection counter when the connection task ends.
-struct OpenGuard(Option<Arc<AtomicU64>>);
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        if let Some(c) = &self.0 {
-            c.fetch_sub(1, Ordering::Relaxed);
-        }
     }
 }
 
@@ -147,39 +138,25 @@ async fn connect_inner(
             (Stream::ClientTls(Box::new(s)), h2)
         }
     };
-    let io = TokioIo::new(Metered::new(stream, bytes));
-    if h2 {
-        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .keep_alive_interval(Duration::from_secs(30))
-            .handshake(io)
-            .await
-            .map_err(|e| {
-                ProxyError::new(Stage::Connect, format!("http/2 handshake failed: {e}"))
-            })?;
-        if let Some(c) = &open {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
-        let guard = OpenGuard(open);
-        tokio::spawn(async move {
-            let _ = conn.await;
-            drop(guard);
-        });
-        Ok(NewConn::H2(sender))
-    } else {
-        let (sender, conn) = http1::Builder::new().handshake(io).await.map_err(|e| {
-            ProxyError::new(Stage::Connect, format!("http/1 handshake failed: {e}"))
-        })?;
-        if let Some(c) = &open {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
-        let guard = OpenGuard(open);
-        tokio::spawn(async move {
-            let _ = conn.with_upgrades().await;
-            drop(guard);
-        });
-        Ok(NewConn::H1(sender))
+    let metered = Metered::new(stream, bytes);
+    if !h2 {
+        return Ok(NewConn::H1(Conn::new(
+            metered,
+            OpenGuard::new(open.as_ref()),
+        )));
     }
+    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(30))
+        .handshake(TokioIo::new(metered))
+        .await
+        .map_err(|e| ProxyError::new(Stage::Connect, format!("http/2 handshake failed: {e}")))?;
+    let guard = OpenGuard::new(open.as_ref());
+    tokio::spawn(async move {
+        let _ = conn.await;
+        drop(guard);
+    });
+    Ok(NewConn::H2(sender))
 }
 
 /// A short, address-free description of a socket error for clients.

@@ -3,6 +3,8 @@
 //!
 //! Input: a fully rewritten upstream request. Output: the response with a
 //! body that returns its connection to the pool when read to the end.
+//! HTTP/1.1 goes through our own client (`client::Conn`, driven by this
+//! task); HTTP/2 and protocol switches through hyper.
 //! Failure: a classified `ProxyError` (connect, tls, timeout,
 //! upstream-protocol, body-too-large, client-abort).
 
@@ -12,10 +14,14 @@ use std::time::Duration;
 
 use http::header;
 use http::uri::{PathAndQuery, Uri};
-use http::{Request, Response, StatusCode, Version};
+use http::{Request, Response, Version};
 use sy_core::{ProxyError, Stage};
 
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+
 use crate::body::{BodyTooLarge, ProxyBody};
+use crate::client::{Conn, SendError};
 use crate::io::ByteCounters;
 use crate::live::pool::Checkout;
 use crate::metrics::BREAKERS;
@@ -35,11 +41,7 @@ pub async fn send(
     let pool = &server.live.pool;
     let mut fresh_only = false;
     loop {
-        let idle = if fresh_only {
-            None
-        } else {
-            pool.take_idle().await
-        };
+        let idle = if fresh_only { None } else { pool.take_idle() };
         let checkout = match idle {
             Some(c) => {
                 server.metrics.reused.inc();
@@ -61,10 +63,7 @@ pub async fn send(
                 let c = c?;
                 server.metrics.opened.inc();
                 match c {
-                    NewConn::H1(sender) => Checkout::H1 {
-                        sender,
-                        reused: false,
-                    },
+                    NewConn::H1(conn) => Checkout::H1(conn),
                     NewConn::H2(sender) => {
                         pool.put_h2(sender.clone());
                         Checkout::H2(sender)
@@ -73,40 +72,31 @@ pub async fn send(
             }
         };
         match checkout {
-            Checkout::H1 { mut sender, reused } => {
-                let fut = sender.try_send_request(req);
+            Checkout::H1(conn) if req.headers().contains_key(header::UPGRADE) => {
+                return Box::pin(upgrade(conn, req, timeout)).await;
+            }
+            Checkout::H1(conn) => {
+                let reused = conn.reused();
+                let fut = conn.send(&mut req, Some(pool.returner()));
                 let res = match tokio::time::timeout(timeout, fut).await {
                     Ok(r) => r,
                     Err(_) => return Err(response_timeout(timeout)),
                 };
                 match res {
-                    Ok(resp) => {
-                        let (parts, body) = resp.into_parts();
-                        let body = if parts.status == StatusCode::SWITCHING_PROTOCOLS {
-                            // The connection now belongs to the tunnel.
-                            ProxyBody::Stream(body)
-                        } else if hyper::body::Body::is_end_stream(&body) {
-                            pool.returner(sender).give_back();
-                            ProxyBody::Stream(body)
-                        } else {
-                            ProxyBody::Pooled {
-                                inner: body,
-                                ret: Some(pool.returner(sender)),
-                            }
-                        };
-                        return Ok(Response::from_parts(parts, body));
+                    Ok(resp) => return Ok(resp.map(ProxyBody::Upstream)),
+                    // A reused keep-alive connection the server closed just
+                    // as we picked it: nothing was answered and the body is
+                    // untouched, so the request may go again on a fresh one
+                    // if it was not written at all or is idempotent.
+                    Err(SendError::Closed {
+                        unsent: true,
+                        nothing_written,
+                        ..
+                    }) if reused && (nothing_written || req.method().is_idempotent()) => {
+                        fresh_only = true;
+                        continue;
                     }
-                    Err(mut e) => {
-                        // A reused keep-alive connection the server closed
-                        // just as we picked it: the request was never
-                        // written, so sending it on a fresh one is safe.
-                        if reused && let Some(back) = e.take_message() {
-                            req = back;
-                            fresh_only = true;
-                            continue;
-                        }
-                        return Err(classify(&e.into_error()));
-                    }
+                    Err(e) => return Err(classify_h1(e)),
                 }
             }
             Checkout::H2(mut sender) => {
@@ -129,6 +119,58 @@ pub async fn send(
                 };
             }
         }
+    }
+}
+
+/// A protocol switch (WebSocket): the connection is handed to hyper, whose
+/// upgrade machinery the tunnel in `http::proxy` uses. Cold, so boxed.
+async fn upgrade(
+    conn: Box<Conn>,
+    req: Request<ProxyBody>,
+    timeout: Duration,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let (io, guard) = conn.into_io();
+    let (mut sender, c) = http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| ProxyError::new(Stage::Connect, format!("http/1 handshake failed: {e}")))?;
+    tokio::spawn(async move {
+        let _ = c.with_upgrades().await;
+        drop(guard);
+    });
+    match tokio::time::timeout(timeout, sender.send_request(req)).await {
+        Err(_) => Err(response_timeout(timeout)),
+        Ok(Ok(resp)) => Ok(resp.map(ProxyBody::Stream)),
+        Ok(Err(e)) => Err(classify(&e)),
+    }
+}
+
+/// Maps an error of our HTTP/1.1 client to the stage that failed.
+pub fn classify_h1(e: SendError) -> ProxyError {
+    match e {
+        SendError::Body(b) => {
+            let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&*b);
+            while let Some(s) = src {
+                if let Some(t) = s.downcast_ref::<BodyTooLarge>() {
+                    return ProxyError::new(Stage::BodyTooLarge, t.to_string());
+                }
+                src = s.source();
+            }
+            ProxyError::new(Stage::ClientAbort, "client request body ended early")
+        }
+        SendError::Closed { io, .. } => {
+            use std::io::ErrorKind::*;
+            let msg = match io {
+                None | Some(ConnectionReset | BrokenPipe | UnexpectedEof | WriteZero) => {
+                    "upstream closed the connection before answering"
+                }
+                Some(_) => "upstream connection failed",
+            };
+            ProxyError::new(Stage::UpstreamProtocol, msg)
+        }
+        SendError::Invalid(why) => ProxyError::new(
+            Stage::UpstreamProtocol,
+            format!("upstream sent an invalid response: {why}"),
+        ),
     }
 }
 
