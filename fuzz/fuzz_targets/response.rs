@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sy_proto::response::{ChunkedDecoder, Field, MAX_HEADERS, Step, parse_head};
+use sy_proto::response::{ChunkedDecoder, Fields, MAX_HEADERS, Step, parse_head};
 
 /// Decodes `input` fed in two parts; `Err` on a decoder error, `Ok(None)`
 /// when the bytes end before the body does.
@@ -48,15 +48,16 @@ fuzz_target!(|data: &[u8]| {
     let head_request = data[2] & 1 == 1;
     let input = &data[3..];
 
-    let mut out = [Field::default(); MAX_HEADERS];
+    let mut out = Fields::new();
     if let Ok(Some(h)) = parse_head(input, head_request, &mut out) {
-        assert!(h.len <= input.len() && h.fields <= MAX_HEADERS);
-        for f in &out[..h.fields] {
+        assert!(h.len <= input.len() && out.len() <= MAX_HEADERS);
+        for f in &out {
             assert!(f.name.0 <= f.name.1 && f.name.1 <= h.len);
             assert!(f.value.0 <= f.value.1 && f.value.1 <= h.len);
         }
-        let mut again = [Field::default(); MAX_HEADERS];
+        let mut again = Fields::new();
         assert_eq!(parse_head(&input[..h.len], head_request, &mut again), Ok(Some(h)));
+        assert_eq!(out, again);
     }
 
     let whole = decode(input, input.len());

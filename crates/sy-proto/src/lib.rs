@@ -4,7 +4,7 @@
 //! Everything here is sans-IO: a parser is handed the bytes the caller read
 //! and returns what it concluded. This crate must not depend on tokio (or any
 //! async runtime) and must not do IO. Its parsers never panic on any input,
-//! do not allocate once built, and each has a fuzz target under `fuzz/` at the
+//! do not allocate once built (their outputs live inline in the caller), and each has a fuzz target under `fuzz/` at the
 //! workspace root.
 //!
 //! - [`framing`]: tells, for each HTTP/1.x request on a connection, whether

@@ -30,7 +30,7 @@ use std::task::{Context, Poll, Waker, ready};
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
-use sy_proto::response::{ChunkedDecoder, Field, Framing, MAX_HEADERS, Step, parse_head};
+use sy_proto::response::{ChunkedDecoder, Fields, Framing, Step, parse_head};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::io::poll_read_buf;
 
@@ -312,7 +312,7 @@ impl Conn {
                 }
             }
             if !self.rbuf.is_empty() {
-                let mut fields = [Field::default(); MAX_HEADERS];
+                let mut fields = Fields::new();
                 match parse_head(&self.rbuf, out.head_request, &mut fields) {
                     Ok(Some(h)) if (100..200).contains(&h.status) => {
                         if h.status == 101 {
@@ -326,7 +326,7 @@ impl Conn {
                     }
                     Ok(Some(h)) => {
                         let head = self.rbuf.split_to(h.len).freeze();
-                        let parts = response_parts(&head, &h, &fields[..h.fields])?;
+                        let parts = response_parts(&head, &h, &fields)?;
                         return Poll::Ready(Ok((parts, h.framing, h.keep_alive)));
                     }
                     Ok(None) if self.rbuf.len() >= MAX_HEAD => {
@@ -483,7 +483,7 @@ impl Out {
 fn response_parts(
     head: &Bytes,
     h: &sy_proto::response::Head,
-    fields: &[Field],
+    fields: &Fields,
 ) -> Result<http::response::Parts, SendError> {
     let status =
         StatusCode::from_u16(h.status).map_err(|_| SendError::Invalid("invalid status code"))?;
@@ -713,10 +713,10 @@ fn trailer_map(section: &Bytes) -> Result<Option<HeaderMap>, &'static str> {
     if section.len() <= 2 {
         return Ok(None);
     }
-    let mut fields = [Field::default(); 32];
-    let n = sy_proto::response::parse_trailers(section, &mut fields).map_err(|e| e.as_str())?;
-    let mut map = HeaderMap::with_capacity(n);
-    for f in &fields[..n] {
+    let mut fields = Fields::new();
+    sy_proto::response::parse_trailers(section, &mut fields).map_err(|e| e.as_str())?;
+    let mut map = HeaderMap::with_capacity(fields.len());
+    for f in &fields {
         let name = HeaderName::from_bytes(&section[f.name.0..f.name.1])
             .map_err(|_| "invalid trailer name")?;
         let value = HeaderValue::from_maybe_shared(section.slice(f.value.0..f.value.1))
