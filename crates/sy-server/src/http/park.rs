@@ -12,8 +12,8 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::serve::{
-    ConnBody, ConnState, Due, PARK_AFTER, Scan, Tracked, count, now_ms, rearm_earlier,
-    record_conn_error,
+    ConnBody, ConnState, Due, PARK_AFTER, Scan, Tracked, count, head_started, now_ms,
+    rearm_earlier, record_conn_error, stopped,
 };
 use crate::http::proxy::ConnCtx;
 use crate::io::Rewind;
@@ -173,6 +173,11 @@ where
         Pin::new(&mut *conn).graceful_shutdown();
         draining = true;
     }
+    // Made once, not per wake-up (see `serve::drive`).
+    let mut stop = std::pin::pin!(stopped(shutdown.clone()));
+    let mut seen_head = state
+        .first_byte_ms
+        .load(std::sync::atomic::Ordering::Relaxed);
     loop {
         tokio::select! {
             biased;
@@ -185,14 +190,12 @@ where
                     }
                 };
             }
-            changed = shutdown.changed(), if !closing && !draining => {
-                if changed.is_err() || *shutdown.borrow() {
-                    Pin::new(&mut *conn).graceful_shutdown();
-                    draining = true;
-                    park = false;
-                }
+            _ = &mut stop, if !closing && !draining => {
+                Pin::new(&mut *conn).graceful_shutdown();
+                draining = true;
+                park = false;
             }
-            _ = state.head_started.notified(), if !closing => {
+            () = head_started(state, &mut seen_head), if !closing => {
                 let (at, _) = state.deadline(header, idle, Some(PARK_AFTER));
                 rearm_earlier(sleep.as_mut(), at);
             }

@@ -18,7 +18,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::body::ProxyBody;
 use crate::forwarded::forwarded_node;
@@ -49,10 +49,9 @@ pub(super) const PARK_AFTER: Duration = Duration::from_millis(500);
 pub struct ConnState {
     active: AtomicU32,
     idle_since_ms: AtomicU64,
-    first_byte_ms: AtomicU64,
-    /// Wakes the connection's timer when a request head begins: the timer
-    /// may be armed for a later (idle) deadline than the header one.
-    pub(super) head_started: Notify,
+    /// When the current request head began (0: none). The connection's
+    /// timer loop sees it change (see [`head_started`]).
+    pub(super) first_byte_ms: AtomicU64,
     h2: bool,
     /// Requests started on this connection (HTTP/1.1: in order).
     requests: AtomicU64,
@@ -85,7 +84,6 @@ impl ConnState {
             active: AtomicU32::new(0),
             idle_since_ms: AtomicU64::new(now_ms()),
             first_byte_ms: AtomicU64::new(0),
-            head_started: Notify::new(),
             h2,
             requests: AtomicU64::new(0),
             ambiguous_at: AtomicU64::new(0),
@@ -109,7 +107,6 @@ impl ConnState {
             && self.first_byte_ms.load(Ordering::Relaxed) == 0
         {
             self.first_byte_ms.store(now_ms(), Ordering::Relaxed);
-            self.head_started.notify_one();
         }
     }
 
@@ -587,7 +584,7 @@ async fn drive<C>(
     state: &ConnState,
     lst: &ListenerRt,
     shared: &Shared,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) where
     C: Graceful,
 {
@@ -604,6 +601,10 @@ async fn drive<C>(
         conn.as_mut().graceful_shutdown();
         draining = true;
     }
+    // Made once, not per wake-up: a fresh `changed()` future registered and
+    // unregistered a waiter on every poll of the connection.
+    let mut stop = std::pin::pin!(stopped(shutdown.clone()));
+    let mut seen_head = state.first_byte_ms.load(Ordering::Relaxed);
     loop {
         tokio::select! {
             biased;
@@ -613,13 +614,11 @@ async fn drive<C>(
                 }
                 return;
             }
-            changed = shutdown.changed(), if !closing && !draining => {
-                if changed.is_err() || *shutdown.borrow() {
-                    conn.as_mut().graceful_shutdown();
-                    draining = true;
-                }
+            _ = &mut stop, if !closing && !draining => {
+                conn.as_mut().graceful_shutdown();
+                draining = true;
             }
-            _ = state.head_started.notified(), if !closing => {
+            () = head_started(state, &mut seen_head), if !closing => {
                 let (at, _) = state.deadline(header, idle, None);
                 rearm_earlier(sleep.as_mut(), at);
             }
@@ -643,6 +642,32 @@ async fn drive<C>(
             }
         }
     }
+}
+
+/// Resolves when shutdown is asked for (or the control side is gone).
+pub(super) async fn stopped(mut shutdown: watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}
+
+/// Ready when a request head began since the last look: the timer may be
+/// armed for a later (idle) deadline than the header one. Registers no
+/// waker: `first_byte_ms` only changes while the connection reads, inside
+/// the same `select!` that polls this just after the connection (biased),
+/// so a change is seen in that same poll. (A `Notify` here woke the task
+/// once more per request.)
+pub(super) fn head_started<'a>(
+    state: &'a ConnState,
+    seen: &'a mut u64,
+) -> impl std::future::Future<Output = ()> + 'a {
+    std::future::poll_fn(move |_| {
+        let now = state.first_byte_ms.load(Ordering::Relaxed);
+        if now != *seen {
+            *seen = now;
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
 }
 
 /// Moves the connection's timer to `at_ms` when that is sooner; a timer
