@@ -1,26 +1,28 @@
 //! The access log: one line per request, written off the request path.
 //!
 //! A request the log records (the access log is on and the request was
-//! sampled) carries a boxed [`Record`] from the start of `proxy::handle`
-//! to the end of its response body ([`Observed`], the `ProxyBody::Observed`
-//! variant). When the body ends, fails or is dropped (a client abort) the
-//! record is pushed, with one `try_send`, into a bounded queue; one writer
-//! thread wakes every 10 ms, formats the queued lines (JSON or combined)
-//! and writes them through a `BufWriter` with one flush per batch.
-//! A full queue drops the line and counts it in
-//! `switchyard_access_log_dropped_total`: requests never wait for the log.
+//! sampled) carries a [`Record`], in the one heap block that later becomes
+//! its response body ([`Observed`], then a `ProxyBody::Boxed` body), from
+//! the start of `proxy::handle` to the end of its response body. When the
+//! body ends, fails or is dropped (a client abort), the worker formats the
+//! line (JSON or combined, see [`format`]) straight into its own buffer:
+//! one buffer per worker thread, behind a mutex only the writer thread ever
+//! contends for. One writer thread wakes every 10 ms, swaps each worker's
+//! buffer for an empty one (the buffers are reused, so neither side
+//! allocates in the steady state) and writes the bytes with one write per
+//! worker. A worker whose buffer holds its byte cap drops the line and
+//! counts it in `switchyard_access_log_dropped_total`: requests never wait
+//! for the log.
 //!
 //! Requests the log does not record cost one `Option` test in `handle`.
 
-use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -34,13 +36,24 @@ use sy_config::model::{self, AccessLogFormat};
 use crate::body::{BoxError, ProxyBody};
 use crate::observe::Exchange;
 
-/// Longest time a written line stays in the writer's buffer.
-/// How often the writer drains the queue (a default queue of 8192 lines
-/// holds 10 ms of 800k requests/s).
+pub mod format;
+
+pub use format::{clf_escape, json_escape, rfc3339, write_combined, write_json};
+
+/// How often the writer takes the workers' lines: the longest time a
+/// finished request's line waits before it is written.
 const POLL_EVERY: Duration = Duration::from_millis(10);
 
-/// The writer's buffer.
-const BUFFER: usize = 64 * 1024;
+/// Bytes of buffer per `queue` line: `queue` counts lines, the buffers
+/// count bytes, and a JSON line with every field is 300 to 500 bytes.
+const LINE_BYTES: usize = 512;
+
+/// The smallest per-worker cap: one line as long as the default request
+/// head limit (64 KiB) still fits.
+const MIN_CAP: usize = 64 * 1024 + 1024;
+
+/// What a worker's buffer starts with (and keeps: buffers are reused).
+const INITIAL: usize = 64 * 1024;
 
 /// Status logged for a request whose client went away before it was
 /// answered (nginx's convention).
@@ -174,7 +187,7 @@ enum Slot {
 const SLOTS: usize = 8;
 
 /// What one request looked like, gathered on the request path and
-/// formatted on the writer thread.
+/// formatted when its response ends.
 pub struct Record {
     start: Instant,
     unix_ms: u64,
@@ -195,8 +208,6 @@ pub struct Record {
     trace_id: Option<[u8; 16]>,
     /// Request body bytes, counted by the request body as it streams.
     counter: Option<Arc<AtomicU64>>,
-    /// The response body while it streams; `Empty` once the record is sent.
-    body: ProxyBody,
 }
 
 impl Record {
@@ -215,8 +226,8 @@ impl Record {
 
     /// A record with every fact set, for tests.
     #[cfg(test)]
-    fn example() -> Box<Record> {
-        let mut r = Box::new(Record {
+    fn example() -> Record {
+        let mut r = Record {
             start: Instant::now(),
             unix_ms: 1_700_000_000_123,
             client: SocketAddr::from(([127, 0, 0, 1], 40000)),
@@ -233,8 +244,7 @@ impl Record {
             attempts: 1,
             trace_id: None,
             counter: None,
-            body: ProxyBody::Empty,
-        });
+        };
         r.push(Slot::Host, Some(b"example.com"));
         r.push(Slot::Path, Some(b"/a?b=c"));
         r.push(Slot::UserAgent, Some(b"curl/8.5.0"));
@@ -246,22 +256,47 @@ impl Record {
     }
 }
 
-/// Flags the writer thread polls.
-#[derive(Default)]
-struct Control {
+/// One worker's formatted lines, waiting for the writer.
+struct Lines {
+    buf: Vec<u8>,
+    /// The writer took its last lines (close): later lines are dropped.
+    closed: bool,
+}
+
+/// A worker's buffer, alone on its cache lines: workers appending to
+/// neighbouring buffers do not bounce one line between cores.
+#[repr(align(128))]
+struct WorkerBuf(Mutex<Lines>);
+
+/// What the workers and the writer thread share.
+struct Buffers {
+    /// One per worker thread (`live::worker_id()`).
+    workers: Box<[WorkerBuf]>,
+    /// Bytes a worker's buffer may hold; a line beyond is dropped.
+    cap: usize,
+    /// Reopen the file (SIGUSR1).
     reopen: AtomicBool,
+    /// Take the last lines, flush and stop.
     close: AtomicBool,
 }
 
-/// A running access log: the queue's sending side and the writer thread.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// A running access log: the workers' buffers and the writer thread.
 pub struct AccessLog {
     cfg: model::AccessLog,
     sample: f64,
     /// Capture the user agent / referer at request start.
     want_ua: bool,
     want_referer: bool,
-    tx: SyncSender<Box<Record>>,
-    control: Arc<Control>,
+    format: AccessLogFormat,
+    fields: Box<[Field]>,
+    buffers: Arc<Buffers>,
     dropped: Counter,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -273,14 +308,7 @@ enum Sink {
     File(File),
 }
 
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Sink::Stdout(s) => s.write(buf),
-            Sink::Stderr(s) => s.write(buf),
-            Sink::File(f) => f.write(buf),
-        }
-    }
+impl Sink {
     fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
         match self {
             Sink::Stdout(s) => s.write_all(buf),
@@ -311,10 +339,19 @@ fn file_path(path: &str) -> Option<PathBuf> {
     }
 }
 
+/// Bytes each of `workers` buffers may hold for a `queue` of lines.
+fn worker_cap(queue: usize, workers: usize) -> usize {
+    (queue.saturating_mul(LINE_BYTES) / workers.max(1)).max(MIN_CAP)
+}
+
 impl AccessLog {
-    /// Opens the destination and starts the writer thread. `dropped`: the
-    /// drop counter.
-    pub fn start(cfg: &model::AccessLog, dropped: Counter) -> Result<AccessLog, String> {
+    /// Opens the destination and starts the writer thread, with one buffer
+    /// per worker thread (`workers`). `dropped`: the drop counter.
+    pub fn start(
+        cfg: &model::AccessLog,
+        workers: usize,
+        dropped: Counter,
+    ) -> Result<AccessLog, String> {
         let fields = if cfg.fields.is_empty() {
             Field::ALL.to_vec()
         } else {
@@ -331,16 +368,26 @@ impl AccessLog {
             (None, "stderr") => Sink::Stderr(std::io::stderr()),
             (None, _) => Sink::Stdout(std::io::stdout()),
         };
-        let (tx, rx) = std::sync::mpsc::sync_channel(cfg.queue.max(1));
-        let control = Arc::new(Control::default());
+        let cap = worker_cap(cfg.queue, workers);
+        let initial = INITIAL.min(cap);
+        let buffers = Arc::new(Buffers {
+            workers: (0..workers.max(1))
+                .map(|_| {
+                    WorkerBuf(Mutex::new(Lines {
+                        buf: Vec::with_capacity(initial),
+                        closed: false,
+                    }))
+                })
+                .collect(),
+            cap,
+            reopen: AtomicBool::new(false),
+            close: AtomicBool::new(false),
+        });
         let writer = Writer {
-            rx,
-            out: BufWriter::with_capacity(BUFFER, sink),
+            buffers: buffers.clone(),
+            out: sink,
             file,
-            format: cfg.format,
-            fields: fields.clone(),
-            control: control.clone(),
-            line: Vec::with_capacity(1024),
+            spare: Vec::with_capacity(initial),
             failing: false,
         };
         let handle = std::thread::Builder::new()
@@ -352,8 +399,9 @@ impl AccessLog {
             sample: cfg.sample,
             want_ua: cfg.format == AccessLogFormat::Combined || fields.contains(&Field::UserAgent),
             want_referer: cfg.format == AccessLogFormat::Combined,
-            tx,
-            control,
+            format: cfg.format,
+            fields: fields.into(),
+            buffers,
             dropped,
             writer: Mutex::new(Some(handle)),
         })
@@ -366,54 +414,71 @@ impl AccessLog {
 
     /// Asks the writer to reopen its file (log rotation; SIGUSR1).
     pub fn reopen(&self) {
-        self.control.reopen.store(true, Ordering::Relaxed);
+        self.buffers.reopen.store(true, Ordering::Relaxed);
     }
 
-    /// Writes out every queued line, flushes and stops the writer thread;
-    /// later lines are dropped. For shutdown.
+    /// Writes out every buffered line, flushes and stops the writer
+    /// thread; later lines are dropped. For shutdown.
     pub fn close(&self) {
-        self.control.close.store(true, Ordering::Relaxed);
-        let h = match self.writer.lock() {
-            Ok(mut g) => g.take(),
-            Err(p) => p.into_inner().take(),
-        };
+        self.buffers.close.store(true, Ordering::Relaxed);
+        let h = lock(&self.writer).take();
         if let Some(h) = h {
             let _ = h.join();
         }
     }
 
-    /// Queues a finished record; never blocks.
-    fn submit(&self, mut rec: Box<Record>) {
-        // The response body is done with (its pooled connection went back
-        // on end of stream; an abandoned one is closed here).
-        rec.body = ProxyBody::Empty;
-        rec.duration_ns = rec.start.elapsed().as_nanos() as u64;
-        if let Some(c) = rec.counter.take() {
-            rec.bytes_in = c.load(Ordering::Relaxed);
+    /// Formats a finished record's line into the calling worker's buffer;
+    /// never blocks on the writer (it holds a worker's lock only to swap
+    /// the buffer).
+    fn submit(&self, rec: &Record) {
+        let slots = &self.buffers.workers;
+        let Some(WorkerBuf(slot)) = slots.get(crate::live::worker_id() % slots.len().max(1)) else {
+            self.dropped.inc();
+            return;
+        };
+        let mut lines = lock(slot);
+        if lines.closed {
+            drop(lines);
+            self.dropped.inc();
+            return;
         }
-        match self.tx.try_send(rec) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.dropped.inc();
-            }
+        let at = lines.buf.len();
+        match self.format {
+            AccessLogFormat::Json => write_json(&mut lines.buf, rec, &self.fields),
+            AccessLogFormat::Combined => write_combined(&mut lines.buf, rec, &self.fields),
+        }
+        lines.buf.push(b'\n');
+        if lines.buf.len() > self.buffers.cap {
+            lines.buf.truncate(at);
+            drop(lines);
+            self.dropped.inc();
         }
     }
 }
 
 impl Drop for AccessLog {
     fn drop(&mut self) {
-        // The writer drains what is queued, flushes and exits when the
-        // queue disconnects; it need not be joined here.
-        self.control.close.store(true, Ordering::Relaxed);
+        // No request holds it any more: the writer takes the last lines,
+        // flushes and exits at its next wake-up; it need not be joined.
+        self.buffers.close.store(true, Ordering::Relaxed);
     }
 }
 
-/// A request the access log records, from the request head to the end of
-/// its response body. Dropped before it is answered (the client went
-/// away), it logs status 499.
-pub struct Observed {
+/// A request the access log records, from the request head until it is
+/// answered ([`Observed::answered`] turns it into the response body).
+/// Dropped before it is answered (the client went away), it logs status
+/// 499.
+pub struct Observed(Box<Logged>);
+
+/// The record and, once answered, the response body it wraps; the same
+/// heap block from the request head to the end of the body.
+struct Logged {
     log: Arc<AccessLog>,
-    rec: Option<Box<Record>>,
+    rec: Record,
+    /// The response body while it streams; `Empty` once the line is out.
+    body: ProxyBody,
+    /// The line was formatted (or dropped).
+    done: bool,
 }
 
 impl Observed {
@@ -456,7 +521,7 @@ impl Observed {
             + referer.map_or(0, <[u8]>::len)
             + 64;
         let counter = (!req.body().is_end_stream()).then(|| Arc::new(AtomicU64::new(0)));
-        let mut rec = Box::new(Record {
+        let mut rec = Record {
             start,
             unix_ms,
             client,
@@ -473,39 +538,39 @@ impl Observed {
             attempts: 0,
             trace_id: None,
             counter,
-            body: ProxyBody::Empty,
-        });
+        };
         rec.push(Slot::Host, host);
         rec.push(Slot::Path, Some(path.as_bytes()));
         rec.push(Slot::UserAgent, ua);
         rec.push(Slot::Referer, referer);
-        Some(Observed {
+        Some(Observed(Box::new(Logged {
             log: log.clone(),
-            rec: Some(rec),
-        })
+            rec,
+            body: ProxyBody::Empty,
+            done: false,
+        })))
     }
 
     /// The counter the request body adds its bytes to (None when the
     /// request has no body).
     pub fn request_counter(&self) -> Option<Arc<AtomicU64>> {
-        self.rec.as_ref()?.counter.clone()
+        self.0.rec.counter.clone()
     }
 
     /// Completes the record with the response head and what the upstream
     /// attempts did (`route`, `upstream`, the answering `server`'s address:
     /// None when the request got none), and
-    /// moves it into the response body, which sends it when it ends.
+    /// moves it into the response body, which logs it when it ends.
     pub fn answered(
-        mut self,
+        self,
         resp: Response<ProxyBody>,
         ex: &Exchange,
         route: Option<&str>,
         upstream: Option<&str>,
         server: Option<&str>,
     ) -> Response<ProxyBody> {
-        let Some(mut rec) = self.rec.take() else {
-            return resp;
-        };
+        let mut logged = self.0;
+        let rec = &mut logged.rec;
         rec.status = resp.status().as_u16();
         rec.push(Slot::Route, route.map(str::as_bytes));
         rec.push(Slot::Upstream, upstream.map(str::as_bytes));
@@ -518,43 +583,51 @@ impl Observed {
             Slot::RequestId,
             ex.request_id.as_ref().map(|v| v.as_bytes()),
         );
-        let log = self.log.clone();
         resp.map(|body| {
-            rec.body = body;
-            ProxyBody::Boxed(Box::pin(Observed {
-                log,
-                rec: Some(rec),
-            }))
+            logged.body = body;
+            ProxyBody::Boxed(Box::into_pin(logged))
         })
-    }
-
-    fn finish(&mut self) {
-        if let Some(rec) = self.rec.take() {
-            self.log.submit(rec);
-        }
     }
 }
 
-impl Body for Observed {
+impl Logged {
+    fn finish(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        // The response body is done with (its pooled connection went back
+        // on end of stream; an abandoned one is closed here).
+        self.body = ProxyBody::Empty;
+        let rec = &mut self.rec;
+        rec.duration_ns = rec.start.elapsed().as_nanos() as u64;
+        if let Some(c) = rec.counter.take() {
+            rec.bytes_in = c.load(Ordering::Relaxed);
+        }
+        self.log.submit(&self.rec);
+    }
+}
+
+impl Body for Logged {
     type Data = Bytes;
     type Error = BoxError;
 
-    /// Counts the response bytes and sends the record at the end.
+    /// Counts the response bytes and logs the line at the end.
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        let Some(rec) = this.rec.as_mut() else {
+        if this.done {
             return Poll::Ready(None);
-        };
-        let res = Pin::new(&mut rec.body).poll_frame(cx);
+        }
+        let res = Pin::new(&mut this.body).poll_frame(cx);
         match &res {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(d) = frame.data_ref() {
-                    rec.bytes_out += d.len() as u64;
+                    this.rec.bytes_out += d.len() as u64;
                 }
-                if rec.body.is_end_stream() {
+                if this.body.is_end_stream() {
                     this.finish();
                 }
             }
@@ -565,17 +638,19 @@ impl Body for Observed {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.rec.as_ref().is_none_or(|r| r.body.is_end_stream())
+        self.done || self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.rec
-            .as_ref()
-            .map_or(SizeHint::with_exact(0), |r| r.body.size_hint())
+        if self.done {
+            SizeHint::with_exact(0)
+        } else {
+            self.body.size_hint()
+        }
     }
 }
 
-impl Drop for Observed {
+impl Drop for Logged {
     fn drop(&mut self) {
         self.finish();
     }
@@ -618,59 +693,51 @@ impl Body for Counted {
 
 /// The writer thread's state.
 struct Writer {
-    rx: Receiver<Box<Record>>,
-    out: BufWriter<Sink>,
+    buffers: Arc<Buffers>,
+    out: Sink,
     file: Option<PathBuf>,
-    format: AccessLogFormat,
-    fields: Vec<Field>,
-    control: Arc<Control>,
-    line: Vec<u8>,
+    /// The empty buffer swapped in for a worker's full one.
+    spare: Vec<u8>,
     /// The last write failed (logged once until one succeeds).
     failing: bool,
 }
 
 impl Writer {
     fn run(mut self) {
-        // The writer polls instead of blocking in `recv`: a receiver that
-        // is never parked on the channel means `try_send` on the request
-        // path never has to wake it (no futex call, no context switch per
-        // request), and each wake-up writes a whole batch with one flush.
+        // The writer polls instead of being woken: a request never makes a
+        // system call or a context switch for the log, and each wake-up
+        // writes every worker's lines in one write each.
         loop {
-            let closing = self.control.close.load(Ordering::Relaxed);
+            let closing = self.buffers.close.load(Ordering::Relaxed);
+            let buffers = self.buffers.clone();
             let mut wrote = false;
-            let disconnected = loop {
-                match self.rx.try_recv() {
-                    Ok(rec) => {
-                        self.write(&rec);
-                        wrote = true;
-                    }
-                    Err(TryRecvError::Empty) => break false,
-                    Err(TryRecvError::Disconnected) => break true,
+            for WorkerBuf(slot) in buffers.workers.iter() {
+                {
+                    let mut lines = lock(slot);
+                    std::mem::swap(&mut lines.buf, &mut self.spare);
+                    // Taken under the lock: a worker that finds `closed`
+                    // counts its line as dropped, none is lost silently.
+                    lines.closed |= closing;
                 }
-            };
+                if !self.spare.is_empty() {
+                    let res = self.out.write_all(&self.spare);
+                    self.check(res);
+                    self.spare.clear();
+                    wrote = true;
+                }
+            }
             if wrote {
                 self.flush();
             }
-            if self.control.reopen.swap(false, Ordering::Relaxed) {
+            if self.buffers.reopen.swap(false, Ordering::Relaxed) {
                 self.reopen();
             }
-            if closing || disconnected {
+            if closing {
                 break;
             }
             std::thread::sleep(POLL_EVERY);
         }
         self.flush();
-    }
-
-    fn write(&mut self, rec: &Record) {
-        self.line.clear();
-        match self.format {
-            AccessLogFormat::Json => write_json(&mut self.line, rec, &self.fields),
-            AccessLogFormat::Combined => write_combined(&mut self.line, rec, &self.fields),
-        }
-        self.line.push(b'\n');
-        let res = self.out.write_all(&self.line);
-        self.check(res);
     }
 
     fn flush(&mut self) {
@@ -695,16 +762,12 @@ impl Writer {
     }
 
     fn reopen(&mut self) {
-        if self.file.is_none() {
-            return;
-        }
-        self.flush();
         let Some(path) = &self.file else {
             return;
         };
         match open_file(path) {
             Ok(f) => {
-                *self.out.get_mut() = Sink::File(f);
+                self.out = Sink::File(f);
                 tracing::info!(path = %path.display(), "access log reopened");
             }
             Err(e) => {
@@ -712,280 +775,6 @@ impl Writer {
                     "cannot reopen the access log; still writing to the old file");
             }
         }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Formatting
-// ---------------------------------------------------------------------------
-
-/// A `Vec<u8>` as a `fmt::Write` target.
-struct Out<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for Out<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
-}
-
-/// Civil date and time (UTC) of a Unix time in ms: (year, month, day,
-/// hour, minute, second, millisecond).
-fn civil(unix_ms: u64) -> (i64, u32, u32, u32, u32, u32, u32) {
-    let secs = unix_ms / 1000;
-    let ms = (unix_ms % 1000) as u32;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (hh, mm, ss) = (
-        (rem / 3600) as u32,
-        (rem % 3600 / 60) as u32,
-        (rem % 60) as u32,
-    );
-    // Howard Hinnant's days_from_civil inverse.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, hh, mm, ss, ms)
-}
-
-/// RFC 3339, UTC, milliseconds: `2025-01-31T23:59:59.123Z`.
-pub fn rfc3339(out: &mut Vec<u8>, unix_ms: u64) {
-    let (y, mo, d, h, mi, s, ms) = civil(unix_ms);
-    let _ = write!(
-        Out(out),
-        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z"
-    );
-}
-
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
-/// Common log format time: `31/Jan/2025:23:59:59 +0000`.
-fn clf_time(out: &mut Vec<u8>, unix_ms: u64) {
-    let (y, mo, d, h, mi, s, _) = civil(unix_ms);
-    let mon = MONTHS.get(mo as usize - 1).copied().unwrap_or("Jan");
-    let _ = write!(Out(out), "{d:02}/{mon}/{y:04}:{h:02}:{mi:02}:{s:02} +0000");
-}
-
-/// `bytes` as the inside of a JSON string: valid UTF-8 for any input
-/// (invalid sequences become U+FFFD), quotes, backslashes and control
-/// characters escaped.
-pub fn json_escape(out: &mut Vec<u8>, bytes: &[u8]) {
-    for chunk in bytes.utf8_chunks() {
-        let s = chunk.valid().as_bytes();
-        let mut from = 0;
-        for (i, &b) in s.iter().enumerate() {
-            let esc: &[u8] = match b {
-                b'"' => b"\\\"",
-                b'\\' => b"\\\\",
-                b'\n' => b"\\n",
-                b'\r' => b"\\r",
-                b'\t' => b"\\t",
-                0..=0x1f | 0x7f => b"",
-                _ => continue,
-            };
-            out.extend_from_slice(&s[from..i]);
-            if esc.is_empty() {
-                let _ = write!(Out(out), "\\u{:04x}", b);
-            } else {
-                out.extend_from_slice(esc);
-            }
-            from = i + 1;
-        }
-        out.extend_from_slice(&s[from..]);
-        if !chunk.invalid().is_empty() {
-            out.extend_from_slice(b"\\ufffd");
-        }
-    }
-}
-
-/// `bytes` for a quoted combined-format field: printable ASCII except `"`
-/// and `\` as is, every other byte as `\xHH` (nginx's escaping).
-pub fn clf_escape(out: &mut Vec<u8>, bytes: &[u8]) {
-    for &b in bytes {
-        if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' {
-            out.push(b);
-        } else {
-            let _ = write!(Out(out), "\\x{b:02X}");
-        }
-    }
-}
-
-fn protocol(v: Version) -> &'static str {
-    match v {
-        Version::HTTP_09 => "HTTP/0.9",
-        Version::HTTP_10 => "HTTP/1.0",
-        Version::HTTP_11 => "HTTP/1.1",
-        Version::HTTP_2 => "HTTP/2",
-        Version::HTTP_3 => "HTTP/3",
-        _ => "HTTP",
-    }
-}
-
-/// Milliseconds with microsecond precision: `12.345`.
-fn millis(out: &mut Vec<u8>, ns: u64) {
-    let _ = write!(Out(out), "{}.{:03}", ns / 1_000_000, ns / 1000 % 1000);
-}
-
-/// A field's value: JSON (strings quoted and escaped, null when absent)
-/// or combined `key=value` style (strings quoted and `\x` escaped, `-`
-/// when absent).
-fn value(out: &mut Vec<u8>, r: &Record, f: Field, json: bool) {
-    let text = |out: &mut Vec<u8>, v: Option<&[u8]>| match v {
-        Some(v) => {
-            out.push(b'"');
-            if json {
-                json_escape(out, v);
-            } else {
-                clf_escape(out, v);
-            }
-            out.push(b'"');
-        }
-        None => out.extend_from_slice(if json { b"null" } else { b"-" }),
-    };
-    match f {
-        Field::Time => {
-            out.push(b'"');
-            rfc3339(out, r.unix_ms);
-            out.push(b'"');
-        }
-        Field::Client => {
-            let _ = write!(Out(out), "\"{}\"", r.client);
-        }
-        Field::Method => text(out, Some(r.method.as_str().as_bytes())),
-        Field::Host => text(out, r.get(Slot::Host)),
-        Field::Path => text(out, r.get(Slot::Path)),
-        Field::Protocol => text(out, Some(protocol(r.protocol).as_bytes())),
-        Field::Status => {
-            let _ = write!(Out(out), "{}", r.status);
-        }
-        Field::BytesIn => {
-            let _ = write!(Out(out), "{}", r.bytes_in);
-        }
-        Field::BytesOut => {
-            let _ = write!(Out(out), "{}", r.bytes_out);
-        }
-        Field::DurationMs => millis(out, r.duration_ns),
-        Field::UpstreamConnectMs | Field::TtfbMs => {
-            let v = if f == Field::TtfbMs {
-                r.ttfb_ns
-            } else {
-                r.connect_ns
-            };
-            match v {
-                Some(ns) => millis(out, ns),
-                None => out.extend_from_slice(if json { b"null" } else { b"-" }),
-            }
-        }
-        Field::Route => text(out, r.get(Slot::Route)),
-        Field::Upstream => text(out, r.get(Slot::Upstream)),
-        Field::Server => text(out, r.get(Slot::Server)),
-        Field::Attempts => {
-            let _ = write!(Out(out), "{}", r.attempts);
-        }
-        Field::TraceId => match r.trace_id {
-            Some(id) => {
-                out.push(b'"');
-                for b in id {
-                    let _ = write!(Out(out), "{b:02x}");
-                }
-                out.push(b'"');
-            }
-            None => out.extend_from_slice(if json { b"null" } else { b"-" }),
-        },
-        Field::UserAgent => text(out, r.get(Slot::UserAgent)),
-        Field::RequestId => text(out, r.get(Slot::RequestId)),
-    }
-}
-
-/// One JSON object (no newline) with `fields` in order.
-pub fn write_json(out: &mut Vec<u8>, r: &Record, fields: &[Field]) {
-    out.push(b'{');
-    for (i, &f) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.push(b'"');
-        out.extend_from_slice(f.name().as_bytes());
-        out.extend_from_slice(b"\":");
-        value(out, r, f, true);
-    }
-    out.push(b'}');
-}
-
-/// One combined-format line (no newline):
-/// `IP - - [TIME] "METHOD PATH PROTOCOL" STATUS BYTES_OUT "REFERER" "USER_AGENT"`,
-/// then ` key=value` for each other field of `fields`, in order. Prefix
-/// fields left out of `fields` are written as `-`.
-pub fn write_combined(out: &mut Vec<u8>, r: &Record, fields: &[Field]) {
-    let has = |f: Field| fields.contains(&f);
-    let dash = |out: &mut Vec<u8>| out.push(b'-');
-    if has(Field::Client) {
-        let _ = write!(Out(out), "{}", r.client.ip());
-    } else {
-        dash(out);
-    }
-    out.extend_from_slice(b" - - [");
-    if has(Field::Time) {
-        clf_time(out, r.unix_ms);
-    } else {
-        dash(out);
-    }
-    out.extend_from_slice(b"] \"");
-    if has(Field::Method) {
-        clf_escape(out, r.method.as_str().as_bytes());
-    } else {
-        dash(out);
-    }
-    out.push(b' ');
-    match r.get(Slot::Path).filter(|_| has(Field::Path)) {
-        Some(p) => clf_escape(out, p),
-        None => dash(out),
-    }
-    out.push(b' ');
-    if has(Field::Protocol) {
-        out.extend_from_slice(protocol(r.protocol).as_bytes());
-    } else {
-        dash(out);
-    }
-    out.extend_from_slice(b"\" ");
-    if has(Field::Status) {
-        let _ = write!(Out(out), "{}", r.status);
-    } else {
-        dash(out);
-    }
-    out.push(b' ');
-    if has(Field::BytesOut) {
-        let _ = write!(Out(out), "{}", r.bytes_out);
-    } else {
-        dash(out);
-    }
-    for (slot, on) in [
-        (Slot::Referer, true),
-        (Slot::UserAgent, has(Field::UserAgent)),
-    ] {
-        out.extend_from_slice(b" \"");
-        match r.get(slot).filter(|_| on) {
-            Some(v) => clf_escape(out, v),
-            None => dash(out),
-        }
-        out.push(b'"');
-    }
-    for &f in fields {
-        if f.in_combined_prefix() {
-            continue;
-        }
-        out.push(b' ');
-        out.extend_from_slice(f.name().as_bytes());
-        out.push(b'=');
-        value(out, r, f, false);
     }
 }
 

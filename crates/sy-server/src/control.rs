@@ -165,10 +165,12 @@ pub(crate) fn bind_all(
 }
 
 /// The access log `snap` asks for: the one `old` runs when its
-/// `[access_log]` is unchanged, else a new one (None when off).
+/// `[access_log]` is unchanged, else a new one with a buffer for each of
+/// `workers` (None when off).
 pub(crate) fn access_log_for(
     snap: &Snapshot,
     old: Option<&Snapshot>,
+    workers: usize,
     metrics: &Metrics,
 ) -> Result<Option<Arc<AccessLog>>, String> {
     let Some(cfg) = &snap.config.access_log else {
@@ -180,7 +182,7 @@ pub(crate) fn access_log_for(
     {
         return Ok(Some(log.clone()));
     }
-    AccessLog::start(cfg, metrics.access_log_dropped.clone()).map(|l| Some(Arc::new(l)))
+    AccessLog::start(cfg, workers, metrics.access_log_dropped.clone()).map(|l| Some(Arc::new(l)))
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -293,7 +295,7 @@ impl Control {
                 return Err(err);
             }
         };
-        match access_log_for(&snap, Some(&old), &self.shared.metrics) {
+        match access_log_for(&snap, Some(&old), self.shared.workers, &self.shared.metrics) {
             Ok(log) => snap.access_log = log,
             Err(errors) => {
                 let err = ReloadError::Invalid {

@@ -52,7 +52,8 @@ pub fn start(config: Config, opts: Options) -> anyhow::Result<ServerHandle> {
     let admin_cfg = config.admin.address;
     let mut snap = compile(config, 1, &live, &metrics)
         .map_err(|errs| anyhow::anyhow!("invalid configuration:\n{}", errs.join("\n")))?;
-    snap.access_log = access_log_for(&snap, None, &metrics).map_err(|e| anyhow::anyhow!(e))?;
+    snap.access_log =
+        access_log_for(&snap, None, workers, &metrics).map_err(|e| anyhow::anyhow!(e))?;
     let tracer = match &snap.config.tracing {
         Some(t) => Some(Arc::new(crate::trace::Tracer::build(t, &metrics)?)),
         None => None,

@@ -23,8 +23,10 @@ pub struct AccessLog {
     pub fields: Vec<String>,
     /// `sample`: share of requests logged, 0 < s <= 1. Default 1.0.
     pub sample: f64,
-    /// `queue`: lines buffered between the workers and the writer thread;
-    /// when full, lines are dropped and counted. 16..=1048576, default 8192.
+    /// `queue`: about how many lines (of 512 bytes) are buffered between
+    /// the workers and the writer thread, split between the workers'
+    /// buffers; beyond, lines are dropped and counted. 16..=1048576,
+    /// default 8192.
     pub queue: usize,
 }
 

@@ -1,7 +1,8 @@
+use super::format::{civil, clf_time};
 use super::*;
 
 /// The example record with no text.
-fn blank() -> Box<Record> {
+fn blank() -> Record {
     let mut r = Record::example();
     r.text.clear();
     r.spans = [None; SLOTS];
@@ -169,4 +170,117 @@ fn civil_matches_known_dates() {
         };
         ms += 86_400_000;
     }
+}
+
+#[test]
+fn fast_formatters_match_core_fmt() {
+    use super::format::push_u64;
+    for n in [0, 1, 9, 10, 99, 100, 4_294_967_295, u64::MAX] {
+        let mut out = Vec::new();
+        push_u64(&mut out, n);
+        assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+    }
+    let addrs: [SocketAddr; 4] = [
+        "0.0.0.0:0".parse().unwrap(),
+        "255.255.255.255:65535".parse().unwrap(),
+        "10.20.3.4:8080".parse().unwrap(),
+        "[2001:db8::1]:443".parse().unwrap(),
+    ];
+    for a in addrs {
+        let mut r = Record::example();
+        r.client = a;
+        let s = line(&r, &[Field::Client], true);
+        assert_eq!(s, format!(r#"{{"client":"{a}"}}"#));
+        let s = line(&r, &[Field::Client], false);
+        assert!(s.starts_with(&format!("{} - - [", a.ip())), "{s}");
+    }
+    let mut r = Record::example();
+    r.trace_id = Some(*b"\x00\x01\x0a\x0f\x10\xab\xff\x7f\x80\x99\x00\x00\x00\x00\x00\x01");
+    r.duration_ns = 12_345_678_901;
+    let s = line(&r, &[Field::TraceId, Field::DurationMs], true);
+    assert_eq!(
+        s,
+        r#"{"trace_id":"00010a0f10abff7f8099000000000001","duration_ms":12345.678}"#
+    );
+    let mut out = Vec::new();
+    clf_escape(&mut out, b"\x00\x7f\xff\x1f");
+    assert_eq!(out, br"\x00\x7F\xFF\x1F");
+}
+
+#[test]
+fn worker_caps_split_the_queue() {
+    assert_eq!(worker_cap(8192, 1), 8192 * LINE_BYTES);
+    assert_eq!(worker_cap(8192, 4), 8192 * LINE_BYTES / 4);
+    assert_eq!(worker_cap(16, 2), MIN_CAP);
+    assert_eq!(worker_cap(usize::MAX, 0), usize::MAX);
+}
+
+fn log_to(dir: &std::path::Path, format: &str, workers: usize) -> (Arc<AccessLog>, Counter) {
+    let cfg = model::AccessLog {
+        format: if format == "json" {
+            AccessLogFormat::Json
+        } else {
+            AccessLogFormat::Combined
+        },
+        path: dir.join("access.log").to_string_lossy().into_owned(),
+        fields: vec!["status".into(), "path".into(), "route".into()],
+        sample: 1.0,
+        queue: 16,
+    };
+    let dropped = Counter::default();
+    let log = AccessLog::start(&cfg, workers, dropped.clone()).unwrap();
+    (Arc::new(log), dropped)
+}
+
+/// One request through `begin` and `answered`; its response is dropped
+/// unread, which ends it.
+fn request(log: &Arc<AccessLog>, path: &str, answer: Option<u16>) {
+    let req = Request::get(path).body(ProxyBody::Empty).unwrap();
+    let client = SocketAddr::from(([127, 0, 0, 1], 1));
+    let obs = Observed::begin(Some(log), &req, client, Instant::now()).unwrap();
+    if let Some(status) = answer {
+        let mut resp = Response::new(ProxyBody::full("hello"));
+        *resp.status_mut() = http::StatusCode::from_u16(status).unwrap();
+        let ex = Exchange::default();
+        drop(obs.answered(resp, &ex, Some("r"), None, None));
+    }
+}
+
+#[test]
+fn lines_reach_the_file_and_close_flushes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, dropped) = log_to(dir.path(), "json", 2);
+    request(&log, "/a", Some(200));
+    request(&log, "/b", None);
+    request(&log, "/c?x=%22", Some(503));
+    log.close();
+    // Closed: later lines are dropped and counted, never lost silently.
+    request(&log, "/late", Some(200));
+    assert_eq!(dropped.get(), 1);
+    let text = std::fs::read_to_string(dir.path().join("access.log")).unwrap();
+    assert_eq!(
+        text,
+        "{\"status\":200,\"path\":\"/a\",\"route\":\"r\"}\n\
+         {\"status\":499,\"path\":\"/b\",\"route\":null}\n\
+         {\"status\":503,\"path\":\"/c?x=%22\",\"route\":\"r\"}\n"
+    );
+}
+
+#[test]
+fn a_full_worker_buffer_drops_and_counts_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, dropped) = log_to(dir.path(), "combined", 1);
+    // Fill the buffer faster than the writer (every 10 ms) can take it:
+    // lines of ~4 KiB, 64 KiB of cap.
+    let path = format!("/{}", "p".repeat(4000));
+    let n = 1000;
+    for _ in 0..n {
+        request(&log, &path, Some(200));
+    }
+    log.close();
+    let text = std::fs::read_to_string(dir.path().join("access.log")).unwrap();
+    let written = text.lines().count() as u64;
+    assert!(dropped.get() > 0, "nothing dropped");
+    assert_eq!(written + dropped.get(), n);
+    assert!(text.lines().all(|l| l.ends_with("route=\"r\"")));
 }
