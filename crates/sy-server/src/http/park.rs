@@ -1,13 +1,14 @@
-//! The parking path of cleartext HTTP/1.1 connections: serve with hyper
-//! while requests come; once idle for `PARK_AFTER`, drop hyper's state and
-//! keep only the socket until the client sends again. Upgrades on such
-//! connections are completed here (see `tunnel_manual`).
+//! The parking path of HTTP/1.1 connections (cleartext and TLS): serve
+//! with hyper while requests come; once idle for `PARK_AFTER`, drop
+//! hyper's state and keep only the stream until the client sends again.
+//! Upgrades on such connections are completed here (see `tunnel_manual`).
 
 use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -20,13 +21,58 @@ use crate::io::Rewind;
 use crate::shared::Shared;
 use crate::snapshot::ListenerRt;
 
-/// Cleartext HTTP/1.1: serve with hyper while requests come; once the
-/// connection has been idle for `PARK_AFTER`, let hyper finish without
-/// closing the socket, drop its state (read and write buffers), and keep
-/// only the socket until the client sends again. An idle keep-alive
-/// connection then costs about 3 KiB instead of about 26 KiB.
-pub(super) async fn serve_h1_parking<S>(
-    mut tcp: TcpStream,
+/// A client stream an idle HTTP/1.1 connection can be parked on: its TCP
+/// socket says when the client sends again.
+pub(super) trait ParkIo: AsyncRead + AsyncWrite + Unpin {
+    fn tcp(&self) -> &TcpStream;
+    /// Data already taken off the socket that the next reader must see:
+    /// TLS plaintext rustls decrypted but nobody read yet. Err: the TLS
+    /// state is broken; close.
+    fn has_buffered(&mut self) -> std::io::Result<bool>;
+    /// Bytes queued to be sent (TLS records rustls produced on its own,
+    /// e.g. the answer to a KeyUpdate).
+    fn wants_write(&self) -> bool;
+}
+
+impl ParkIo for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+    fn has_buffered(&mut self) -> std::io::Result<bool> {
+        Ok(false)
+    }
+    fn wants_write(&self) -> bool {
+        false
+    }
+}
+
+impl ParkIo for Box<tokio_rustls::server::TlsStream<TcpStream>> {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+    fn has_buffered(&mut self) -> std::io::Result<bool> {
+        // Processes nothing new (tokio-rustls processes every record it
+        // reads); reports what is pending.
+        let st = self
+            .get_mut()
+            .1
+            .process_new_packets()
+            .map_err(std::io::Error::other)?;
+        Ok(st.plaintext_bytes_to_read() > 0 || st.peer_has_closed())
+    }
+    fn wants_write(&self) -> bool {
+        self.get_ref().1.wants_write()
+    }
+}
+
+/// HTTP/1.1, cleartext or TLS: serve with hyper while requests come; once
+/// the connection has been idle for `PARK_AFTER`, let hyper finish without
+/// closing the stream, drop its state (read and write buffers), and keep
+/// only the stream (for TLS, rustls's session and its 4 KiB record buffer)
+/// until the client sends again. An idle keep-alive connection then costs
+/// about 1 KiB (cleartext) instead of about 26 KiB.
+pub(super) async fn serve_h1_parking<T, S>(
+    mut sock: T,
     builder: &hyper::server::conn::http1::Builder,
     svc: S,
     cx: &ConnCtx,
@@ -37,6 +83,7 @@ pub(super) async fn serve_h1_parking<S>(
     S: hyper::service::HttpService<hyper::body::Incoming, ResBody = ConnBody> + Clone + Unpin,
     S::Future: Unpin,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    T: ParkIo,
 {
     let state = &cx.state;
     let header = lst.cfg.request_header_timeout;
@@ -46,17 +93,34 @@ pub(super) async fn serve_h1_parking<S>(
     // Counted in the parked gauge while it lives.
     let mut parked: Option<Parked<'_>> = None;
     loop {
-        if pre.is_empty() {
+        let buffered = match sock.has_buffered() {
+            Ok(b) => b,
+            Err(_) => return,
+        };
+        if pre.is_empty() && !buffered {
             // Parked (or fresh): wait for the next bytes, the idle timeout or shutdown.
             let (at, _) = state.deadline(header, idle, None);
             let wait = Duration::from_millis(at.saturating_sub(now_ms()));
+            let sleep = tokio::time::sleep(wait);
+            let mut sleep = std::pin::pin!(sleep);
+            if sock.wants_write() {
+                // TLS records rustls queued while hyper was idle.
+                tokio::select! {
+                    r = tokio::io::AsyncWriteExt::flush(&mut sock) => if r.is_err() { return },
+                    _ = &mut sleep => return,
+                    _ = shutdown.wait_for(|s| *s) => return,
+                }
+            }
             tokio::select! {
-                r = tcp.readable() => if r.is_err() { return },
-                _ = tokio::time::sleep(wait) => return,
+                r = sock.tcp().readable() => if r.is_err() { return },
+                _ = &mut sleep => return,
                 _ = shutdown.wait_for(|s| *s) => return,
             }
+            // For TLS these are record bytes: any of them (a request, an
+            // alert, a KeyUpdate) wakes hyper, which parks again when no
+            // request comes of them.
             let mut one = [0u8; 1];
-            match tcp.peek(&mut one).await {
+            match sock.tcp().peek(&mut one).await {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
@@ -66,7 +130,7 @@ pub(super) async fn serve_h1_parking<S>(
         let io = TokioIo::new(Rewind::new(
             std::mem::take(&mut pre),
             Tracked {
-                inner: tcp,
+                inner: sock,
                 state: state.clone(),
                 scan: scan.take(),
             },
@@ -111,7 +175,7 @@ pub(super) async fn serve_h1_parking<S>(
         }
         // Copied so the large read buffer is freed.
         pre = Bytes::from(buf);
-        tcp = stream;
+        sock = stream;
         parked.replace(Parked::new(&lst.metrics.parked));
     }
 }
@@ -134,8 +198,8 @@ impl Drop for Parked<'_> {
 
 /// Copies bytes both ways between the client's socket (after an upgrade
 /// this connection completed itself) and the upgraded upstream connection.
-async fn tunnel_manual(
-    mut client: Rewind<Tracked<TcpStream>>,
+async fn tunnel_manual<T: AsyncRead + AsyncWrite + Unpin>(
+    mut client: Rewind<Tracked<T>>,
     upstream: hyper::upgrade::OnUpgrade,
 ) {
     let Ok(u) = upstream.await else { return };

@@ -318,7 +318,8 @@ pub async fn serve(
         _ => None,
     };
     let state = Arc::new(ConnState::new(h2, &lst.metrics));
-    let parking = !h2 && !tls;
+    // HTTP/1.1, cleartext or TLS, parks when idle (see `serve_h1_parking`).
+    let parking = !h2;
     let ip = peer.ip();
     let cx = Arc::new(ConnCtx {
         shared: shared.clone(),
@@ -382,6 +383,9 @@ pub async fn serve(
     match stream {
         Stream::Plain(tcp) if parking => {
             serve_h1_parking(tcp, &b, svc, &cx, &lst, &shared, shutdown).await
+        }
+        Stream::ServerTls(tls) if parking => {
+            serve_h1_parking(tls, &b, svc, &cx, &lst, &shared, shutdown).await
         }
         stream => {
             let io = TokioIo::new(Tracked {
