@@ -579,8 +579,12 @@ impl ResponseBody {
 }
 
 impl Conn {
-    /// Trims what an idle connection holds.
+    /// Trims what an idle connection holds: its read buffer (empty here;
+    /// the next response allocates a fresh one, so a pooled connection pins
+    /// no 8 KiB block that response bodies shared) and an oversized write
+    /// buffer.
     fn out_of_use(&mut self) {
+        self.rbuf = BytesMut::new();
         if self.wbuf.capacity() > 4096 {
             self.wbuf = Vec::new();
         }
