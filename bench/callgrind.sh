@@ -10,6 +10,7 @@
 #
 #   bench/callgrind.sh                      # plain
 #   SCENARIO=edge ALLOW_CIDRS_FILE=/tmp/allow-100k.txt bench/callgrind.sh
+#   SCENARIO=h2c H2LOAD='-m 8' bench/callgrind.sh   # h2c, 8 streams a connection
 #
 # KEEP=PREFIX keeps the two callgrind files as PREFIX.SHORT and PREFIX.LONG
 # (for callgrind_annotate). Needs valgrind, nginx and h2load (nghttp2-client). Bounded: two runs of
@@ -42,7 +43,8 @@ run() {
     sh "$here/bench/candidate.sh" > "$work/run.$n.log" 2>&1 &
   pid=$!
   wait_up "$port" "$work/run.$n.log"
-  timeout 300 h2load --h1 -c 16 -n "$n" "http://127.0.0.1:$port/small" > "$work/h2load.$n" 2>&1
+  # shellcheck disable=SC2086 # H2LOAD is several words on purpose
+  timeout 300 h2load ${H2LOAD:---h1} -c 16 -n "$n" "http://127.0.0.1:$port/small" > "$work/h2load.$n" 2>&1
   grep -q "$n succeeded, 0 failed" "$work/h2load.$n" || { echo "not every request succeeded:" >&2; cat "$work/h2load.$n" >&2; exit 1; }
   kill -TERM "$pid"
   wait "$pid" || true

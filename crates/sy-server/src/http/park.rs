@@ -171,6 +171,15 @@ pub(super) async fn serve_h1_parking<T, S>(
             return;
         }
         if !park {
+            // Finished (`Connection: close`, a timeout, shutdown): hyper was
+            // driven without its own shutdown, so close the stream here; for
+            // TLS this sends close_notify.
+            let mut stream = stream;
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                tokio::io::AsyncWriteExt::shutdown(&mut stream),
+            )
+            .await;
             return;
         }
         // Copied so the large read buffer is freed.
