@@ -579,12 +579,15 @@ impl ResponseBody {
 }
 
 impl Conn {
-    /// Trims what an idle connection holds: its read buffer (empty here;
-    /// the next response allocates a fresh one, so a pooled connection pins
-    /// no 8 KiB block that response bodies shared) and an oversized write
-    /// buffer.
+    /// Trims what an idle connection holds: a read buffer grown past the
+    /// small size by a long body (empty here), and an oversized write
+    /// buffer. A small read buffer is kept: the next response reads into
+    /// its unused tail without allocating (releasing it cost about 550
+    /// instructions a request).
     fn out_of_use(&mut self) {
-        self.rbuf = BytesMut::new();
+        if self.rbuf.capacity() > READ_SMALL {
+            self.rbuf = BytesMut::new();
+        }
         if self.wbuf.capacity() > 4096 {
             self.wbuf = Vec::new();
         }
