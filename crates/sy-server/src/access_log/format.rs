@@ -295,11 +295,32 @@ fn copy_plain(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
     let at = out.len();
     let n = bytes.len();
     if n < 8 {
-        // Padded with a plain byte, tested and copied as one word.
-        let mut w = [b'a'; 8];
-        for (d, &b) in w.iter_mut().zip(bytes) {
-            *d = b;
+        // Read as overlapping pieces (a byte loop here becomes a memcpy
+        // call), tested as one word padded with a plain byte.
+        let word4 = |i: usize| {
+            bytes
+                .get(i..i + 4)
+                .and_then(|t| <[u8; 4]>::try_from(t).ok())
+                .unwrap_or_default()
+        };
+        if n >= 4 {
+            let (lo, hi) = (word4(0), word4(n - 4));
+            let w = u64::from(u32::from_le_bytes(lo)) | u64::from(u32::from_le_bytes(hi)) << 32;
+            if !plain_word(w) {
+                return false;
+            }
+            out.extend_from_slice(&lo);
+            out.truncate(at + n - 4);
+            out.extend_from_slice(&hi);
+            return true;
         }
+        let Some(&first) = bytes.first() else {
+            return true;
+        };
+        // 1 to 3 bytes: the first, middle and last cover them all.
+        let mid = bytes.get(n / 2).copied().unwrap_or(first);
+        let last = bytes.get(n - 1).copied().unwrap_or(first);
+        let w = [first, mid, last, b'a', b'a', b'a', b'a', b'a'];
         if !plain_word(u64::from_le_bytes(w)) {
             return false;
         }
