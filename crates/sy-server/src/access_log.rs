@@ -127,7 +127,7 @@ impl Field {
     ];
 
     /// The field's name in the configuration and in JSON lines.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Field::Time => "time",
             Field::Client => "client",

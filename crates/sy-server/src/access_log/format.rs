@@ -7,6 +7,7 @@
 //! about 10,000 instructions a line). The output is byte-identical to the
 //! `format!` forms given in each function's comment.
 
+use std::cell::Cell;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
@@ -28,18 +29,49 @@ const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
 /// `n` in decimal (`{n}`).
-pub(super) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    for d in buf.iter_mut().rev() {
-        *d = b'0' + (n % 10) as u8;
-        n /= 10;
-        i -= 1;
-        if n == 0 {
-            break;
+pub(super) fn push_u64(out: &mut Vec<u8>, n: u64) {
+    // Small numbers (status, octets, ports, sizes, attempts) are the common
+    // case: fixed-size copies the compiler inlines, no call to memcpy.
+    if n < 10 {
+        out.push(b'0' + n as u8);
+    } else if n < 100 {
+        push_2(out, n as u32);
+    } else if n < 1000 {
+        push_3(out, n as u32);
+    } else if n < 100_000 {
+        let hi = (n / 1000) as u32;
+        if hi < 10 {
+            out.push(b'0' + hi as u8);
+        } else {
+            push_2(out, hi);
         }
+        push_3(out, (n % 1000) as u32);
+    } else {
+        // Digits from the front of a fixed block, the block copied whole
+        // and the tail cut off (one inlined copy instead of memcpy).
+        let mut digits = 1;
+        let mut m = n / 10;
+        while m > 0 {
+            digits += 1;
+            m /= 10;
+        }
+        let mut buf = [0u8; 20];
+        let mut m = n;
+        for d in buf.iter_mut().take(digits).rev() {
+            *d = b'0' + (m % 10) as u8;
+            m /= 10;
+        }
+        put_block(out, &buf, digits);
     }
-    out.extend_from_slice(buf.get(i..).unwrap_or_default());
+}
+
+/// The first `len` bytes of `block`: copies the whole fixed-size block
+/// (inlined, no memcpy call) and truncates back.
+#[inline(always)]
+fn put_block<const N: usize>(out: &mut Vec<u8>, block: &[u8; N], len: usize) {
+    let at = out.len();
+    out.extend_from_slice(block);
+    out.truncate(at + len.min(N));
 }
 
 /// `n` in decimal, zero-padded to at least `width` digits (`{n:0width$}`).
@@ -130,23 +162,84 @@ fn push_year(out: &mut Vec<u8>, y: i64) {
     push_padded(out, y.unsigned_abs(), 4);
 }
 
+/// `2025-01-31T23:59:59.`: an RFC 3339 time up to the milliseconds.
+type SecondText = [u8; 20];
+
+thread_local! {
+    /// The last second [`rfc3339`] formatted on this thread (Unix seconds,
+    /// text): lines come in bursts within one second, and only the
+    /// milliseconds change.
+    static LAST_SECOND: Cell<(u64, SecondText)> = const { Cell::new((u64::MAX, [0; 20])) };
+}
+
+/// The text of second `secs` (RFC 3339, UTC, up to the `.`), for a year
+/// of four digits (`secs` before year 10000).
+fn second_text(secs: u64) -> SecondText {
+    let (y, mo, d, h, mi, s, _) = civil(secs.saturating_mul(1000));
+    let y = y.clamp(0, 9999) as u32;
+    let dig = |n: u32| b'0' + (n % 10) as u8;
+    [
+        dig(y / 1000),
+        dig(y / 100),
+        dig(y / 10),
+        dig(y),
+        b'-',
+        dig(mo / 10),
+        dig(mo),
+        b'-',
+        dig(d / 10),
+        dig(d),
+        b'T',
+        dig(h / 10),
+        dig(h),
+        b':',
+        dig(mi / 10),
+        dig(mi),
+        b':',
+        dig(s / 10),
+        dig(s),
+        b'.',
+    ]
+}
+
 /// RFC 3339, UTC, milliseconds: `2025-01-31T23:59:59.123Z`.
 pub fn rfc3339(out: &mut Vec<u8>, unix_ms: u64) {
-    let (y, mo, d, h, mi, s, ms) = civil(unix_ms);
-    push_year(out, y);
-    out.push(b'-');
-    push_2(out, mo);
-    out.push(b'-');
-    push_2(out, d);
-    out.push(b'T');
-    push_2(out, h);
-    out.push(b':');
-    push_2(out, mi);
-    out.push(b':');
-    push_2(out, s);
-    out.push(b'.');
-    push_3(out, ms);
-    out.push(b'Z');
+    let secs = unix_ms / 1000;
+    if secs >= 253_402_300_800 {
+        // Year 10000 or later: more than four digits, not cached.
+        let (y, mo, d, h, mi, s, ms) = civil(unix_ms);
+        push_year(out, y);
+        out.push(b'-');
+        push_2(out, mo);
+        out.push(b'-');
+        push_2(out, d);
+        out.push(b'T');
+        push_2(out, h);
+        out.push(b':');
+        push_2(out, mi);
+        out.push(b':');
+        push_2(out, s);
+        out.push(b'.');
+        push_3(out, ms);
+        out.push(b'Z');
+        return;
+    }
+    let (last, text) = LAST_SECOND.get();
+    let text = if last == secs {
+        text
+    } else {
+        let text = second_text(secs);
+        LAST_SECOND.set((secs, text));
+        text
+    };
+    out.extend_from_slice(&text);
+    let ms = (unix_ms % 1000) as u32;
+    out.extend_from_slice(&[
+        b'0' + (ms / 100) as u8,
+        b'0' + (ms / 10 % 10) as u8,
+        b'0' + (ms % 10) as u8,
+        b'Z',
+    ]);
 }
 
 const MONTHS: [&str; 12] = [
@@ -176,13 +269,95 @@ fn plain(b: u8) -> bool {
     (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\'
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Whether all eight bytes of `w` are [`plain`] (word-at-a-time tests;
+/// each is exact about whether any byte matches).
+#[inline(always)]
+fn plain_word(w: u64) -> bool {
+    // A byte below 0x20.
+    let ctrl = w.wrapping_sub(ONES * 0x20) & !w;
+    // A byte 0x7f or above (a carry only leaves a byte that is itself one).
+    let high = w | w.wrapping_add(ONES);
+    // A `"` or a `\` (a zero byte once xored).
+    let q = w ^ (ONES * u64::from(b'"'));
+    let quote = q.wrapping_sub(ONES) & !q;
+    let b = w ^ (ONES * u64::from(b'\\'));
+    let backslash = b.wrapping_sub(ONES) & !b;
+    (ctrl | high | quote | backslash) & HIGH == 0
+}
+
+/// Copies `bytes` when every byte is [`plain`] (the usual host, path,
+/// user agent...) and says so; writes nothing otherwise. Eight bytes at a
+/// time, in fixed-size copies: no byte loop, no call to memcpy.
+fn copy_plain(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
+    let at = out.len();
+    let n = bytes.len();
+    if n < 8 {
+        // Read as overlapping pieces (a byte loop here becomes a memcpy
+        // call), tested as one word padded with a plain byte.
+        let word4 = |i: usize| {
+            bytes
+                .get(i..i + 4)
+                .and_then(|t| <[u8; 4]>::try_from(t).ok())
+                .unwrap_or_default()
+        };
+        if n >= 4 {
+            let (lo, hi) = (word4(0), word4(n - 4));
+            let w = u64::from(u32::from_le_bytes(lo)) | u64::from(u32::from_le_bytes(hi)) << 32;
+            if !plain_word(w) {
+                return false;
+            }
+            out.extend_from_slice(&lo);
+            out.truncate(at + n - 4);
+            out.extend_from_slice(&hi);
+            return true;
+        }
+        let Some(&first) = bytes.first() else {
+            return true;
+        };
+        // 1 to 3 bytes: the first, middle and last cover them all.
+        let mid = bytes.get(n / 2).copied().unwrap_or(first);
+        let last = bytes.get(n - 1).copied().unwrap_or(first);
+        let w = [first, mid, last, b'a', b'a', b'a', b'a', b'a'];
+        if !plain_word(u64::from_le_bytes(w)) {
+            return false;
+        }
+        put_block(out, &w, n);
+        return true;
+    }
+    let mut words = bytes.chunks_exact(8);
+    for c in &mut words {
+        let w = <[u8; 8]>::try_from(c).unwrap_or_default();
+        if !plain_word(u64::from_le_bytes(w)) {
+            out.truncate(at);
+            return false;
+        }
+        out.extend_from_slice(&w);
+    }
+    if !words.remainder().is_empty() {
+        // The last eight bytes, overlapping the words already copied.
+        let w = bytes
+            .get(n - 8..)
+            .and_then(|t| <[u8; 8]>::try_from(t).ok())
+            .unwrap_or_default();
+        if !plain_word(u64::from_le_bytes(w)) {
+            out.truncate(at);
+            return false;
+        }
+        out.truncate(at + n - 8);
+        out.extend_from_slice(&w);
+    }
+    true
+}
+
 /// `bytes` as the inside of a JSON string: valid UTF-8 for any input
 /// (invalid sequences become U+FFFD), quotes, backslashes and control
 /// characters escaped.
 pub fn json_escape(out: &mut Vec<u8>, bytes: &[u8]) {
     // Nearly every host, path and user agent is plain ASCII.
-    if bytes.iter().all(|&b| plain(b)) {
-        out.extend_from_slice(bytes);
+    if copy_plain(out, bytes) {
         return;
     }
     for chunk in bytes.utf8_chunks() {
@@ -219,8 +394,7 @@ pub fn json_escape(out: &mut Vec<u8>, bytes: &[u8]) {
 /// `bytes` for a quoted combined-format field: printable ASCII except `"`
 /// and `\` as is, every other byte as `\xHH` (nginx's escaping).
 pub fn clf_escape(out: &mut Vec<u8>, bytes: &[u8]) {
-    if bytes.iter().all(|&b| plain(b)) {
-        out.extend_from_slice(bytes);
+    if copy_plain(out, bytes) {
         return;
     }
     for &b in bytes {
@@ -234,6 +408,18 @@ pub fn clf_escape(out: &mut Vec<u8>, bytes: &[u8]) {
                 HEX_UPPER[usize::from(b & 0xf)],
             ]);
         }
+    }
+}
+
+/// The protocol as a JSON string, padded to 10 bytes, and its length.
+fn protocol_quoted(v: Version) -> (&'static [u8; 10], usize) {
+    match v {
+        Version::HTTP_09 => (b"\"HTTP/0.9\"", 10),
+        Version::HTTP_10 => (b"\"HTTP/1.0\"", 10),
+        Version::HTTP_11 => (b"\"HTTP/1.1\"", 10),
+        Version::HTTP_2 => (b"\"HTTP/2\"  ", 8),
+        Version::HTTP_3 => (b"\"HTTP/3\"  ", 8),
+        _ => (b"\"HTTP\"    ", 6),
     }
 }
 
@@ -285,6 +471,10 @@ fn value(out: &mut Vec<u8>, r: &Record, f: Field, json: bool) {
         Field::Method => text(out, Some(r.method.as_str().as_bytes())),
         Field::Host => text(out, r.get(Slot::Host)),
         Field::Path => text(out, r.get(Slot::Path)),
+        Field::Protocol if json => {
+            let (q, len) = protocol_quoted(r.protocol);
+            put_block(out, q, len);
+        }
         Field::Protocol => text(out, Some(protocol(r.protocol).as_bytes())),
         Field::Status => push_u64(out, u64::from(r.status)),
         Field::BytesIn => push_u64(out, r.bytes_in),
@@ -321,17 +511,45 @@ fn value(out: &mut Vec<u8>, r: &Record, f: Field, json: bool) {
     }
 }
 
+/// `,"name":` for each field (index: `Field as usize`), padded to 24
+/// bytes, and its length.
+const JSON_KEYS: [([u8; 24], usize); Field::ALL.len()] = {
+    let mut keys = [([0u8; 24], 0usize); Field::ALL.len()];
+    let mut i = 0;
+    while i < keys.len() {
+        let name = Field::ALL[i].name().as_bytes();
+        let mut key = [0u8; 24];
+        key[0] = b',';
+        key[1] = b'"';
+        let mut j = 0;
+        while j < name.len() {
+            key[2 + j] = name[j];
+            j += 1;
+        }
+        key[2 + j] = b'"';
+        key[3 + j] = b':';
+        keys[i] = (key, name.len() + 4);
+        i += 1;
+    }
+    keys
+};
+
 /// One JSON object (no newline) with `fields` in order.
 pub fn write_json(out: &mut Vec<u8>, r: &Record, fields: &[Field]) {
-    out.push(b'{');
-    for (i, &f) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
+    if fields.is_empty() {
+        out.extend_from_slice(b"{}");
+        return;
+    }
+    let start = out.len();
+    for &f in fields {
+        if let Some((key, len)) = JSON_KEYS.get(f as usize) {
+            put_block(out, key, *len);
         }
-        out.push(b'"');
-        out.extend_from_slice(f.name().as_bytes());
-        out.extend_from_slice(b"\":");
         value(out, r, f, true);
+    }
+    // The first key's comma becomes the object's brace.
+    if let Some(c) = out.get_mut(start) {
+        *c = b'{';
     }
     out.push(b'}');
 }

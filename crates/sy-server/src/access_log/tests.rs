@@ -208,6 +208,135 @@ fn fast_formatters_match_core_fmt() {
 }
 
 #[test]
+fn numbers_of_every_length_match_core_fmt() {
+    use super::format::push_u64;
+    let mut n: u64 = 1;
+    for _ in 0..20 {
+        for m in [
+            n - 1,
+            n,
+            n.saturating_add(1),
+            n.saturating_mul(9),
+            n.saturating_mul(5).saturating_add(3),
+            u64::MAX,
+        ] {
+            let mut out = b"x".to_vec();
+            push_u64(&mut out, m);
+            assert_eq!(out, format!("x{m}").into_bytes(), "{m}");
+        }
+        n = n.saturating_mul(10);
+    }
+}
+
+#[test]
+fn json_keys_are_the_field_names() {
+    let r = Record::example();
+    for (i, f) in Field::ALL.into_iter().enumerate() {
+        assert_eq!(f as usize, i);
+        let s = line(&r, &[f], true);
+        assert!(s.starts_with(&format!("{{\"{}\":", f.name())), "{s}");
+        let s = line(&r, &[Field::Status, f], true);
+        assert!(
+            s.starts_with(&format!("{{\"status\":200,\"{}\":", f.name())),
+            "{s}"
+        );
+    }
+    assert_eq!(line(&r, &[], true), "{}");
+    for (v, want) in [
+        (Version::HTTP_09, "HTTP/0.9"),
+        (Version::HTTP_10, "HTTP/1.0"),
+        (Version::HTTP_11, "HTTP/1.1"),
+        (Version::HTTP_2, "HTTP/2"),
+        (Version::HTTP_3, "HTTP/3"),
+    ] {
+        let mut r = Record::example();
+        r.protocol = v;
+        assert_eq!(
+            line(&r, &[Field::Protocol], true),
+            format!(r#"{{"protocol":"{want}"}}"#)
+        );
+    }
+}
+
+#[test]
+fn cached_seconds_change_with_the_time() {
+    // Same second, other milliseconds; the next second; back again; a
+    // different day; the last four-digit year and beyond.
+    let cases = [
+        (1_700_000_000_123, "2023-11-14T22:13:20.123Z"),
+        (1_700_000_000_999, "2023-11-14T22:13:20.999Z"),
+        (1_700_000_001_000, "2023-11-14T22:13:21.000Z"),
+        (1_700_000_000_007, "2023-11-14T22:13:20.007Z"),
+        (1_709_251_199_999, "2024-02-29T23:59:59.999Z"),
+        (253_402_300_799_999, "9999-12-31T23:59:59.999Z"),
+        (253_402_300_800_000, "10000-01-01T00:00:00.000Z"),
+        (0, "1970-01-01T00:00:00.000Z"),
+    ];
+    for (ms, want) in cases {
+        let mut out = b"x".to_vec();
+        rfc3339(&mut out, ms);
+        assert_eq!(String::from_utf8(out).unwrap(), format!("x{want}"), "{ms}");
+    }
+}
+
+#[test]
+fn word_at_a_time_escapes_match_byte_by_byte() {
+    // Every byte value at every position of strings of 0 to 20 bytes,
+    // against the byte-by-byte definition of the two escapes.
+    fn json_slow(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for chunk in bytes.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                match c {
+                    '"' => out.extend_from_slice(b"\\\""),
+                    '\\' => out.extend_from_slice(b"\\\\"),
+                    '\n' => out.extend_from_slice(b"\\n"),
+                    '\r' => out.extend_from_slice(b"\\r"),
+                    '\t' => out.extend_from_slice(b"\\t"),
+                    '\0'..='\x1f' | '\x7f' => {
+                        out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+                    }
+                    c => out.extend_from_slice(c.to_string().as_bytes()),
+                }
+            }
+            if !chunk.invalid().is_empty() {
+                out.extend_from_slice(b"\\ufffd");
+            }
+        }
+        out
+    }
+    fn clf_slow(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &b in bytes {
+            if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' {
+                out.push(b);
+            } else {
+                out.extend_from_slice(format!("\\x{b:02X}").as_bytes());
+            }
+        }
+        out
+    }
+    for len in 0..=20usize {
+        let base: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut out = b"x".to_vec();
+        json_escape(&mut out, &base);
+        assert_eq!(&out[1..], &base[..]);
+        for pos in 0..len {
+            for b in 0..=255u8 {
+                let mut s = base.clone();
+                s[pos] = b;
+                let mut out = b"x".to_vec();
+                json_escape(&mut out, &s);
+                assert_eq!(out[1..], json_slow(&s)[..], "{s:?}");
+                let mut out = b"x".to_vec();
+                clf_escape(&mut out, &s);
+                assert_eq!(out[1..], clf_slow(&s)[..], "{s:?}");
+            }
+        }
+    }
+}
+
+#[test]
 fn worker_caps_split_the_queue() {
     assert_eq!(worker_cap(8192, 1), 8192 * LINE_BYTES);
     assert_eq!(worker_cap(8192, 4), 8192 * LINE_BYTES / 4);
