@@ -55,6 +55,18 @@ pub struct Field {
     pub value: (usize, usize),
 }
 
+impl Field {
+    /// The positions of `name` and `value`, sub-slices of a buffer that
+    /// starts at address `base`.
+    fn of(base: usize, name: &[u8], value: &[u8]) -> Field {
+        let start = |s: &[u8]| s.as_ptr() as usize - base;
+        Field {
+            name: (start(name), start(name) + name.len()),
+            value: (start(value), start(value) + value.len()),
+        }
+    }
+}
+
 /// A parsed response head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Head {
@@ -132,13 +144,8 @@ pub fn parse_head(buf: &[u8], head_request: bool, out: &mut Fields) -> Result<Op
     let (mut chunked_last, mut te) = (false, false);
     let (mut close, mut keep) = (false, false);
     for h in resp.headers.iter() {
-        let name = h.name.as_bytes();
-        let value = trim(h.value);
-        let start = |s: &[u8]| s.as_ptr() as usize - base;
-        out.push(Field {
-            name: (start(name), start(name) + name.len()),
-            value: (start(value), start(value) + value.len()),
-        });
+        let (name, value) = (h.name.as_bytes(), trim(h.value));
+        out.push(Field::of(base, name, value));
         if name.eq_ignore_ascii_case(b"content-length") {
             for v in value.split(|&b| b == b',') {
                 let n = parse_length(trim(v)).ok_or(Error::ContentLength)?;
@@ -202,13 +209,7 @@ pub fn parse_trailers(buf: &[u8], out: &mut Fields) -> Result<(), Error> {
     let base = buf.as_ptr() as usize;
     out.clear();
     for h in raw.iter().take(n) {
-        let name = h.name.as_bytes();
-        let value = trim(h.value);
-        let start = |s: &[u8]| s.as_ptr() as usize - base;
-        out.push(Field {
-            name: (start(name), start(name) + name.len()),
-            value: (start(value), start(value) + value.len()),
-        });
+        out.push(Field::of(base, h.name.as_bytes(), trim(h.value)));
     }
     Ok(())
 }

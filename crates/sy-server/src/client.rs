@@ -487,14 +487,7 @@ fn response_parts(
 ) -> Result<http::response::Parts, SendError> {
     let status =
         StatusCode::from_u16(h.status).map_err(|_| SendError::Invalid("invalid status code"))?;
-    let mut headers = HeaderMap::with_capacity(fields.len());
-    for f in fields {
-        let name = HeaderName::from_bytes(&head[f.name.0..f.name.1])
-            .map_err(|_| SendError::Invalid("invalid header name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(f.value.0..f.value.1))
-            .map_err(|_| SendError::Invalid("invalid header value"))?;
-        headers.append(name, value);
-    }
+    let headers = field_map(head, fields).map_err(SendError::Invalid)?;
     let (mut parts, ()) = Response::new(()).into_parts();
     parts.status = status;
     parts.version = if h.minor == 0 {
@@ -722,13 +715,19 @@ fn trailer_map(section: &Bytes) -> Result<Option<HeaderMap>, &'static str> {
     }
     let mut fields = Fields::new();
     sy_proto::response::parse_trailers(section, &mut fields).map_err(|e| e.as_str())?;
+    field_map(section, &fields).map(Some)
+}
+
+/// The fields at `fields`' positions in `bytes`, as a header map whose
+/// values share `bytes` (no copy).
+fn field_map(bytes: &Bytes, fields: &Fields) -> Result<HeaderMap, &'static str> {
     let mut map = HeaderMap::with_capacity(fields.len());
-    for f in &fields {
-        let name = HeaderName::from_bytes(&section[f.name.0..f.name.1])
-            .map_err(|_| "invalid trailer name")?;
-        let value = HeaderValue::from_maybe_shared(section.slice(f.value.0..f.value.1))
-            .map_err(|_| "invalid trailer value")?;
+    for f in fields {
+        let name =
+            HeaderName::from_bytes(&bytes[f.name.0..f.name.1]).map_err(|_| "invalid field name")?;
+        let value = HeaderValue::from_maybe_shared(bytes.slice(f.value.0..f.value.1))
+            .map_err(|_| "invalid field value")?;
         map.append(name, value);
     }
-    Ok(Some(map))
+    Ok(map)
 }
