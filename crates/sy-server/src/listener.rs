@@ -131,6 +131,8 @@ pub async fn accept_loop(
             return;
         }
     };
+    // Closes this loop's parked connections (idle timeout, shutdown).
+    let wheel = crate::http::park::ParkWheel::new(drain.clone());
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -173,6 +175,7 @@ pub async fn accept_loop(
         let guard = ConnGuard(conns.clone(), lst.metrics.active.clone());
         let shared = shared.clone();
         let drain = drain.clone();
+        let wheel = wheel.clone();
         tokio::spawn(async move {
             let _guard = guard;
             let (tcp, peer) = match &lst.proxy_protocol {
@@ -183,7 +186,7 @@ pub async fn accept_loop(
                     None => return,
                 },
             };
-            serve(tcp, peer, lst, shared, drain).await;
+            serve(tcp, peer, lst, shared, drain, wheel).await;
         });
     }
 }

@@ -2,6 +2,6 @@
 //! proxy pipeline (`proxy`). The forwarding headers are `crate::forwarded`.
 //! Switchyard's own answers are `crate::respond`.
 
-mod park;
+pub mod park;
 pub mod proxy;
 pub mod serve;

@@ -3,7 +3,11 @@
 //! hyper's state and keep only the stream until the client sends again.
 //! Upgrades on such connections are completed here (see `tunnel_manual`).
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,8 +17,8 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::serve::{
-    ConnBody, ConnState, Due, PARK_AFTER, Scan, Tracked, count, head_started, now_ms,
-    rearm_earlier, record_conn_error, stopped,
+    ConnBody, ConnState, Due, PARK_AFTER, Scan, Svc, Tracked, count, h1_builder, head_started,
+    now_ms, rearm_earlier, record_conn_error, stopped,
 };
 use crate::http::proxy::ConnCtx;
 use crate::io::Rewind;
@@ -65,141 +69,350 @@ impl ParkIo for Box<tokio_rustls::server::TlsStream<TcpStream>> {
     }
 }
 
+/// An HTTP/1.1 connection between requests: what the spawned task keeps
+/// while the connection is parked. Everything else (hyper's connection,
+/// its buffers, the timers of an active connection) lives in a boxed
+/// future that exists only while the client is sending or being answered.
+pub(super) struct H1<T> {
+    pub(super) sock: T,
+    pub(super) cx: Arc<ConnCtx>,
+    pub(super) shutdown: watch::Receiver<bool>,
+    /// Bytes hyper read past the last request, replayed to the next
+    /// connection state (already scanned).
+    pub(super) pre: Bytes,
+    pub(super) scan: Option<Scan>,
+}
+
+impl<T> H1<T> {
+    /// A new connection: nothing read yet.
+    pub(super) fn new(sock: T, cx: Arc<ConnCtx>, shutdown: watch::Receiver<bool>) -> Self {
+        H1 {
+            sock,
+            cx,
+            shutdown,
+            pre: Bytes::new(),
+            scan: Some(Scan::new()),
+        }
+    }
+}
+
 /// HTTP/1.1, cleartext or TLS: serve with hyper while requests come; once
 /// the connection has been idle for `PARK_AFTER`, let hyper finish without
-/// closing the stream, drop its state (read and write buffers), and keep
-/// only the stream (for TLS, rustls's session and its 4 KiB record buffer)
-/// until the client sends again. An idle keep-alive connection then costs
-/// about 1 KiB (cleartext) instead of about 26 KiB.
-pub(super) async fn serve_h1_parking<T, S>(
-    mut sock: T,
-    builder: &hyper::server::conn::http1::Builder,
-    svc: S,
-    cx: &ConnCtx,
-    lst: &ListenerRt,
-    shared: &Shared,
-    mut shutdown: watch::Receiver<bool>,
-) where
-    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = ConnBody> + Clone + Unpin,
-    S::Future: Unpin,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    T: ParkIo,
-{
-    let state = &cx.state;
-    let header = lst.cfg.request_header_timeout;
-    let idle = lst.cfg.idle_timeout;
-    let mut pre = Bytes::new();
-    let mut scan = Some(Scan::new());
+/// closing the stream, drop its state (read and write buffers, and the
+/// whole future that drives it), and keep only an [`H1`] until the client
+/// sends again. While parked the task waits on the socket's readiness and
+/// on one entry in the accept loop's [`ParkWheel`], which closes it at its
+/// idle timeout or when shutdown begins: no timer or shutdown future per
+/// connection.
+pub(super) async fn serve_h1_parking<T: ParkIo>(mut c: H1<T>, wheel: Arc<ParkWheel>) {
     // Counted in the parked gauge while it lives.
-    let mut parked: Option<Parked<'_>> = None;
+    let mut parked: Option<Parked> = None;
     loop {
-        let buffered = match sock.has_buffered() {
+        let buffered = match c.sock.has_buffered() {
             Ok(b) => b,
             Err(_) => return,
         };
-        if pre.is_empty() && !buffered {
-            // Parked (or fresh): wait for the next bytes, the idle timeout or shutdown.
-            let (at, _) = state.deadline(header, idle, None);
-            let wait = Duration::from_millis(at.saturating_sub(now_ms()));
-            let sleep = tokio::time::sleep(wait);
-            let mut sleep = std::pin::pin!(sleep);
-            if sock.wants_write() {
-                // TLS records rustls queued while hyper was idle.
-                tokio::select! {
-                    r = tokio::io::AsyncWriteExt::flush(&mut sock) => if r.is_err() { return },
-                    _ = &mut sleep => return,
-                    _ = shutdown.wait_for(|s| *s) => return,
-                }
-            }
-            tokio::select! {
-                r = sock.tcp().readable() => if r.is_err() { return },
-                _ = &mut sleep => return,
-                _ = shutdown.wait_for(|s| *s) => return,
-            }
-            // For TLS these are record bytes: any of them (a request, an
-            // alert, a KeyUpdate) wakes hyper, which parks again when no
-            // request comes of them.
-            let mut one = [0u8; 1];
-            match sock.tcp().peek(&mut one).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
+        if c.pre.is_empty() && !buffered && !wait_parked(&mut c, &wheel).await {
+            return;
         }
         drop(parked.take());
-        // Replayed bytes were scanned when first read: Rewind goes outside.
-        let io = TokioIo::new(Rewind::new(
-            std::mem::take(&mut pre),
-            Tracked {
-                inner: sock,
-                state: state.clone(),
-                scan: scan.take(),
-            },
-        ));
-        let mut conn = Box::new(builder.serve_connection(io, svc.clone()));
-        let park =
-            match Box::pin(drive_parkable(&mut conn, state, lst, shared, &mut shutdown)).await {
-                Some(park) => park,
-                None => return,
-            };
-        let parts = conn.into_parts();
-        let (rest, tracked) = parts.io.into_inner().into_inner();
-        let Tracked {
+        // Boxed: freed when the connection parks again.
+        c = match Box::pin(active(c)).await {
+            Some(c) => c,
+            None => return,
+        };
+        parked = Some(Parked::new(&c.cx.listener.metrics.parked));
+    }
+}
+
+/// Parked (or fresh): waits for the next bytes (true), or the idle timeout,
+/// shutdown, or the client closing (false). For TLS any record bytes wake
+/// it (a request, an alert, a KeyUpdate); hyper then parks again when no
+/// request comes of them.
+async fn wait_parked<T: ParkIo>(c: &mut H1<T>, wheel: &Arc<ParkWheel>) -> bool {
+    let lst = &c.cx.listener;
+    let (at, _) =
+        c.cx.state
+            .deadline(lst.cfg.request_header_timeout, lst.cfg.idle_timeout, None);
+    let mut entry = WheelEntry { wheel, key: None };
+    let sock = &mut c.sock;
+    std::future::poll_fn(|cx| {
+        if now_ms() >= at || wheel.draining.load(Ordering::Relaxed) {
+            return Poll::Ready(false);
+        }
+        // TLS records rustls queued while hyper was idle.
+        if sock.wants_write()
+            && let Poll::Ready(Err(_)) = Pin::new(&mut *sock).poll_flush(cx)
+        {
+            return Poll::Ready(false);
+        }
+        let mut one = [0u8; 1];
+        let mut buf = tokio::io::ReadBuf::new(&mut one);
+        match sock.tcp().poll_peek(cx, &mut buf) {
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(false),
+            Poll::Ready(Ok(_)) => return Poll::Ready(true),
+            Poll::Pending => {}
+        }
+        if entry.arm(at, cx.waker()) {
+            Poll::Pending
+        } else {
+            Poll::Ready(false)
+        }
+    })
+    .await
+}
+
+/// One request burst: hyper serves the connection until it can park
+/// (Some, hyper's state dropped) or is done (None: closed, failed, shut
+/// down, or handed over to an upgrade tunnel).
+async fn active<T: ParkIo>(c: H1<T>) -> Option<H1<T>> {
+    let H1 {
+        sock,
+        cx,
+        mut shutdown,
+        pre,
+        scan,
+    } = c;
+    let lst = &*cx.listener;
+    let state = &cx.state;
+    // Replayed bytes were scanned when first read: Rewind goes outside.
+    let io = TokioIo::new(Rewind::new(
+        pre,
+        Tracked {
+            inner: sock,
+            state: state.clone(),
+            scan,
+        },
+    ));
+    let builder = h1_builder(&lst.cfg);
+    let mut conn = builder.serve_connection(io, Svc(cx.clone()));
+    let park = drive_parkable(&mut conn, state, lst, &cx.shared, &mut shutdown).await?;
+    let parts = conn.into_parts();
+    let (rest, tracked) = parts.io.into_inner().into_inner();
+    let Tracked {
+        inner: stream,
+        scan,
+        ..
+    } = tracked;
+    let mut buf = rest.map(|b| b.to_vec()).unwrap_or_default();
+    buf.extend_from_slice(&parts.read_buf);
+    let upgrade = cx
+        .manual_upgrade
+        .as_ref()
+        .and_then(|slot| slot.lock().ok().and_then(|mut s| s.take()));
+    if let Some(upstream) = upgrade {
+        // Tracked again so the tunnel's bytes count for the listener
+        // (`buf` was counted when it was first read).
+        let tracked = Tracked {
             inner: stream,
-            scan: kept,
-            ..
-        } = tracked;
-        scan = kept;
-        let mut buf = rest.map(|b| b.to_vec()).unwrap_or_default();
-        buf.extend_from_slice(&parts.read_buf);
-        let upgrade = cx
-            .manual_upgrade
-            .as_ref()
-            .and_then(|slot| slot.lock().ok().and_then(|mut s| s.take()));
-        if let Some(upstream) = upgrade {
-            // Tracked again so the tunnel's bytes count for the listener
-            // (`buf` was counted when it was first read).
-            let tracked = Tracked {
-                inner: stream,
-                state: state.clone(),
-                scan: None,
-            };
-            Box::pin(tunnel_manual(
-                Rewind::new(Bytes::from(buf), tracked),
-                upstream,
-            ))
-            .await;
-            return;
-        }
-        if !park {
-            // Finished (`Connection: close`, a timeout, shutdown): hyper was
-            // driven without its own shutdown, so close the stream here; for
-            // TLS this sends close_notify.
-            let mut stream = stream;
-            let _ = tokio::time::timeout(
-                Duration::from_secs(1),
-                tokio::io::AsyncWriteExt::shutdown(&mut stream),
-            )
-            .await;
-            return;
-        }
+            state: state.clone(),
+            scan: None,
+        };
+        tunnel_manual(Rewind::new(Bytes::from(buf), tracked), upstream).await;
+        return None;
+    }
+    if !park {
+        // Finished (`Connection: close`, a timeout, shutdown): hyper was
+        // driven without its own shutdown, so close the stream here; for
+        // TLS this sends close_notify.
+        let mut stream = stream;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::io::AsyncWriteExt::shutdown(&mut stream),
+        )
+        .await;
+        return None;
+    }
+    Some(H1 {
+        sock: stream,
+        cx: cx.clone(),
+        shutdown,
         // Copied so the large read buffer is freed.
-        pre = Bytes::from(buf);
-        sock = stream;
-        parked.replace(Parked::new(&lst.metrics.parked));
+        pre: Bytes::from(buf),
+        scan,
+    })
+}
+
+/// The idle timeouts and the shutdown of the parked connections of one
+/// accept loop. Each parked connection has one entry (its deadline and
+/// waker); a sweeper task, running only while there are entries, wakes
+/// those whose deadline has passed, and all of them (and refuses new ones)
+/// once shutdown begins. One timer for the accept loop instead of a timer
+/// and a shutdown waiter in every parked connection.
+pub struct ParkWheel {
+    inner: Mutex<WheelInner>,
+    /// Shutdown began: parked connections close.
+    draining: AtomicBool,
+    drain: watch::Receiver<bool>,
+    /// An entry earlier than the sweeper's next wake-up was added.
+    earlier: tokio::sync::Notify,
+}
+
+struct WheelInner {
+    /// (deadline in `now_ms` time, id) to the parked task's waker.
+    entries: BTreeMap<(u64, u64), Waker>,
+    next_id: u64,
+    /// A sweeper task is running.
+    sweeping: bool,
+    /// When the sweeper wakes next (`now_ms` time).
+    wake_at: u64,
+}
+
+impl ParkWheel {
+    /// A wheel whose connections close when `drain` turns true.
+    pub fn new(drain: watch::Receiver<bool>) -> Arc<Self> {
+        Arc::new(ParkWheel {
+            inner: Mutex::new(WheelInner {
+                entries: BTreeMap::new(),
+                next_id: 0,
+                sweeping: false,
+                wake_at: u64::MAX,
+            }),
+            draining: AtomicBool::new(false),
+            drain,
+            earlier: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, WheelInner> {
+        // The lock guards no invariant a panic could break half-way.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds an entry; None when shutdown has begun (the connection closes).
+    fn insert(self: &Arc<Self>, at: u64, waker: &Waker) -> Option<(u64, u64)> {
+        let mut g = self.lock();
+        // Checked under the lock the sweeper takes to wake everyone, so no
+        // entry is added after that.
+        if self.draining.load(Ordering::Relaxed)
+            || *self.drain.borrow()
+            || self.drain.has_changed().is_err()
+        {
+            return None;
+        }
+        let key = (at, g.next_id);
+        g.next_id += 1;
+        g.entries.insert(key, waker.clone());
+        if !g.sweeping {
+            g.sweeping = true;
+            g.wake_at = at;
+            tokio::spawn(sweep(self.clone()));
+        } else if at < g.wake_at {
+            g.wake_at = at;
+            self.earlier.notify_one();
+        }
+        Some(key)
+    }
+
+    /// Wakes every parked connection and refuses new entries.
+    fn drain_all(&self) {
+        let entries = {
+            let mut g = self.lock();
+            self.draining.store(true, Ordering::Relaxed);
+            g.sweeping = false;
+            std::mem::take(&mut g.entries)
+        };
+        for (_, w) in entries {
+            w.wake();
+        }
     }
 }
 
+/// Wakes parked connections at their deadlines, and all of them at
+/// shutdown. Ends when no entry is left (the next one starts another).
+async fn sweep(wheel: Arc<ParkWheel>) {
+    let mut drain = wheel.drain.clone();
+    loop {
+        let mut due = Vec::new();
+        let wait = {
+            let mut g = wheel.lock();
+            let now = now_ms();
+            while let Some(e) = g.entries.first_entry() {
+                if e.key().0 > now {
+                    break;
+                }
+                due.push(e.remove());
+            }
+            match g.entries.first_key_value() {
+                Some((&(at, _), _)) => {
+                    g.wake_at = at;
+                    at - now
+                }
+                None => {
+                    g.sweeping = false;
+                    g.wake_at = u64::MAX;
+                    0
+                }
+            }
+        };
+        for w in due {
+            w.wake();
+        }
+        if wait == 0 {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(wait)) => {}
+            () = wheel.earlier.notified() => {}
+            // Shutdown began, or the control side is gone.
+            _ = drain.wait_for(|s| *s) => {
+                wheel.drain_all();
+                return;
+            }
+        }
+    }
+}
+
+/// A parked connection's entry in the wheel, removed when it stops waiting.
+struct WheelEntry<'a> {
+    wheel: &'a Arc<ParkWheel>,
+    key: Option<(u64, u64)>,
+}
+
+impl WheelEntry<'_> {
+    /// Adds the entry, or updates its waker. False: shutdown has begun.
+    fn arm(&mut self, at: u64, waker: &Waker) -> bool {
+        match self.key {
+            None => match self.wheel.insert(at, waker) {
+                Some(k) => {
+                    self.key = Some(k);
+                    true
+                }
+                None => false,
+            },
+            Some(k) => {
+                let mut g = self.wheel.lock();
+                if let Some(w) = g.entries.get_mut(&k)
+                    && !w.will_wake(waker)
+                {
+                    w.clone_from(waker);
+                }
+                true
+            }
+        }
+    }
+}
+
+impl Drop for WheelEntry<'_> {
+    fn drop(&mut self) {
+        if let Some(k) = self.key {
+            self.wheel.lock().entries.remove(&k);
+        }
+    }
+}
 /// Holds a connection in the parked gauge.
-struct Parked<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+struct Parked(prometheus_client::metrics::gauge::Gauge);
 
-impl<'a> Parked<'a> {
-    fn new(g: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
+impl Parked {
+    fn new(g: &prometheus_client::metrics::gauge::Gauge) -> Self {
         g.inc();
-        Parked(g)
+        Parked(g.clone())
     }
 }
 
-impl Drop for Parked<'_> {
+impl Drop for Parked {
     fn drop(&mut self) {
         self.0.dec();
     }
@@ -291,5 +504,27 @@ where
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future an async fn returns, without calling it.
+    fn future_size<A, B, R>(_: fn(A, B) -> R) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    /// A connection task's allocation is the size of its whole future, so
+    /// the parking loop must keep everything large (hyper's connection,
+    /// timers) in the boxed active phase.
+    #[test]
+    fn parked_connection_future_is_small() {
+        let plain = future_size(serve_h1_parking::<TcpStream>);
+        let tls = future_size(serve_h1_parking::<Box<tokio_rustls::server::TlsStream<TcpStream>>>);
+        eprintln!("serve_h1_parking future: plain {plain} B, tls {tls} B");
+        assert!(plain <= 640, "plain: {plain} B");
+        assert!(tls <= 640, "tls: {tls} B");
     }
 }

@@ -14,7 +14,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{HeaderValue, Response};
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -22,7 +21,7 @@ use tokio::sync::watch;
 
 use crate::body::ProxyBody;
 use crate::forwarded::forwarded_node;
-use crate::http::park::serve_h1_parking;
+use crate::http::park::{H1, ParkWheel, serve_h1_parking};
 use crate::http::proxy::{ConnCtx, handle, reject};
 use crate::io::Stream;
 use crate::live::now_ns;
@@ -293,20 +292,86 @@ type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 /// Serves one accepted connection until it closes or the drain ends.
 /// `peer` is the client: the TCP peer, or the client a PROXY header named
-/// (whose bytes `tcp` has already consumed).
+/// (whose bytes `tcp` has already consumed). `wheel` closes the parked
+/// connections of the accept loop (see `ParkWheel`).
 pub async fn serve(
     tcp: TcpStream,
     peer: SocketAddr,
     lst: Arc<ListenerRt>,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
+    wheel: Arc<ParkWheel>,
 ) {
-    let _ = tcp.set_nodelay(true);
-    // Boxed: the handshake and sniffing state is short-lived; inline it
+    // Boxed: everything but a parking HTTP/1.1 connection (the handshake,
+    // HTTP/2, the non-parking path) is driven inside it; inline, its size
     // would stay in every connection task for the connection's lifetime.
-    let Some((stream, h2, tls)) = Box::pin(negotiate(tcp, peer, &lst, &shared)).await else {
-        return;
-    };
+    match Box::pin(start(tcp, peer, lst, shared, shutdown)).await {
+        Some(Parking::Plain(c)) => serve_h1_parking(c, wheel).await,
+        Some(Parking::Tls(c)) => serve_h1_parking(c, wheel).await,
+        None => {}
+    }
+}
+
+/// An HTTP/1.1 connection ready to be served by `serve_h1_parking`.
+enum Parking {
+    Plain(H1<TcpStream>),
+    Tls(H1<Box<tokio_rustls::server::TlsStream<TcpStream>>>),
+}
+
+/// The service every request of a connection goes through.
+#[derive(Clone)]
+pub(super) struct Svc(pub(super) Arc<ConnCtx>);
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Svc {
+    type Response = Response<ConnBody>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Response<ConnBody>, Infallible>>;
+
+    fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        let cx = self.0.clone();
+        let (guard, ambiguous) = cx.state.begin_request();
+        Box::pin(async move {
+            let resp = if ambiguous {
+                count(&cx.shared, &cx.listener.cfg.name, "ambiguous_framing");
+                reject(
+                    &cx,
+                    &req,
+                    &ProxyError::new(
+                        Stage::BadRequest,
+                        "ambiguous request framing (Content-Length with Transfer-Encoding, or Content-Length repeated)",
+                    ),
+                )
+            } else {
+                handle(cx, req).await
+            };
+            Ok(resp.map(|inner| ConnBody {
+                inner,
+                _guard: guard,
+            }))
+        })
+    }
+}
+
+/// hyper's HTTP/1.1 server settings for a listener.
+pub(super) fn h1_builder(cfg: &sy_config::model::Listener) -> hyper::server::conn::http1::Builder {
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.header_read_timeout(None)
+        .max_headers(cfg.max_request_headers)
+        .max_header_size(cfg.max_request_header_bytes as usize);
+    b
+}
+
+/// Negotiates and serves the connection, except a parking HTTP/1.1 one,
+/// which it returns.
+async fn start(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    lst: Arc<ListenerRt>,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) -> Option<Parking> {
+    let _ = tcp.set_nodelay(true);
+    let (stream, h2, tls) = negotiate(tcp, peer, &lst, &shared).await?;
     let tls_facts = match &stream {
         Stream::ServerTls(s) => {
             let conn = s.get_ref().1;
@@ -333,31 +398,6 @@ pub async fn serve(
         state: state.clone(),
         manual_upgrade: parking.then(|| std::sync::Mutex::new(None)),
     });
-    let svc_cx = cx.clone();
-    let svc = service_fn(move |req| {
-        let cx = svc_cx.clone();
-        let (guard, ambiguous) = cx.state.begin_request();
-        let fut: BoxFuture<Result<Response<ConnBody>, Infallible>> = Box::pin(async move {
-            let resp = if ambiguous {
-                count(&cx.shared, &cx.listener.cfg.name, "ambiguous_framing");
-                reject(
-                    &cx,
-                    &req,
-                    &ProxyError::new(
-                        Stage::BadRequest,
-                        "ambiguous request framing (Content-Length with Transfer-Encoding, or Content-Length repeated)",
-                    ),
-                )
-            } else {
-                handle(cx, req).await
-            };
-            Ok(resp.map(|inner| ConnBody {
-                inner,
-                _guard: guard,
-            }))
-        });
-        fut
-    });
     let cfg = &lst.cfg;
     if h2 {
         let io = TokioIo::new(Tracked {
@@ -371,32 +411,27 @@ pub async fn serve(
                 .max_header_list_size(cfg.max_request_header_bytes.min(u32::MAX as u64) as u32)
                 .keep_alive_interval(Some(Duration::from_secs(30)))
                 .keep_alive_timeout(Duration::from_secs(20));
-            Box::pin(b.serve_connection(io, svc))
+            Box::pin(b.serve_connection(io, Svc(cx)))
         };
-        Box::pin(drive(conn, &state, &lst, &shared, shutdown)).await;
-        return;
+        drive(conn, &state, &lst, &shared, shutdown).await;
+        return None;
     }
-    let mut b = hyper::server::conn::http1::Builder::new();
-    b.header_read_timeout(None)
-        .max_headers(cfg.max_request_headers)
-        .max_header_size(cfg.max_request_header_bytes as usize);
     match stream {
-        Stream::Plain(tcp) if parking => {
-            serve_h1_parking(tcp, &b, svc, &cx, &lst, &shared, shutdown).await
-        }
-        Stream::ServerTls(tls) if parking => {
-            serve_h1_parking(tls, &b, svc, &cx, &lst, &shared, shutdown).await
-        }
+        Stream::Plain(tcp) if parking => Some(Parking::Plain(H1::new(tcp, cx, shutdown))),
+        Stream::ServerTls(tls) if parking => Some(Parking::Tls(H1::new(tls, cx, shutdown))),
         stream => {
             let io = TokioIo::new(Tracked {
                 inner: stream,
                 state: state.clone(),
                 scan: Some(Scan::new()),
             });
-            let conn = Box::pin(b.serve_connection(io, svc).with_upgrades());
-            // Boxed here and below: an idle connection's task keeps only
-            // what the parked state needs.
-            Box::pin(drive(conn, &state, &lst, &shared, shutdown)).await;
+            let conn = Box::pin(
+                h1_builder(cfg)
+                    .serve_connection(io, Svc(cx.clone()))
+                    .with_upgrades(),
+            );
+            drive(conn, &state, &lst, &shared, shutdown).await;
+            None
         }
     }
 }
