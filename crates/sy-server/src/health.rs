@@ -355,14 +355,15 @@ async fn probe(
                 b.body(ProxyBody::Empty)
                     .map_err(|e| format!("invalid check request: {e}"))
             };
-            let (status, body) = match conn {
+            let want = expect_body.as_deref();
+            match conn {
                 NewConn::H1(c) => {
                     let mut r = req(false)?;
                     let resp = c
                         .send(&mut r, None)
                         .await
                         .map_err(|e| format!("request failed: {}", classify_h1(e).message))?;
-                    check_response(resp, expect_status, expect_body.is_some()).await?
+                    check_response(resp, expect_status, want).await
                 }
                 NewConn::H2(mut s) => {
                     let r = req(true)?;
@@ -373,18 +374,9 @@ async fn probe(
                         .send_request(r)
                         .await
                         .map_err(|e| format!("request failed: {e}"))?;
-                    check_response(resp, expect_status, expect_body.is_some()).await?
+                    check_response(resp, expect_status, want).await
                 }
-            };
-            if !status_matches(expect_status, status) {
-                return Err(format!("status {status}"));
             }
-            if let Some(want) = expect_body
-                && !contains(&body, want.as_bytes())
-            {
-                return Err("body mismatch".to_string());
-            }
-            Ok(())
         }
         HealthCheckKind::Grpc { service } => {
             let NewConn::H2(mut s) = conn else {
@@ -439,23 +431,28 @@ fn grpc_status(h: &http::HeaderMap) -> Option<String> {
         .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
 }
 
-/// The status of an HTTP check's answer and, when the check looks at the
-/// body and the status matched, up to `MAX_BODY` bytes of it.
+/// Judges an HTTP check's answer: its status against `expect_status`,
+/// then, when `want_body` is set, up to `MAX_BODY` bytes of its body.
 async fn check_response<B>(
     resp: Response<B>,
     expect_status: &[(u16, u16)],
-    want_body: bool,
-) -> Result<(u16, Vec<u8>), String>
+    want_body: Option<&str>,
+) -> Result<(), String>
 where
     B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
     let status = resp.status().as_u16();
-    if !want_body || !status_matches(expect_status, status) {
-        return Ok((status, Vec::new()));
+    if !status_matches(expect_status, status) {
+        return Err(format!("status {status}"));
     }
-    let (body, _) = read_bounded(resp, MAX_BODY).await?;
-    Ok((status, body))
+    if let Some(want) = want_body {
+        let (body, _) = read_bounded(resp, MAX_BODY).await?;
+        if !contains(&body, want.as_bytes()) {
+            return Err("body mismatch".to_string());
+        }
+    }
+    Ok(())
 }
 
 /// Reads up to `limit` bytes of the body (the rest is not read) and the

@@ -303,7 +303,7 @@ pub async fn serve(
     wheel: Arc<ParkWheel>,
 ) {
     // Boxed: everything but a parking HTTP/1.1 connection (the handshake,
-    // HTTP/2, the non-parking path) is driven inside it; inline, its size
+    // HTTP/2) is driven inside it; inline, its size
     // would stay in every connection task for the connection's lifetime.
     match Box::pin(start(tcp, peer, lst, shared, shutdown)).await {
         Some(Parking::Plain(c)) => serve_h1_parking(c, wheel).await,
@@ -383,8 +383,8 @@ async fn start(
         _ => None,
     };
     let state = Arc::new(ConnState::new(h2, &lst.metrics));
-    // HTTP/1.1, cleartext or TLS, parks when idle (see `serve_h1_parking`).
-    let parking = !h2;
+    // HTTP/1.1, cleartext or TLS, parks when idle (see `serve_h1_parking`)
+    // and completes its upgrades there.
     let ip = peer.ip();
     let cx = Arc::new(ConnCtx {
         shared: shared.clone(),
@@ -396,7 +396,7 @@ async fn start(
             .unwrap_or(HeaderValue::from_static("unknown")),
         forwarded_node: forwarded_node(ip),
         state: state.clone(),
-        manual_upgrade: parking.then(|| std::sync::Mutex::new(None)),
+        manual_upgrade: (!h2).then(|| std::sync::Mutex::new(None)),
     });
     let cfg = &lst.cfg;
     if h2 {
@@ -417,22 +417,10 @@ async fn start(
         return None;
     }
     match stream {
-        Stream::Plain(tcp) if parking => Some(Parking::Plain(H1::new(tcp, cx, shutdown))),
-        Stream::ServerTls(tls) if parking => Some(Parking::Tls(H1::new(tls, cx, shutdown))),
-        stream => {
-            let io = TokioIo::new(Tracked {
-                inner: stream,
-                state: state.clone(),
-                scan: Some(Scan::new()),
-            });
-            let conn = Box::pin(
-                h1_builder(cfg)
-                    .serve_connection(io, Svc(cx.clone()))
-                    .with_upgrades(),
-            );
-            drive(conn, &state, &lst, &shared, shutdown).await;
-            None
-        }
+        Stream::Plain(tcp) => Some(Parking::Plain(H1::new(tcp, cx, shutdown))),
+        Stream::ServerTls(tls) => Some(Parking::Tls(H1::new(tls, cx, shutdown))),
+        // A listener's connection is never a client-side TLS stream.
+        Stream::ClientTls(_) => None,
     }
 }
 
@@ -736,22 +724,10 @@ pub(super) fn record_conn_error(shared: &Shared, listener: &str, h: &hyper::Erro
     }
 }
 
-/// A hyper server connection that can be asked to finish gracefully.
+/// A hyper server connection that can be asked to finish gracefully
+/// (HTTP/2; HTTP/1.1 connections are driven by `park::drive_parkable`).
 trait Graceful: std::future::Future<Output = Result<(), hyper::Error>> {
     fn graceful_shutdown(self: Pin<&mut Self>);
-}
-
-impl<I, S, B> Graceful for hyper::server::conn::http1::UpgradeableConnection<I, S>
-where
-    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    B: http_body::Body + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    fn graceful_shutdown(self: Pin<&mut Self>) {
-        hyper::server::conn::http1::UpgradeableConnection::graceful_shutdown(self)
-    }
 }
 
 impl<I, S, B, E> Graceful for hyper::server::conn::http2::Connection<I, S, E>
