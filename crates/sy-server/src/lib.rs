@@ -9,7 +9,7 @@
 //! through hyper) -> backend, and back.
 //!
 //! Modules depend one way (`../shared/tools/module-circles` finds no
-//! circle): the leaves (`io`, `client` on `io`, `body` on `client`,
+//! circle): the leaves (`io`, `boxed`, `client` on `io`, `body` on `client`,
 //! `forwarded`, `metrics`, `tls`, `respond`) know nothing of the rest; `live`, `trace`, `observe`,
 //! `access_log`, `filter` and `upstream` build on them; `snapshot`
 //! compiles a configuration out of those; `shared` holds the running
@@ -20,6 +20,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod body;
+pub mod boxed;
 pub mod client;
 pub mod control;
 pub mod dashboard;

@@ -133,9 +133,57 @@ pub fn redirect_location(
     }
 }
 
+/// The `Date` a response without one gets (RFC 9110 6.6.1: an origin
+/// server with a clock must send it; Switchyard's own answers and origins
+/// that leave it out). hyper's own date, which Switchyard turns off, read
+/// the clock several times a request; this one reads the coarse real-time
+/// clock once and formats once a second per thread.
+pub fn http_date() -> HeaderValue {
+    use std::cell::RefCell;
+    thread_local! {
+        static DATE: RefCell<(u64, HeaderValue)> =
+            const { RefCell::new((u64::MAX, HeaderValue::from_static(""))) };
+    }
+    let secs = unix_secs();
+    DATE.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.0 != secs {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            d.1 = HeaderValue::from_str(&httpdate::fmt_http_date(t))
+                .unwrap_or(HeaderValue::from_static(""));
+            d.0 = secs;
+        }
+        d.1.clone()
+    })
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn unix_secs() -> u64 {
+    rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse).tv_sec as u64
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn date_is_an_http_date_of_now() {
+        let v = http_date();
+        let t = httpdate::parse_http_date(v.to_str().unwrap()).unwrap();
+        let now = std::time::SystemTime::now();
+        let off = now
+            .duration_since(t)
+            .unwrap_or_else(|e| e.duration())
+            .as_secs();
+        assert!(off <= 2, "{v:?} is {off} s from now");
+    }
 
     fn rewrite(scheme: Option<&str>, host: Option<&str>, port: Option<u16>) -> RedirectTarget {
         RedirectTarget::Rewrite {

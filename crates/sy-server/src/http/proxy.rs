@@ -22,7 +22,7 @@ use crate::body::ProxyBody;
 use crate::filter::{Chain, PreflightAsk, RequestCx, TlsFacts, Verdict};
 use crate::forwarded::{self as hdr, ForwardCtx};
 use crate::http::serve::{ConnState, count};
-use crate::live::now_ns;
+use crate::live::coarse_ns;
 use crate::metrics::RouteStage;
 use crate::observe::Exchange;
 use crate::respond;
@@ -136,7 +136,7 @@ pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyB
             // exchange) is several KiB, and `handle`'s future is moved
             // whole into hyper's connection state for every request; a
             // small one moves cheaply, one allocation costs less.
-            Box::pin(action(cx, lst, route, req, &ex, &mut used)).await
+            crate::boxed::pin_box(|| action(cx, lst, route, req, &ex, &mut used)).await
         }
     };
     // The server that answered, as configured: looked up only for those
@@ -544,7 +544,7 @@ async fn forward<'a>(
     parts.version = Version::HTTP_11;
 
     if up.budgeted {
-        up.live.budget().deposit(now_ns());
+        up.live.budget().deposit(coarse_ns());
     }
     let plain = client_upgrade.is_some()
         || (route.retry.is_none() && route.hedge.is_none() && route.mirror.is_none());

@@ -21,10 +21,10 @@ use tokio::sync::watch;
 
 use crate::body::ProxyBody;
 use crate::forwarded::forwarded_node;
-use crate::http::park::{H1, ParkWheel, serve_h1_parking};
+use crate::http::park::{H1, ParkWheel, drained, serve_h1_parking};
 use crate::http::proxy::{ConnCtx, handle, reject};
 use crate::io::Stream;
-use crate::live::now_ns;
+use crate::live::coarse_ns;
 use crate::metrics::ListenerKind;
 use crate::shared::Shared;
 use crate::snapshot::ListenerRt;
@@ -33,8 +33,10 @@ use sy_proto::{FramingScanner, Verdict};
 
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/// Milliseconds on the coarse clock (never 0): the connection timers need
+/// no more than a timer tick's precision.
 pub(super) fn now_ms() -> u64 {
-    now_ns() / 1_000_000 + 1
+    coarse_ns() / 1_000_000 + 1
 }
 
 /// An HTTP/1.1 connection idle this long gives its buffers back: hyper's
@@ -305,7 +307,7 @@ pub async fn serve(
     // Boxed: everything but a parking HTTP/1.1 connection (the handshake,
     // HTTP/2) is driven inside it; inline, its size
     // would stay in every connection task for the connection's lifetime.
-    match Box::pin(start(tcp, peer, lst, shared, shutdown)).await {
+    match Box::pin(start(tcp, peer, lst, shared, shutdown, &wheel)).await {
         Some(Parking::Plain(c)) => serve_h1_parking(c, wheel).await,
         Some(Parking::Tls(c)) => serve_h1_parking(c, wheel).await,
         None => {}
@@ -330,7 +332,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Svc {
     fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
         let cx = self.0.clone();
         let (guard, ambiguous) = cx.state.begin_request();
-        Box::pin(async move {
+        crate::boxed::pin_box(|| async move {
             let resp = if ambiguous {
                 count(&cx.shared, &cx.listener.cfg.name, "ambiguous_framing");
                 reject(
@@ -344,6 +346,11 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Svc {
             } else {
                 handle(cx, req).await
             };
+            let mut resp = resp;
+            if !resp.headers().contains_key(http::header::DATE) {
+                resp.headers_mut()
+                    .insert(http::header::DATE, crate::respond::http_date());
+            }
             Ok(resp.map(|inner| ConnBody {
                 inner,
                 _guard: guard,
@@ -355,7 +362,9 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Svc {
 /// hyper's HTTP/1.1 server settings for a listener.
 pub(super) fn h1_builder(cfg: &sy_config::model::Listener) -> hyper::server::conn::http1::Builder {
     let mut b = hyper::server::conn::http1::Builder::new();
+    // Switchyard adds the date itself (see `Svc`).
     b.header_read_timeout(None)
+        .auto_date_header(false)
         .max_headers(cfg.max_request_headers)
         .max_header_size(cfg.max_request_header_bytes as usize);
     b
@@ -369,6 +378,7 @@ async fn start(
     lst: Arc<ListenerRt>,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
+    wheel: &Arc<ParkWheel>,
 ) -> Option<Parking> {
     let _ = tcp.set_nodelay(true);
     let (stream, h2, tls) = negotiate(tcp, peer, &lst, &shared).await?;
@@ -408,12 +418,13 @@ async fn start(
         let conn = {
             let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
             b.timer(TokioTimer::new())
+                .auto_date_header(false)
                 .max_header_list_size(cfg.max_request_header_bytes.min(u32::MAX as u64) as u32)
                 .keep_alive_interval(Some(Duration::from_secs(30)))
                 .keep_alive_timeout(Duration::from_secs(20));
             Box::pin(b.serve_connection(io, Svc(cx)))
         };
-        drive(conn, &state, &lst, &shared, shutdown).await;
+        drive(conn, &state, &lst, &shared, &shutdown, wheel).await;
         return None;
     }
     match stream {
@@ -611,7 +622,8 @@ async fn drive<C>(
     state: &ConnState,
     lst: &ListenerRt,
     shared: &Shared,
-    shutdown: watch::Receiver<bool>,
+    shutdown: &watch::Receiver<bool>,
+    wheel: &Arc<ParkWheel>,
 ) where
     C: Graceful,
 {
@@ -619,7 +631,8 @@ async fn drive<C>(
     let idle = lst.cfg.idle_timeout;
     let (first, _) = state.deadline(header, idle, None);
     let sleep = tokio::time::sleep(Duration::from_millis(first.saturating_sub(now_ms())));
-    let mut sleep = std::pin::pin!(sleep);
+    let sleep = std::pin::pin!(sleep);
+    let mut timer = ConnTimer::new(sleep, first);
     // Our timer asked the connection to close: after a grace it is dropped.
     let mut closing = false;
     // Shutdown asked it to finish: the worker's drain deadline bounds that.
@@ -628,9 +641,7 @@ async fn drive<C>(
         conn.as_mut().graceful_shutdown();
         draining = true;
     }
-    // Made once, not per wake-up: a fresh `changed()` future registered and
-    // unregistered a waiter on every poll of the connection.
-    let mut stop = std::pin::pin!(stopped(shutdown.clone()));
+    let mut stop = std::pin::pin!(drained(wheel));
     let mut seen_head = state.first_byte_ms.load(Ordering::Relaxed);
     loop {
         tokio::select! {
@@ -647,9 +658,9 @@ async fn drive<C>(
             }
             () = head_started(state, &mut seen_head), if !closing => {
                 let (at, _) = state.deadline(header, idle, None);
-                rearm_earlier(sleep.as_mut(), at);
+                timer.earlier(at);
             }
-            _ = &mut sleep => {
+            _ = timer.sleep.as_mut() => {
                 if closing {
                     // The grace period for this connection is over.
                     return;
@@ -662,18 +673,13 @@ async fn drive<C>(
                     }
                     conn.as_mut().graceful_shutdown();
                     closing = true;
-                    sleep.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(1));
+                    timer.set(now + 1000);
                 } else {
-                    sleep.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now).max(1)));
+                    timer.set(at);
                 }
             }
         }
     }
-}
-
-/// Resolves when shutdown is asked for (or the control side is gone).
-pub(super) async fn stopped(mut shutdown: watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|s| *s).await;
 }
 
 /// Ready when a request head began since the last look: the timer may be
@@ -688,21 +694,46 @@ pub(super) fn head_started<'a>(
 ) -> impl std::future::Future<Output = ()> + 'a {
     std::future::poll_fn(move |_| {
         let now = state.first_byte_ms.load(Ordering::Relaxed);
-        if now != *seen {
-            *seen = now;
-            Poll::Ready(())
-        } else {
+        if now == *seen {
+            return Poll::Pending;
+        }
+        *seen = now;
+        // 0: the request ended; the next deadline is later, not sooner.
+        if now == 0 {
             Poll::Pending
+        } else {
+            Poll::Ready(())
         }
     })
 }
 
-/// Moves the connection's timer to `at_ms` when that is sooner; a timer
-/// that fires early recomputes the deadline and re-arms itself.
-pub(super) fn rearm_earlier(sleep: Pin<&mut tokio::time::Sleep>, at_ms: u64) {
-    let at = tokio::time::Instant::now() + Duration::from_millis(at_ms.saturating_sub(now_ms()));
-    if at < sleep.deadline() {
-        sleep.reset(at);
+/// A connection's timer, with its deadline kept in `now_ms` time so that
+/// moving it earlier, once per request, reads no clock unless it moves.
+pub(super) struct ConnTimer<'a> {
+    pub(super) sleep: Pin<&'a mut tokio::time::Sleep>,
+    at_ms: u64,
+}
+
+impl<'a> ConnTimer<'a> {
+    pub(super) fn new(sleep: Pin<&'a mut tokio::time::Sleep>, at_ms: u64) -> Self {
+        ConnTimer { sleep, at_ms }
+    }
+
+    /// Fires at `at_ms` (at least 1 ms from now).
+    pub(super) fn set(&mut self, at_ms: u64) {
+        self.at_ms = at_ms;
+        let wait = at_ms.saturating_sub(now_ms()).max(1);
+        self.sleep
+            .as_mut()
+            .reset(tokio::time::Instant::now() + Duration::from_millis(wait));
+    }
+
+    /// Moves the timer to `at_ms` when that is sooner; a timer that fires
+    /// early recomputes the deadline and re-arms itself.
+    pub(super) fn earlier(&mut self, at_ms: u64) {
+        if at_ms < self.at_ms {
+            self.set(at_ms);
+        }
     }
 }
 

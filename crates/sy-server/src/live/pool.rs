@@ -5,7 +5,7 @@
 //! Pools live outside the snapshot (in `live`), so a reload keeps them warm.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::client::conn::http2;
 
@@ -22,7 +22,8 @@ pub struct ServerPool {
 
 #[derive(Default)]
 struct Slot {
-    h1: Vec<(Box<Conn>, Instant)>,
+    /// Idle connections and when each was given back (`coarse_ns`).
+    h1: Vec<(Box<Conn>, u64)>,
     h2: Option<http2::SendRequest<ProxyBody>>,
 }
 
@@ -44,7 +45,7 @@ impl ReturnConn for ServerPool {
             Err(p) => p.into_inner(),
         };
         if slot.h1.len() < self.max_idle {
-            slot.h1.push((conn, Instant::now()));
+            slot.h1.push((conn, super::coarse_ns()));
         }
     }
 }
@@ -108,14 +109,14 @@ impl ServerPool {
     /// Closes idle connections older than the idle timeout. Called
     /// periodically by the control loop.
     pub fn sweep(&self) {
-        let now = Instant::now();
+        let now = super::coarse_ns();
+        let limit = self.idle_timeout.as_nanos() as u64;
         for s in self.slots.iter() {
             let mut slot = match s.lock() {
                 Ok(s) => s,
                 Err(p) => p.into_inner(),
             };
-            slot.h1
-                .retain(|(_, at)| now.duration_since(*at) <= self.idle_timeout);
+            slot.h1.retain(|(_, at)| now.saturating_sub(*at) <= limit);
             if slot.h2.as_ref().is_some_and(|h| h.is_closed()) {
                 slot.h2 = None;
             }

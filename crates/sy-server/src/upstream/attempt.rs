@@ -22,7 +22,7 @@ use sy_policy::outlier::Outcome;
 use sy_policy::split::pick_weighted_where;
 
 use crate::body::ProxyBody;
-use crate::live::{ActiveGuard, now_ns, ns_at};
+use crate::live::{ActiveGuard, coarse_ns, ns_at};
 use crate::metrics::{BREAKERS, Metrics, RouteOutcome, RouteUpstreamReason};
 use crate::observe::Exchange;
 use crate::upstream::outlier;
@@ -242,7 +242,7 @@ impl<'u> Plan<'_, 'u> {
     /// Asks the retry budget and the `max_retries` breaker of `up` for one
     /// more attempt.
     fn extra_attempt(&self, up: &'u UpstreamRt) -> Option<Slot<'u>> {
-        if !up.live.budget().try_withdraw(now_ns()) {
+        if !up.live.budget().try_withdraw(coarse_ns()) {
             up.metrics.budget_exhausted.inc();
             return None;
         }
