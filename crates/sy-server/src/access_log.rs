@@ -28,7 +28,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::{Method, Request, Response, Version, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Version, header};
 use http_body::{Body, Frame, SizeHint};
 use prometheus_client::metrics::counter::Counter;
 use sy_config::model::{self, AccessLogFormat};
@@ -481,6 +481,44 @@ struct Logged {
     done: bool,
 }
 
+/// Header counts up to which one pass over a request's headers costs less
+/// than a hashed look-up per header the log reads.
+const SCAN_HEADERS: usize = 12;
+
+/// The first Host, User-Agent (when `want_ua`) and Referer (when
+/// `want_referer`) of `h`.
+fn logged_headers(h: &HeaderMap, want_ua: bool, want_referer: bool) -> [Option<&[u8]>; 3] {
+    let mut found = [None; 3];
+    if h.keys_len() > SCAN_HEADERS {
+        found[0] = h.get(header::HOST).map(HeaderValue::as_bytes);
+        if want_ua {
+            found[1] = h.get(header::USER_AGENT).map(HeaderValue::as_bytes);
+        }
+        if want_referer {
+            found[2] = h.get(header::REFERER).map(HeaderValue::as_bytes);
+        }
+        return found;
+    }
+    // In order, so the first value of each name wins (as `get` finds it).
+    for (name, v) in h {
+        let i = if *name == header::HOST {
+            0
+        } else if *name == header::USER_AGENT && want_ua {
+            1
+        } else if *name == header::REFERER && want_referer {
+            2
+        } else {
+            continue;
+        };
+        if let Some(slot) = found.get_mut(i)
+            && slot.is_none()
+        {
+            *slot = Some(v.as_bytes());
+        }
+    }
+    found
+}
+
 impl Observed {
     /// Starts a record when `log` is on and samples this request.
     pub fn begin<B: Body>(
@@ -496,25 +534,16 @@ impl Observed {
         let unix_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let h = req.headers();
+        let [host_header, ua, referer] =
+            logged_headers(req.headers(), log.want_ua, log.want_referer);
         let host: Option<&[u8]> = match req.uri().authority() {
             Some(a) => Some(a.as_str().as_bytes()),
-            None => h.get(header::HOST).map(|v| v.as_bytes()),
+            None => host_header,
         };
         let path = req
             .uri()
             .path_and_query()
             .map_or(req.uri().path(), |pq| pq.as_str());
-        let ua = if log.want_ua {
-            h.get(header::USER_AGENT).map(|v| v.as_bytes())
-        } else {
-            None
-        };
-        let referer = if log.want_referer {
-            h.get(header::REFERER).map(|v| v.as_bytes())
-        } else {
-            None
-        };
         let len = host.map_or(0, <[u8]>::len)
             + path.len()
             + ua.map_or(0, <[u8]>::len)

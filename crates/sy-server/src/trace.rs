@@ -118,21 +118,32 @@ pub fn parse_traceparent(v: &[u8]) -> Option<Parent> {
     })
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// Each byte's two lower-case hex digits (index: the byte).
+pub(crate) const HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    t
+};
 
-fn put_hex(out: &mut [u8], v: u128) {
-    let n = out.len();
-    for (i, b) in out.iter_mut().enumerate() {
-        let shift = 4 * (n - 1 - i);
-        *b = HEX[((v >> shift) & 0xf) as usize];
+/// `N` bytes, big-endian, as `2 * N` lower-case hex digits into `out`
+/// (two digits a table look-up: no per-digit shifts of a u128).
+#[inline(always)]
+fn put_hex<const N: usize>(out: &mut [u8], bytes: [u8; N]) {
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
     }
 }
 
 /// A version-00 `traceparent` value.
 pub fn format_traceparent(trace_id: u128, span_id: u64, sampled: bool) -> [u8; TRACEPARENT_LEN] {
     let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
-    put_hex(&mut out[3..35], trace_id);
-    put_hex(&mut out[36..52], u128::from(span_id));
+    put_hex(&mut out[3..35], trace_id.to_be_bytes());
+    put_hex(&mut out[36..52], span_id.to_be_bytes());
     if sampled {
         out[54] = b'1';
     }
@@ -143,7 +154,7 @@ pub fn format_traceparent(trace_id: u128, span_id: u64, sampled: bool) -> [u8; T
 /// show it.
 pub fn trace_id_hex(trace_id: u128) -> String {
     let mut out = [0u8; 32];
-    put_hex(&mut out, trace_id);
+    put_hex(&mut out, trace_id.to_be_bytes());
     out.iter().map(|&b| b as char).collect()
 }
 
@@ -165,10 +176,24 @@ pub fn ratio_sampled(trace_id: u128, bound: u64) -> bool {
     ((trace_id as u64) >> 1) < bound
 }
 
-/// A random non-zero trace id (thread-local RNG, no locks).
+thread_local! {
+    /// Ids come from a small fast generator per thread (xoshiro256++),
+    /// seeded from the thread's cryptographic generator: ids need to be
+    /// unique and uniformly spread (the ratio sampler reads the trace id's
+    /// low bits), not unpredictable. The OpenTelemetry SDK's own
+    /// `RandomIdGenerator` does the same.
+    static IDS: std::cell::RefCell<rand::rngs::SmallRng> =
+        std::cell::RefCell::new(rand::SeedableRng::from_rng(&mut rand::rng()));
+}
+
+fn next_id() -> u64 {
+    IDS.with(|r| rand::RngCore::next_u64(&mut *r.borrow_mut()))
+}
+
+/// A random non-zero trace id (thread-local generator, no locks).
 pub fn new_trace_id() -> u128 {
     loop {
-        let id: u128 = rand::random();
+        let id = u128::from(next_id()) << 64 | u128::from(next_id());
         if id != 0 {
             return id;
         }
@@ -178,11 +203,28 @@ pub fn new_trace_id() -> u128 {
 /// A random non-zero span id.
 pub fn new_span_id() -> u64 {
     loop {
-        let id: u64 = rand::random();
+        let id = next_id();
         if id != 0 {
             return id;
         }
     }
+}
+
+/// Header counts up to which one pass over a request's header names
+/// costs less than hashed look-ups of custom names.
+const SCAN_HEADERS: usize = 12;
+
+/// Whether `h` holds a `traceparent`, and a `tracestate`.
+fn trace_headers(h: &HeaderMap) -> (bool, bool) {
+    if h.keys_len() > SCAN_HEADERS {
+        return (h.contains_key(&TRACEPARENT), h.contains_key(&TRACESTATE));
+    }
+    let (mut parent, mut state) = (false, false);
+    for name in h.keys() {
+        parent |= *name == TRACEPARENT;
+        state |= *name == TRACESTATE;
+    }
+    (parent, state)
 }
 
 /// The single `traceparent` of `h`, if valid. Several `traceparent`
@@ -208,6 +250,9 @@ pub struct TraceCtx {
     pub parent: Option<u64>,
     /// Spans of this request are recorded and exported.
     pub sampled: bool,
+    /// A new trace whose request may carry a `tracestate` (the client sent
+    /// one, or filters ran that may have set one): each attempt removes it.
+    pub stale_state: bool,
     /// Set when sampled.
     rec: Option<Box<ServerRec>>,
 }
@@ -254,7 +299,12 @@ pub fn start<B>(
 ) -> Option<TraceCtx> {
     let guard = slot.load();
     let tracer = guard.as_ref()?;
-    let parent = incoming_parent(req.headers());
+    let (has_parent, has_state) = trace_headers(req.headers());
+    let parent = if has_parent {
+        incoming_parent(req.headers())
+    } else {
+        None
+    };
     let trace_id = parent.map_or_else(new_trace_id, |p| p.trace_id);
     let sampled = match parent {
         Some(p) if tracer.parent_based => p.sampled(),
@@ -266,6 +316,7 @@ pub fn start<B>(
         span_id: new_span_id(),
         parent: parent.map(|p| p.span_id),
         sampled,
+        stale_state: parent.is_none() && has_state,
         rec,
     })
 }
@@ -499,7 +550,7 @@ pub fn attempt_start<'a, B>(
     if let Ok(v) = HeaderValue::from_bytes(&tp) {
         h.insert(TRACEPARENT.clone(), v);
     }
-    if ctx.parent.is_none() {
+    if ctx.parent.is_none() && ctx.stale_state {
         h.remove(&TRACESTATE);
     }
     let rec = ctx.rec.as_deref()?;

@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-use http::Version;
+use http::{Method, Version};
 
 use super::{Field, Record, Slot};
 
@@ -102,16 +102,36 @@ fn push_3(out: &mut Vec<u8>, n: u32) {
     ]);
 }
 
+/// Each byte value in decimal: up to three digits, then the digit count.
+const DECIMAL: [[u8; 4]; 256] = {
+    let mut t = [[0u8; 4]; 256];
+    let mut i = 0;
+    while i < 256 {
+        let n = i as u8;
+        t[i] = if n < 10 {
+            [b'0' + n, 0, 0, 1]
+        } else if n < 100 {
+            [b'0' + n / 10, b'0' + n % 10, 0, 2]
+        } else {
+            [b'0' + n / 100, b'0' + n / 10 % 10, b'0' + n % 10, 3]
+        };
+        i += 1;
+    }
+    t
+};
+
 /// An IP address as `Display` writes it.
 fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            for (i, o) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                push_u64(out, u64::from(o));
+            // Each octet, then a dot, from the table; the last dot is cut.
+            for o in v4.octets() {
+                let [a, b, c, len] = DECIMAL[usize::from(o)];
+                let mut four = [a, b, c, b'.'];
+                four[usize::from(len)] = b'.';
+                put_block(out, &four, usize::from(len) + 1);
             }
+            out.pop();
         }
         IpAddr::V6(v6) => {
             let _ = write!(Out(out), "{v6}");
@@ -291,6 +311,7 @@ fn plain_word(w: u64) -> bool {
 /// Copies `bytes` when every byte is [`plain`] (the usual host, path,
 /// user agent...) and says so; writes nothing otherwise. Eight bytes at a
 /// time, in fixed-size copies: no byte loop, no call to memcpy.
+#[inline(always)]
 fn copy_plain(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
     let at = out.len();
     let n = bytes.len();
@@ -355,11 +376,18 @@ fn copy_plain(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
 /// `bytes` as the inside of a JSON string: valid UTF-8 for any input
 /// (invalid sequences become U+FFFD), quotes, backslashes and control
 /// characters escaped.
+#[inline]
 pub fn json_escape(out: &mut Vec<u8>, bytes: &[u8]) {
-    // Nearly every host, path and user agent is plain ASCII.
-    if copy_plain(out, bytes) {
-        return;
+    // Nearly every host, path and user agent is plain ASCII: copied
+    // inline; anything else takes the slow path, out of line.
+    if !copy_plain(out, bytes) {
+        json_escape_slow(out, bytes);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn json_escape_slow(out: &mut Vec<u8>, bytes: &[u8]) {
     for chunk in bytes.utf8_chunks() {
         let s = chunk.valid().as_bytes();
         let mut from = 0;
@@ -423,6 +451,23 @@ fn protocol_quoted(v: Version) -> (&'static [u8; 10], usize) {
     }
 }
 
+/// A standard method as a JSON string, padded to 10 bytes, and its
+/// length; None for an extension method (escaped like any text).
+fn method_quoted(m: &Method) -> Option<(&'static [u8; 10], usize)> {
+    Some(match *m {
+        Method::GET => (b"\"GET\"     ", 5),
+        Method::POST => (b"\"POST\"    ", 6),
+        Method::HEAD => (b"\"HEAD\"    ", 6),
+        Method::PUT => (b"\"PUT\"     ", 5),
+        Method::DELETE => (b"\"DELETE\"  ", 8),
+        Method::OPTIONS => (b"\"OPTIONS\" ", 9),
+        Method::PATCH => (b"\"PATCH\"   ", 7),
+        Method::CONNECT => (b"\"CONNECT\" ", 9),
+        Method::TRACE => (b"\"TRACE\"   ", 7),
+        _ => return None,
+    })
+}
+
 fn protocol(v: Version) -> &'static str {
     match v {
         Version::HTTP_09 => "HTTP/0.9",
@@ -441,11 +486,11 @@ fn millis(out: &mut Vec<u8>, ns: u64) {
     push_3(out, (ns / 1000 % 1000) as u32);
 }
 
-/// A field's value: JSON (strings quoted and escaped, null when absent)
-/// or combined `key=value` style (strings quoted and `\x` escaped, `-`
-/// when absent).
-fn value(out: &mut Vec<u8>, r: &Record, f: Field, json: bool) {
-    let text = |out: &mut Vec<u8>, v: Option<&[u8]>| match v {
+/// A text value: quoted and escaped, or `null` (JSON) / `-` (combined)
+/// when absent.
+#[inline(always)]
+fn quoted(out: &mut Vec<u8>, json: bool, v: Option<&[u8]>) {
+    match v {
         Some(v) => {
             out.push(b'"');
             if json {
@@ -456,7 +501,14 @@ fn value(out: &mut Vec<u8>, r: &Record, f: Field, json: bool) {
             out.push(b'"');
         }
         None => out.extend_from_slice(if json { b"null" } else { b"-" }),
-    };
+    }
+}
+
+/// A field's value: JSON (strings quoted and escaped, null when absent)
+/// or combined `key=value` style (strings quoted and `\x` escaped, `-`
+/// when absent).
+#[inline(always)]
+fn value(out: &mut Vec<u8>, r: &Record, f: Field, json: bool) {
     match f {
         Field::Time => {
             out.push(b'"');
@@ -468,14 +520,17 @@ fn value(out: &mut Vec<u8>, r: &Record, f: Field, json: bool) {
             push_addr(out, r.client);
             out.push(b'"');
         }
-        Field::Method => text(out, Some(r.method.as_str().as_bytes())),
-        Field::Host => text(out, r.get(Slot::Host)),
-        Field::Path => text(out, r.get(Slot::Path)),
+        Field::Method => match method_quoted(&r.method).filter(|_| json) {
+            Some((q, len)) => put_block(out, q, len),
+            None => quoted(out, json, Some(r.method.as_str().as_bytes())),
+        },
+        Field::Host => quoted(out, json, r.get(Slot::Host)),
+        Field::Path => quoted(out, json, r.get(Slot::Path)),
         Field::Protocol if json => {
             let (q, len) = protocol_quoted(r.protocol);
             put_block(out, q, len);
         }
-        Field::Protocol => text(out, Some(protocol(r.protocol).as_bytes())),
+        Field::Protocol => quoted(out, json, Some(protocol(r.protocol).as_bytes())),
         Field::Status => push_u64(out, u64::from(r.status)),
         Field::BytesIn => push_u64(out, r.bytes_in),
         Field::BytesOut => push_u64(out, r.bytes_out),
@@ -491,23 +546,22 @@ fn value(out: &mut Vec<u8>, r: &Record, f: Field, json: bool) {
                 None => out.extend_from_slice(if json { b"null" } else { b"-" }),
             }
         }
-        Field::Route => text(out, r.get(Slot::Route)),
-        Field::Upstream => text(out, r.get(Slot::Upstream)),
-        Field::Server => text(out, r.get(Slot::Server)),
+        Field::Route => quoted(out, json, r.get(Slot::Route)),
+        Field::Upstream => quoted(out, json, r.get(Slot::Upstream)),
+        Field::Server => quoted(out, json, r.get(Slot::Server)),
         Field::Attempts => push_u64(out, u64::from(r.attempts)),
         Field::TraceId => match r.trace_id {
             Some(id) => {
-                out.push(b'"');
-                for b in id {
-                    out.push(HEX_LOWER[usize::from(b >> 4)]);
-                    out.push(HEX_LOWER[usize::from(b & 0xf)]);
+                let mut q = [b'"'; 34];
+                for (pair, b) in q[1..33].chunks_exact_mut(2).zip(id) {
+                    pair.copy_from_slice(&crate::trace::HEX_PAIRS[usize::from(b)]);
                 }
-                out.push(b'"');
+                out.extend_from_slice(&q);
             }
             None => out.extend_from_slice(if json { b"null" } else { b"-" }),
         },
-        Field::UserAgent => text(out, r.get(Slot::UserAgent)),
-        Field::RequestId => text(out, r.get(Slot::RequestId)),
+        Field::UserAgent => quoted(out, json, r.get(Slot::UserAgent)),
+        Field::RequestId => quoted(out, json, r.get(Slot::RequestId)),
     }
 }
 

@@ -413,3 +413,72 @@ fn a_full_worker_buffer_drops_and_counts_lines() {
     assert_eq!(written + dropped.get(), n);
     assert!(text.lines().all(|l| l.ends_with("route=\"r\"")));
 }
+
+#[test]
+fn every_ipv4_octet_formats_like_display() {
+    for o in 0..=255u8 {
+        for a in [
+            SocketAddr::from(([o, 0, o, 255], 1)),
+            SocketAddr::from(([10, o, 1, o], 65535)),
+        ] {
+            let mut r = Record::example();
+            r.client = a;
+            assert_eq!(
+                line(&r, &[Field::Client], true),
+                format!(r#"{{"client":"{a}"}}"#)
+            );
+            assert!(line(&r, &[Field::Client], false).starts_with(&format!("{} - - [", a.ip())));
+        }
+    }
+}
+
+#[test]
+fn methods_are_quoted_like_any_text() {
+    for m in [
+        "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE", "PURGE",
+        "M-SEARCH",
+    ] {
+        let mut r = Record::example();
+        r.method = Method::from_bytes(m.as_bytes()).unwrap();
+        assert_eq!(
+            line(&r, &[Field::Method], true),
+            format!(r#"{{"method":"{m}"}}"#)
+        );
+        assert!(line(&r, &[Field::Method, Field::Path], false).contains(&format!("\"{m} /a?b=c ")));
+    }
+}
+
+/// The headers the log reads, found by one pass over a short header map
+/// and by look-ups in a long one, are the first value of each.
+#[test]
+fn logged_headers_are_the_first_of_each() {
+    for extra in [0, 4, 11, 12, 13, 40] {
+        let mut h = HeaderMap::new();
+        h.append(header::ACCEPT, HeaderValue::from_static("*/*"));
+        h.append(header::USER_AGENT, HeaderValue::from_static("ua-1"));
+        for i in 0..extra {
+            h.append(
+                http::header::HeaderName::from_bytes(format!("x-{i}").as_bytes()).unwrap(),
+                HeaderValue::from_static("v"),
+            );
+        }
+        h.append(header::HOST, HeaderValue::from_static("h-1"));
+        h.append(header::USER_AGENT, HeaderValue::from_static("ua-2"));
+        h.append(header::HOST, HeaderValue::from_static("h-2"));
+        let [host, ua, referer] = logged_headers(&h, true, true);
+        assert_eq!(host, Some(&b"h-1"[..]), "{extra}");
+        assert_eq!(ua, Some(&b"ua-1"[..]), "{extra}");
+        assert_eq!(referer, None, "{extra}");
+        h.append(header::REFERER, HeaderValue::from_static("r"));
+        assert_eq!(
+            logged_headers(&h, true, true)[2],
+            Some(&b"r"[..]),
+            "{extra}"
+        );
+        assert_eq!(
+            logged_headers(&h, false, false)[1..],
+            [None, None],
+            "{extra}"
+        );
+    }
+}

@@ -113,6 +113,11 @@ pub async fn handle(cx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<ProxyB
     } else if let Some(f) = &mut fcx {
         let verdict = chain.on_request(f, &mut parts).await;
         ex.request_id = f.request_id.clone();
+        // A filter may have set a `tracestate`, which a new trace's
+        // attempts do not pass on.
+        if let Some(t) = &mut ex.trace {
+            t.stale_state |= t.parent.is_none();
+        }
         match verdict {
             Verdict::Continue => {}
             Verdict::Answer(r) => answer = Some(r),

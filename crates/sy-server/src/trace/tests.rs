@@ -155,6 +155,7 @@ fn injects_unsampled_context() {
         span_id: 7,
         parent: Some(0x00f067aa0ba902b7),
         sampled: false,
+        stale_state: false,
         rec: None,
     };
     let mut req = Request::new(());
@@ -171,6 +172,7 @@ fn injects_unsampled_context() {
     // New trace: a stale tracestate is not passed on.
     let ctx = TraceCtx {
         parent: None,
+        stale_state: true,
         ..ctx
     };
     let mut req = Request::new(());
@@ -179,4 +181,35 @@ fn injects_unsampled_context() {
     assert!(attempt_start(Some(&ctx), &mut req, &to).is_none());
     assert!(req.headers().get(&TRACESTATE).is_none());
     assert!(req.headers().get(&TRACEPARENT).is_some());
+}
+
+/// One pass over a short header map and look-ups in a long one agree.
+#[test]
+fn finds_trace_headers_in_short_and_long_maps() {
+    for extra in [0, 5, 11, 12, 13, 30] {
+        let mut h = HeaderMap::new();
+        for i in 0..extra {
+            h.append(
+                HeaderName::from_bytes(format!("x-{i}").as_bytes()).unwrap(),
+                HeaderValue::from_static("v"),
+            );
+        }
+        assert_eq!(trace_headers(&h), (false, false), "{extra}");
+        h.append(&TRACESTATE, HeaderValue::from_static("a=b"));
+        assert_eq!(trace_headers(&h), (false, true), "{extra}");
+        h.append(&TRACEPARENT, HeaderValue::from_static(TP));
+        assert_eq!(trace_headers(&h), (true, true), "{extra}");
+        h.remove(&TRACESTATE);
+        assert_eq!(trace_headers(&h), (true, false), "{extra}");
+    }
+}
+
+#[test]
+fn ids_are_non_zero_and_distinct() {
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..1000 {
+        assert!(seen.insert(new_trace_id()));
+        assert_ne!(new_span_id(), 0);
+    }
+    assert_eq!(trace_id_hex(0xff), format!("{:032x}", 0xff));
 }
