@@ -91,6 +91,12 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// Return freed pages to the OS after 50 ms instead of mimalloc v3's 1 s,
 /// so memory an idle connection gave back (see `serve_h1_parking`) leaves
 /// the resident set promptly.
+///
+/// And no transparent huge pages for the process: mimalloc asks for them
+/// on its arena (`MADV_HUGEPAGE`, done before `main`, so its own option
+/// comes too late), and on a system whose THP setting is `madvise` (or
+/// `always`) each 2 MiB of heap touched at all became resident whole: 8
+/// of the 9 MiB of heap at start, for well under 1 MiB in use.
 fn tune_allocator() {
     // SAFETY: mi_option_set stores an integer in mimalloc's option table; it
     // is thread-safe, takes no pointers and may be called at any time.
@@ -98,6 +104,13 @@ fn tune_allocator() {
     unsafe {
         libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 50)
     };
+    // SAFETY: PR_SET_THP_DISABLE takes integers only and changes a flag of
+    // this process; an error (an old kernel) leaves THP as it was.
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
 }
 
 fn main() -> ExitCode {

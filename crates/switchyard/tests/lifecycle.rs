@@ -312,3 +312,61 @@ async fn idle_keep_alive_connection_is_closed_after_idle_timeout() {
         0.0
     );
 }
+
+async fn parked_at(admin: SocketAddr) -> f64 {
+    scrape_metric_at(
+        admin,
+        "switchyard_downstream_connections_parked",
+        &[("listener", "main")],
+    )
+    .await
+}
+
+/// A keep-alive connection that served one request, then parked (it waits
+/// in its accept loop's lot, without a task).
+async fn parked_connection(bin: &Binary) -> RawHttp {
+    let admin = bin.admin.unwrap();
+    let mut conn = RawHttp::connect(bin.listener_addr("main")).await;
+    conn.send(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(conn.read_response().await.status, 200);
+    eventually("the connection parked", DEADLINE, async || {
+        parked_at(admin).await == 1.0
+    })
+    .await;
+    conn
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_connection_is_closed_after_idle_timeout() {
+    let backend = Backend::start("b").await;
+    // Longer than the 500 ms after which an idle connection parks.
+    let bin = start(&config(&backend, "5s", "idle_timeout = \"2s\"")).await;
+    let admin = bin.admin.unwrap();
+    let mut conn = parked_connection(&bin).await;
+    assert!(conn.closed().await, "the parked connection was not closed");
+    eventually("parked gauge back to 0", DEADLINE, async || {
+        parked_at(admin).await == 0.0
+    })
+    .await;
+    assert_eq!(
+        scrape_metric_at(
+            admin,
+            "switchyard_downstream_errors_total",
+            &[("kind", "header_timeout")]
+        )
+        .await,
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_parked_connections_without_waiting_for_the_drain() {
+    let backend = Backend::start("b").await;
+    // A drain far beyond DEADLINE: exiting in time shows the parked
+    // connection did not hold it up.
+    let mut bin = start(&config(&backend, "60s", "")).await;
+    let mut conn = parked_connection(&bin).await;
+    bin.signal("TERM");
+    assert!(conn.closed().await, "the parked connection was not closed");
+    assert_eq!(wait_exit(&mut bin, DEADLINE), Some(0));
+}

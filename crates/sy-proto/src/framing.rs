@@ -255,6 +255,12 @@ impl FramingScanner {
         self.state == State::Done
     }
 
+    /// True between messages, with no byte of a next one seen: a scanner
+    /// here is in the same state as a new one (see [`new`](Self::new)).
+    pub fn is_idle(&self) -> bool {
+        self.state == State::Idle
+    }
+
     /// Moves to `state`, having consumed `used` bytes.
     fn go(&mut self, state: State, used: usize) -> usize {
         self.state = state;

@@ -95,7 +95,9 @@ impl ConnCount {
     }
 }
 
-struct ConnGuard(Arc<ConnCount>, prometheus_client::metrics::gauge::Gauge);
+/// Counts a connection as open (for draining, and in the listener's
+/// open-connection gauge) while it lives.
+pub struct ConnGuard(Arc<ConnCount>, prometheus_client::metrics::gauge::Gauge);
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
@@ -132,7 +134,7 @@ pub async fn accept_loop(
         }
     };
     // Closes this loop's parked connections (idle timeout, shutdown).
-    let wheel = crate::http::park::ParkWheel::new(drain.clone());
+    let wheel = crate::http::park::ParkWheel::new(drain.clone(), shared.clone());
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -177,7 +179,6 @@ pub async fn accept_loop(
         let drain = drain.clone();
         let wheel = wheel.clone();
         tokio::spawn(async move {
-            let _guard = guard;
             let (tcp, peer) = match &lst.proxy_protocol {
                 None => (tcp, peer),
                 // Boxed: the header buffer lives only until the header is read.
@@ -186,7 +187,7 @@ pub async fn accept_loop(
                     None => return,
                 },
             };
-            serve(tcp, peer, lst, shared, drain, wheel).await;
+            serve(tcp, peer, lst, shared, drain, wheel, guard).await;
         });
     }
 }

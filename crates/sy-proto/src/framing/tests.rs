@@ -368,3 +368,23 @@ fn empty_feeds_change_nothing() {
     }
     assert_eq!(scan_pieces(&pieces), (vec![Ok], false));
 }
+
+#[test]
+fn idle_only_between_messages() {
+    let mut s = FramingScanner::new();
+    assert!(s.is_idle());
+    let mut heads = 0;
+    s.feed(b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n", |_| {
+        heads += 1
+    });
+    assert_eq!(heads, 1);
+    // The head is complete, its body is not.
+    assert!(!s.is_idle());
+    s.feed(b"abc", |_| heads += 1);
+    assert!(s.is_idle());
+    s.feed(b"GET", |_| heads += 1);
+    assert!(!s.is_idle());
+    s.feed(b" / HTTP/1.1\r\n\r\n", |_| heads += 1);
+    assert!(s.is_idle());
+    assert_eq!(heads, 2);
+}

@@ -3,7 +3,8 @@
 //! hyper's state and keep only the stream until the client sends again.
 //! Upgrades on such connections are completed here (see `tunnel_manual`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,16 +13,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper_util::rt::TokioIo;
+use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::serve::{
-    ConnBody, ConnState, ConnTimer, Due, PARK_AFTER, Scan, Svc, Tracked, count, h1_builder,
-    head_started, now_ms, record_conn_error,
+    ConnBody, ConnState, ConnTimer, Due, PARK_AFTER, Scan, Svc, Tracked, conn_ctx, count,
+    h1_builder, head_started, now_ms, record_conn_error,
 };
 use crate::http::proxy::ConnCtx;
 use crate::io::Rewind;
+use crate::listener::ConnGuard;
 use crate::shared::Shared;
 use crate::snapshot::ListenerRt;
 
@@ -36,6 +39,11 @@ pub(super) trait ParkIo: AsyncRead + AsyncWrite + Unpin {
     /// Bytes queued to be sent (TLS records rustls produced on its own,
     /// e.g. the answer to a KeyUpdate).
     fn wants_write(&self) -> bool;
+    /// The bare TCP stream of a cleartext connection, which can wait in
+    /// the accept loop's lot (see `to_lot`); Err for TLS.
+    fn into_plain(self) -> Result<TcpStream, Self>
+    where
+        Self: Sized;
 }
 
 impl ParkIo for TcpStream {
@@ -47,6 +55,9 @@ impl ParkIo for TcpStream {
     }
     fn wants_write(&self) -> bool {
         false
+    }
+    fn into_plain(self) -> Result<TcpStream, Self> {
+        Ok(self)
     }
 }
 
@@ -66,6 +77,9 @@ impl ParkIo for Box<tokio_rustls::server::TlsStream<TcpStream>> {
     }
     fn wants_write(&self) -> bool {
         self.get_ref().1.wants_write()
+    }
+    fn into_plain(self) -> Result<TcpStream, Self> {
+        Err(self)
     }
 }
 
@@ -104,7 +118,15 @@ impl<T> H1<T> {
 /// on one entry in the accept loop's [`ParkWheel`], which closes it at its
 /// idle timeout or when shutdown begins: no timer or shutdown future per
 /// connection.
-pub(super) async fn serve_h1_parking<T: ParkIo>(mut c: H1<T>, wheel: Arc<ParkWheel>) {
+///
+/// A cleartext connection that parks leaves its task altogether: its
+/// socket waits in the accept loop's lot (see `to_lot`), and a new task
+/// with a new context serves it when the client sends again.
+pub(super) async fn serve_h1_parking<T: ParkIo>(
+    mut c: H1<T>,
+    wheel: Arc<ParkWheel>,
+    mut guard: ConnGuard,
+) {
     // Counted in the parked gauge while it lives.
     let mut parked: Option<Parked> = None;
     loop {
@@ -121,7 +143,197 @@ pub(super) async fn serve_h1_parking<T: ParkIo>(mut c: H1<T>, wheel: Arc<ParkWhe
             Some(c) => c,
             None => return,
         };
+        (c, guard) = match to_lot(c, &wheel, guard) {
+            None => return,
+            Some(kept) => kept,
+        };
         parked = Some(Parked::new(&c.cx.listener.metrics.parked));
+    }
+}
+
+/// Moves an idle cleartext connection out of its task into the accept
+/// loop's lot: only its socket (deregistered from tokio's driver, so no
+/// driver entry either), the client's address, its listener, when it
+/// became idle and its open-connection guard stay, about 100 bytes. The
+/// task and its context (`ConnCtx`, `ConnState`, the framing scanner)
+/// are freed; `resumed` builds new ones when the client sends again.
+/// Only a connection with nothing pending qualifies: no byte of a next
+/// request read, the scanner between requests, no ambiguous head seen
+/// (which rejects every later request on the connection). Some: it stays
+/// in its task (TLS, such a connection, no lot).
+fn to_lot<T: ParkIo>(
+    c: H1<T>,
+    wheel: &Arc<ParkWheel>,
+    guard: ConnGuard,
+) -> Option<(H1<T>, ConnGuard)> {
+    let idle_since = match (&wheel.registry, &c.scan, c.cx.state.clean_idle()) {
+        (Some(_), Some(scan), Some(since)) if c.pre.is_empty() && scan.is_idle() => since,
+        _ => return Some((c, guard)),
+    };
+    let H1 {
+        sock,
+        cx,
+        shutdown,
+        pre,
+        scan,
+    } = c;
+    let tcp = match sock.into_plain() {
+        Ok(t) => t,
+        Err(sock) => {
+            let c = H1 {
+                sock,
+                cx,
+                shutdown,
+                pre,
+                scan,
+            };
+            return Some((c, guard));
+        }
+    };
+    let lst = &cx.listener;
+    let (at, _) = cx
+        .state
+        .deadline(lst.cfg.request_header_timeout, lst.cfg.idle_timeout, None);
+    // Deregisters it from tokio's driver. On failure it is closed, as an
+    // idle keep-alive connection may be.
+    if let Ok(sock) = tcp.into_std() {
+        wheel.lot_insert(Lotted {
+            sock,
+            peer: cx.peer,
+            lst: cx.listener.clone(),
+            idle_since,
+            at,
+            guard,
+        });
+    }
+    None
+}
+
+/// A cleartext connection waiting in the lot.
+struct Lotted {
+    sock: std::net::TcpStream,
+    peer: std::net::SocketAddr,
+    lst: Arc<ListenerRt>,
+    /// When its last request ended (`now_ms` time).
+    idle_since: u64,
+    /// When its idle timeout closes it (`now_ms` time).
+    at: u64,
+    guard: ConnGuard,
+}
+
+impl Lotted {
+    /// Leaves the parked gauge (and, when dropped, closes the socket).
+    fn unpark(self) -> Self {
+        self.lst.metrics.parked.dec();
+        self
+    }
+}
+
+/// Serves a connection the lot handed back (the client sent something, or
+/// closed): a new task, with a new context.
+async fn resumed(wheel: Arc<ParkWheel>, e: Lotted) {
+    let Lotted {
+        sock,
+        peer,
+        lst,
+        idle_since,
+        guard,
+        ..
+    } = e;
+    let Ok(tcp) = TcpStream::from_std(sock) else {
+        return;
+    };
+    let state = Arc::new(ConnState::idle_since(false, &lst.metrics, idle_since));
+    let cx = conn_ctx(wheel.shared.clone(), lst, peer, false, None, state);
+    let c = H1::new(tcp, cx, wheel.drain.clone());
+    serve_h1_parking(c, wheel, guard).await;
+}
+
+/// Waits for the lot's sockets, in a task that runs while the lot has any:
+/// hands each one the client sent something on (or closed) to a new task
+/// (`resumed`), closes each at its idle timeout and all of them when
+/// shutdown begins.
+async fn lot_run(wheel: Arc<ParkWheel>, mut poller: AsyncFd<mio::Poll>) {
+    const BATCH: usize = 64;
+    let mut drain = wheel.drain.clone();
+    let mut events = mio::Events::with_capacity(BATCH);
+    loop {
+        let mut due = Vec::new();
+        let wait = {
+            let mut g = wheel.lock();
+            let now = now_ms();
+            while let Some(&(at, token)) = g.lot_due.first() {
+                if at > now {
+                    break;
+                }
+                g.lot_due.pop_first();
+                if let Some(e) = g.lot.try_remove(token) {
+                    due.push(e);
+                }
+            }
+            match g.lot_due.first() {
+                Some(&(at, _)) => {
+                    g.lot_wake_at = at;
+                    at - now
+                }
+                None => {
+                    // Empty: the next insertion starts another task.
+                    g.lot_running = false;
+                    g.lot_wake_at = u64::MAX;
+                    g.poller = Some(poller);
+                    drop(g);
+                    for e in due {
+                        drop(e.unpark());
+                    }
+                    return;
+                }
+            }
+        };
+        for e in due {
+            drop(e.unpark());
+        }
+        tokio::select! {
+            r = poller.readable_mut() => {
+                let Ok(mut ready) = r else {
+                    // The runtime is shutting down.
+                    wheel.drain_lot();
+                    return;
+                };
+                let mut polled = true;
+                loop {
+                    events.clear();
+                    if ready.get_inner_mut().poll(&mut events, Some(Duration::ZERO)).is_err() {
+                        polled = false;
+                        break;
+                    }
+                    let mut n = 0;
+                    for ev in events.iter() {
+                        n += 1;
+                        if let Some(e) = wheel.lot_take(ev.token().0) {
+                            if let Some(r) = &wheel.registry {
+                                let _ = r.deregister(&mut mio::unix::SourceFd(&e.sock.as_raw_fd()));
+                            }
+                            tokio::spawn(resumed(wheel.clone(), e.unpark()));
+                        }
+                    }
+                    if n < BATCH {
+                        break;
+                    }
+                }
+                // Only once everything ready was taken (tokio keeps
+                // readiness that arrived since).
+                if polled {
+                    ready.clear_ready();
+                }
+            }
+            () = tokio::time::sleep(Duration::from_millis(wait)) => {}
+            () = wheel.lot_earlier.notified() => {}
+            // Shutdown began, or the control side is gone.
+            _ = drain.wait_for(|s| *s) => {
+                wheel.drain_lot();
+                return;
+            }
+        }
     }
 }
 
@@ -239,8 +451,21 @@ async fn active<T: ParkIo>(c: H1<T>, wheel: &Arc<ParkWheel>) -> Option<H1<T>> {
 /// those whose deadline has passed, and all of them (and refuses new ones)
 /// once shutdown begins. One timer for the accept loop instead of a timer
 /// and a shutdown waiter in every parked connection.
+///
+/// The same wheel keeps the accept loop's *lot*: the idle cleartext
+/// connections that left their tasks (see `to_lot`), registered with a
+/// poller of their own (an epoll instance registered with tokio's driver)
+/// that one task waits on while the lot has any.
 pub struct ParkWheel {
     inner: Mutex<WheelInner>,
+    /// Process-wide state, for the context of a connection the lot hands
+    /// back.
+    shared: Arc<Shared>,
+    /// Registers sockets with the lot's poller; None when no poller could
+    /// be made (connections then park in their tasks).
+    registry: Option<mio::Registry>,
+    /// A lot entry earlier than the lot task's next wake-up was added.
+    lot_earlier: tokio::sync::Notify,
     /// Shutdown began: parked connections close.
     draining: AtomicBool,
     drain: watch::Receiver<bool>,
@@ -256,22 +481,127 @@ struct WheelInner {
     sweeping: bool,
     /// When the sweeper wakes next (`now_ms` time).
     wake_at: u64,
+    /// The lot's connections, by poller token.
+    lot: slab::Slab<Lotted>,
+    /// (idle deadline, token) of each, earliest first.
+    lot_due: BTreeSet<(u64, usize)>,
+    /// The lot's poller while no lot task runs (which owns it meanwhile).
+    poller: Option<AsyncFd<mio::Poll>>,
+    lot_running: bool,
+    /// When the lot task wakes next (`now_ms` time).
+    lot_wake_at: u64,
 }
 
 impl ParkWheel {
-    /// A wheel whose connections close when `drain` turns true.
-    pub fn new(drain: watch::Receiver<bool>) -> Arc<Self> {
+    /// A wheel whose connections close when `drain` turns true. Called
+    /// inside the worker's runtime (the lot's poller registers with it).
+    pub fn new(drain: watch::Receiver<bool>, shared: Arc<Shared>) -> Arc<Self> {
+        let lot = mio::Poll::new().and_then(|p| {
+            let registry = p.registry().try_clone()?;
+            // SAFETY: `mio::Poll` owns its epoll descriptor, which stays
+            // open and the same for as long as the `Poll` (here: the
+            // `AsyncFd` that owns it) lives, and `as_raw_fd` returns it.
+            #[allow(unsafe_code)]
+            let fd = unsafe { AsyncFd::register_with_interest(p, tokio::io::Interest::READABLE) }
+                .map_err(|e| e.into_parts().1)?;
+            Ok((fd, registry))
+        });
+        let (poller, registry) = match lot {
+            Ok((p, r)) => (Some(p), Some(r)),
+            Err(e) => {
+                tracing::warn!(error = %e, "no poller for idle connections; they park in their tasks");
+                (None, None)
+            }
+        };
         Arc::new(ParkWheel {
             inner: Mutex::new(WheelInner {
                 entries: BTreeMap::new(),
                 next_id: 0,
                 sweeping: false,
                 wake_at: u64::MAX,
+                lot: slab::Slab::new(),
+                lot_due: BTreeSet::new(),
+                poller,
+                lot_running: false,
+                lot_wake_at: u64::MAX,
             }),
+            shared,
+            registry,
+            lot_earlier: tokio::sync::Notify::new(),
             draining: AtomicBool::new(false),
             drain,
             earlier: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Shutdown has begun (checked under the lock the drains take).
+    fn shutting_down(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+            || *self.drain.borrow()
+            || self.drain.has_changed().is_err()
+    }
+
+    /// Puts a connection in the lot (or closes it: shutdown has begun, or
+    /// its socket cannot be registered).
+    fn lot_insert(self: &Arc<Self>, e: Lotted) {
+        let Some(registry) = &self.registry else {
+            return;
+        };
+        let mut g = self.lock();
+        if self.shutting_down() {
+            drop(g);
+            return;
+        }
+        let token = g.lot.vacant_key();
+        let fd = e.sock.as_raw_fd();
+        if registry
+            .register(
+                &mut mio::unix::SourceFd(&fd),
+                mio::Token(token),
+                mio::Interest::READABLE,
+            )
+            .is_err()
+        {
+            drop(g);
+            return;
+        }
+        let at = e.at;
+        e.lst.metrics.parked.inc();
+        // The key `vacant_key` gave: nothing was inserted since, under the lock.
+        let token = g.lot.insert(e);
+        g.lot_due.insert((at, token));
+        if !g.lot_running {
+            if let Some(p) = g.poller.take() {
+                g.lot_running = true;
+                g.lot_wake_at = at;
+                tokio::spawn(lot_run(self.clone(), p));
+            }
+        } else if at < g.lot_wake_at {
+            g.lot_wake_at = at;
+            self.lot_earlier.notify_one();
+        }
+    }
+
+    /// Takes a connection out of the lot.
+    fn lot_take(&self, token: usize) -> Option<Lotted> {
+        let mut g = self.lock();
+        let e = g.lot.try_remove(token)?;
+        g.lot_due.remove(&(e.at, token));
+        Some(e)
+    }
+
+    /// Closes every connection in the lot and refuses new ones.
+    fn drain_lot(&self) {
+        let lot = {
+            let mut g = self.lock();
+            self.draining.store(true, Ordering::Relaxed);
+            g.lot_due.clear();
+            g.lot_running = false;
+            std::mem::take(&mut g.lot)
+        };
+        for (_, e) in lot {
+            drop(e.unpark());
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, WheelInner> {
@@ -286,10 +616,7 @@ impl ParkWheel {
         let mut g = self.lock();
         // Checked under the lock the sweeper takes to wake everyone, so no
         // entry is added after that.
-        if self.draining.load(Ordering::Relaxed)
-            || *self.drain.borrow()
-            || self.drain.has_changed().is_err()
-        {
+        if self.shutting_down() {
             return None;
         }
         let key = (at, g.next_id);
@@ -533,7 +860,7 @@ mod tests {
     use super::*;
 
     /// The size of the future an async fn returns, without calling it.
-    fn future_size<A, B, R>(_: fn(A, B) -> R) -> usize {
+    fn future_size<A, B, C, R>(_: fn(A, B, C) -> R) -> usize {
         std::mem::size_of::<R>()
     }
 

@@ -24,6 +24,7 @@ use crate::forwarded::forwarded_node;
 use crate::http::park::{H1, ParkWheel, drained, serve_h1_parking};
 use crate::http::proxy::{ConnCtx, handle, reject};
 use crate::io::Stream;
+use crate::listener::ConnGuard;
 use crate::live::coarse_ns;
 use crate::metrics::ListenerKind;
 use crate::shared::Shared;
@@ -81,9 +82,14 @@ pub(super) enum Due {
 
 impl ConnState {
     fn new(h2: bool, m: &crate::snapshot::ListenerMetrics) -> Self {
+        Self::idle_since(h2, m, now_ms())
+    }
+
+    /// A connection idle since `since` (`now_ms` time) with no request yet.
+    pub(super) fn idle_since(h2: bool, m: &crate::snapshot::ListenerMetrics, since: u64) -> Self {
         ConnState {
             active: AtomicU32::new(0),
-            idle_since_ms: AtomicU64::new(now_ms()),
+            idle_since_ms: AtomicU64::new(since),
             first_byte_ms: AtomicU64::new(0),
             h2,
             requests: AtomicU64::new(0),
@@ -109,6 +115,16 @@ impl ConnState {
         {
             self.first_byte_ms.store(now_ms(), Ordering::Relaxed);
         }
+    }
+
+    /// Idle, with nothing of a next request seen and no ambiguous head
+    /// behind: a new `ConnState` (see [`ConnState::idle_since`]) would
+    /// judge the rest of the connection the same. Some(idle since).
+    pub(super) fn clean_idle(&self) -> Option<u64> {
+        (self.active.load(Ordering::Relaxed) == 0
+            && self.first_byte_ms.load(Ordering::Relaxed) == 0
+            && self.ambiguous_at.load(Ordering::Relaxed) == 0)
+            .then(|| self.idle_since_ms.load(Ordering::Relaxed))
     }
 
     /// When the timer should look again, and what will be due then.
@@ -199,6 +215,12 @@ impl Scan {
             scanner: FramingScanner::new(),
             heads: 0,
         }
+    }
+
+    /// Between requests with nothing of a next one seen: a new `Scan`
+    /// (with a new `ConnState`) would go on the same.
+    pub(super) fn is_idle(&self) -> bool {
+        self.scanner.is_idle()
     }
 
     fn feed(&mut self, bytes: &[u8], state: &ConnState) {
@@ -303,13 +325,14 @@ pub async fn serve(
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
     wheel: Arc<ParkWheel>,
+    guard: ConnGuard,
 ) {
     // Boxed: everything but a parking HTTP/1.1 connection (the handshake,
     // HTTP/2) is driven inside it; inline, its size
     // would stay in every connection task for the connection's lifetime.
     match Box::pin(start(tcp, peer, lst, shared, shutdown, &wheel)).await {
-        Some(Parking::Plain(c)) => serve_h1_parking(c, wheel).await,
-        Some(Parking::Tls(c)) => serve_h1_parking(c, wheel).await,
+        Some(Parking::Plain(c)) => serve_h1_parking(c, wheel, guard).await,
+        Some(Parking::Tls(c)) => serve_h1_parking(c, wheel, guard).await,
         None => {}
     }
 }
@@ -359,6 +382,33 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Svc {
     }
 }
 
+/// The context every request of a connection shares.
+pub(super) fn conn_ctx(
+    shared: Arc<Shared>,
+    listener: Arc<ListenerRt>,
+    peer: SocketAddr,
+    tls: bool,
+    tls_facts: Option<crate::filter::TlsFacts>,
+    state: Arc<ConnState>,
+) -> Arc<ConnCtx> {
+    let ip = peer.ip();
+    // HTTP/1.1, cleartext or TLS, parks when idle (see `serve_h1_parking`)
+    // and completes its upgrades there.
+    let h2 = state.h2;
+    Arc::new(ConnCtx {
+        shared,
+        listener,
+        peer,
+        tls,
+        tls_facts,
+        peer_ip: HeaderValue::from_str(&ip.to_string())
+            .unwrap_or(HeaderValue::from_static("unknown")),
+        forwarded_node: forwarded_node(ip),
+        state,
+        manual_upgrade: (!h2).then(|| std::sync::Mutex::new(None)),
+    })
+}
+
 /// hyper's HTTP/1.1 server settings for a listener.
 pub(super) fn h1_builder(cfg: &sy_config::model::Listener) -> hyper::server::conn::http1::Builder {
     let mut b = hyper::server::conn::http1::Builder::new();
@@ -393,21 +443,14 @@ async fn start(
         _ => None,
     };
     let state = Arc::new(ConnState::new(h2, &lst.metrics));
-    // HTTP/1.1, cleartext or TLS, parks when idle (see `serve_h1_parking`)
-    // and completes its upgrades there.
-    let ip = peer.ip();
-    let cx = Arc::new(ConnCtx {
-        shared: shared.clone(),
-        listener: lst.clone(),
+    let cx = conn_ctx(
+        shared.clone(),
+        lst.clone(),
         peer,
         tls,
         tls_facts,
-        peer_ip: HeaderValue::from_str(&ip.to_string())
-            .unwrap_or(HeaderValue::from_static("unknown")),
-        forwarded_node: forwarded_node(ip),
-        state: state.clone(),
-        manual_upgrade: (!h2).then(|| std::sync::Mutex::new(None)),
-    });
+        state.clone(),
+    );
     let cfg = &lst.cfg;
     if h2 {
         let io = TokioIo::new(Tracked {
