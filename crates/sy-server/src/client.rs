@@ -42,7 +42,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Largest response head read before giving up on it.
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Read buffer size for heads and small bodies.
-const READ_SMALL: usize = 8 * 1024;
+const READ_SMALL: usize = 4 * 1024;
 /// Largest single read of a long body.
 const READ_LARGE: usize = 64 * 1024;
 
