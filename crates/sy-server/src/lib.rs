@@ -9,7 +9,7 @@
 //! through hyper) -> backend, and back.
 //!
 //! Modules depend one way (`../shared/tools/module-circles` finds no
-//! circle): the leaves (`io`, `boxed`, `client` on `io`, `body` on `client`,
+//! circle): the leaves (`io`, `boxed`, `conns`, `client` on `io`, `body` on `client`,
 //! `forwarded`, `metrics`, `tls`, `respond`) know nothing of the rest; `live`, `trace`, `observe`,
 //! `access_log`, `filter` and `upstream` build on them; `snapshot`
 //! compiles a configuration out of those; `shared` holds the running
@@ -22,6 +22,7 @@ pub mod admin;
 pub mod body;
 pub mod boxed;
 pub mod client;
+pub mod conns;
 pub mod control;
 pub mod dashboard;
 pub mod filter;

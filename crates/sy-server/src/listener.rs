@@ -5,9 +5,9 @@
 
 mod proxy_protocol;
 
+use crate::conns::{ConnCount, ConnGuard};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -68,43 +68,6 @@ pub fn bind_error(e: std::io::Error) -> std::io::Error {
         )
     } else {
         e
-    }
-}
-
-/// Connections a worker holds open, for draining.
-#[derive(Default)]
-pub struct ConnCount {
-    n: AtomicUsize,
-    zero: tokio::sync::Notify,
-}
-
-impl ConnCount {
-    /// Open connections now.
-    pub fn get(&self) -> usize {
-        self.n.load(Ordering::Acquire)
-    }
-    /// Waits until no connection is open.
-    pub async fn wait_zero(&self) {
-        loop {
-            let notified = self.zero.notified();
-            if self.get() == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-/// Counts a connection as open (for draining, and in the listener's
-/// open-connection gauge) while it lives.
-pub struct ConnGuard(Arc<ConnCount>, prometheus_client::metrics::gauge::Gauge);
-
-impl Drop for ConnGuard {
-    fn drop(&mut self) {
-        self.1.dec();
-        if self.0.n.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.zero.notify_waiters();
-        }
     }
 }
 
@@ -171,10 +134,8 @@ pub async fn accept_loop(
             count(&shared, &lst.cfg.name, "connection_limit");
             continue;
         }
-        conns.n.fetch_add(1, Ordering::AcqRel);
         lst.metrics.total.inc();
-        lst.metrics.active.inc();
-        let guard = ConnGuard(conns.clone(), lst.metrics.active.clone());
+        let guard = ConnGuard::new(&conns, &lst.metrics.active);
         let shared = shared.clone();
         let drain = drain.clone();
         let wheel = wheel.clone();

@@ -18,8 +18,9 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use sy_config::model::Config;
 use tokio::sync::{mpsc, watch};
 
+use crate::conns::ConnCount;
 use crate::control::{Control, ReloadError, WorkerCmd, access_log_for, bind_all};
-use crate::listener::{ConnCount, accept_loop};
+use crate::listener::accept_loop;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::shared::Shared;

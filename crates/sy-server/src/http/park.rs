@@ -22,9 +22,9 @@ use super::serve::{
     ConnBody, ConnState, ConnTimer, Due, PARK_AFTER, Scan, Svc, Tracked, conn_ctx, count,
     h1_builder, head_started, now_ms, record_conn_error,
 };
+use crate::conns::ConnGuard;
 use crate::http::proxy::ConnCtx;
 use crate::io::Rewind;
-use crate::listener::ConnGuard;
 use crate::shared::Shared;
 use crate::snapshot::ListenerRt;
 

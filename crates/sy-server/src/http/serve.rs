@@ -20,11 +20,11 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::body::ProxyBody;
+use crate::conns::ConnGuard;
 use crate::forwarded::forwarded_node;
 use crate::http::park::{H1, ParkWheel, drained, serve_h1_parking};
 use crate::http::proxy::{ConnCtx, handle, reject};
 use crate::io::Stream;
-use crate::listener::ConnGuard;
 use crate::live::coarse_ns;
 use crate::metrics::ListenerKind;
 use crate::shared::Shared;
