@@ -302,15 +302,17 @@ async fn idle_keep_alive_connection_is_closed_after_idle_timeout() {
     // closes it (well within the 10 s `closed` deadline).
     assert!(conn.closed().await, "the idle connection was not closed");
     // An idle close is not a header timeout.
-    assert_eq!(
-        scrape_metric_at(
-            admin,
-            "switchyard_downstream_errors_total",
-            &[("kind", "header_timeout")]
-        )
-        .await,
-        0.0
-    );
+    assert_eq!(header_timeouts(admin).await, 0.0);
+}
+
+/// Connections closed for a request head that did not arrive in time.
+async fn header_timeouts(admin: SocketAddr) -> f64 {
+    scrape_metric_at(
+        admin,
+        "switchyard_downstream_errors_total",
+        &[("kind", "header_timeout")],
+    )
+    .await
 }
 
 async fn parked_at(admin: SocketAddr) -> f64 {
@@ -348,15 +350,7 @@ async fn a_parked_connection_is_closed_after_idle_timeout() {
         parked_at(admin).await == 0.0
     })
     .await;
-    assert_eq!(
-        scrape_metric_at(
-            admin,
-            "switchyard_downstream_errors_total",
-            &[("kind", "header_timeout")]
-        )
-        .await,
-        0.0
-    );
+    assert_eq!(header_timeouts(admin).await, 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

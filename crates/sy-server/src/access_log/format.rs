@@ -226,40 +226,23 @@ fn second_text(secs: u64) -> SecondText {
 pub fn rfc3339(out: &mut Vec<u8>, unix_ms: u64) {
     let secs = unix_ms / 1000;
     if secs >= 253_402_300_800 {
-        // Year 10000 or later: more than four digits, not cached.
-        let (y, mo, d, h, mi, s, ms) = civil(unix_ms);
-        push_year(out, y);
-        out.push(b'-');
-        push_2(out, mo);
-        out.push(b'-');
-        push_2(out, d);
-        out.push(b'T');
-        push_2(out, h);
-        out.push(b':');
-        push_2(out, mi);
-        out.push(b':');
-        push_2(out, s);
-        out.push(b'.');
-        push_3(out, ms);
-        out.push(b'Z');
-        return;
-    }
-    let (last, text) = LAST_SECOND.get();
-    let text = if last == secs {
-        text
+        // Year 10000 or later: more than four digits, not cached. The
+        // text after the year does not depend on it.
+        push_year(out, civil(unix_ms).0);
+        out.extend_from_slice(&second_text(secs)[4..]);
     } else {
-        let text = second_text(secs);
-        LAST_SECOND.set((secs, text));
-        text
-    };
-    out.extend_from_slice(&text);
-    let ms = (unix_ms % 1000) as u32;
-    out.extend_from_slice(&[
-        b'0' + (ms / 100) as u8,
-        b'0' + (ms / 10 % 10) as u8,
-        b'0' + (ms % 10) as u8,
-        b'Z',
-    ]);
+        let (last, text) = LAST_SECOND.get();
+        let text = if last == secs {
+            text
+        } else {
+            let text = second_text(secs);
+            LAST_SECOND.set((secs, text));
+            text
+        };
+        out.extend_from_slice(&text);
+    }
+    push_3(out, (unix_ms % 1000) as u32);
+    out.push(b'Z');
 }
 
 const MONTHS: [&str; 12] = [
